@@ -1,0 +1,1 @@
+"""rigtui.analysis: see DESIGN.md."""

@@ -1,0 +1,1 @@
+"""Subcommands of `rigtui`: one module each, discovered by `rigtui.cli` (see its docstring)."""

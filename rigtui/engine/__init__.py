@@ -1,0 +1,1 @@
+"""rigtui.engine: see DESIGN.md."""

@@ -1,0 +1,194 @@
+"""Engine events (the NDJSON stream from the worker child) and the engine's running stats.
+
+The worker writes one JSON object per line, `{"event": KIND, "t": unix_time, ...fields}`;
+`event_from_json` turns such a dict back into one of the frozen classes below. Every event
+carries `instance` (which launched engine it came from: several run at once).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Mapping
+
+
+class EngineState(str, enum.Enum):
+    IDLE = "idle"  # nothing launched
+    STARTING = "starting"  # child spawned, applying affinity/policy
+    LOADING = "loading"  # model loading
+    READY = "ready"  # loaded, waiting for a prompt
+    GENERATING = "generating"
+    STOPPING = "stopping"
+    EXITED = "exited"  # stopped normally
+    FAILED = "failed"  # crashed, killed, failed to load
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    instance: str
+    t: float
+
+
+@dataclass(frozen=True)
+class Starting(EngineEvent):
+    pid: int
+    profile: str
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyApplied(EngineEvent):
+    """What the child did before importing llama_cpp."""
+
+    cpus: tuple[int, ...]  # affinity set
+    memory_policy: str  # "default" | "interleave" | "bind" | "preferred"
+    policy_nodes: tuple[int, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadProgress(EngineEvent):
+    progress: float  # 0..1
+
+
+@dataclass(frozen=True)
+class Loaded(EngineEvent):
+    load_s: float
+    model_path: str
+    model_bytes: int
+    n_params: int | None
+    n_ctx: int
+    n_threads: int
+    n_gpu_layers: int
+    gpu_offload_supported: bool | None = None
+    system_info: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement(EngineEvent):
+    """Where the engine actually runs and where the model's pages sit (after load)."""
+
+    pid: int
+    cpus_allowed: tuple[int, ...]  # /proc/PID/status Cpus_allowed_list
+    mems_allowed: tuple[int, ...]
+    model_file_bytes_per_node: Mapping[int, int]  # resident pages of the model file mapping
+    anon_bytes_per_node: Mapping[int, int]
+    model_path: str | None = None
+
+
+@dataclass(frozen=True)
+class PromptDone(EngineEvent):
+    n_tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Token(EngineEvent):
+    text: str
+    index: int  # 0-based index of the generated token
+
+
+@dataclass(frozen=True)
+class Done(EngineEvent):
+    n_prompt: int
+    n_gen: int
+    prompt_s: float
+    gen_s: float
+    prompt_tok_s: float | None
+    gen_tok_s: float | None
+    ttft_s: float | None
+    stop_reason: str  # "length" | "stop" | "cancelled"
+
+
+@dataclass(frozen=True)
+class Error(EngineEvent):
+    message: str
+    kind: str = "error"  # "load" | "prompt" | "policy" | "bad-request" | "error"
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Log(EngineEvent):
+    line: str  # a line of llama.cpp's own stderr
+
+
+@dataclass(frozen=True)
+class Exit(EngineEvent):
+    code: int | None
+    signal: int | None
+    reason: str  # human: "exited normally", "killed by SIGKILL (OOM killer?)", ...
+    stderr_tail: tuple[str, ...] = ()
+
+
+EVENT_TYPES: dict[str, type[EngineEvent]] = {
+    "starting": Starting,
+    "policy": PolicyApplied,
+    "load_progress": LoadProgress,
+    "loaded": Loaded,
+    "placement": Placement,
+    "prompt_done": PromptDone,
+    "token": Token,
+    "done": Done,
+    "error": Error,
+    "log": Log,
+    "exit": Exit,
+}
+EVENT_NAMES: dict[type[EngineEvent], str] = {v: k for k, v in EVENT_TYPES.items()}
+
+
+def event_to_json(ev: EngineEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {"event": EVENT_NAMES[type(ev)]}
+    for f in fields(ev):
+        v = getattr(ev, f.name)
+        if isinstance(v, Mapping):
+            v = {str(k): x for k, x in v.items()}
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def event_from_json(obj: Mapping[str, Any]) -> EngineEvent:
+    """Inverse of `event_to_json`. Raises ValueError on an unknown kind or missing fields."""
+    kind = obj.get("event")
+    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown engine event {kind!r}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in obj:
+            continue
+        v = obj[f.name]
+        if f.name.endswith("_per_node") and isinstance(v, Mapping):
+            v = MappingProxyType({int(k): int(x) for k, x in v.items()})
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad {kind} event: {exc}") from None
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of one engine instance, folded from its events (for telemetry and the UI)."""
+
+    instance: str
+    profile: str | None
+    state: EngineState
+    pid: int | None = None
+    load_progress: float | None = None
+    prompt_tok_s: float | None = None  # last request
+    gen_tok_s: float | None = None  # last request, or live during generation
+    ttft_s: float | None = None
+    n_prompt: int = 0
+    n_gen: int = 0  # tokens of the current/last request
+    total_gen: int = 0  # tokens since launch
+    model_path: str | None = None
+    model_bytes: int | None = None
+    placement: Placement | None = None
+    last_error: str | None = None
+    exit: Exit | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -1,0 +1,1 @@
+"""rigtui.probes: see DESIGN.md."""

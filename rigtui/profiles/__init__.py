@@ -1,0 +1,1 @@
+"""rigtui.profiles: see DESIGN.md."""

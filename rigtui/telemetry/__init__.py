@@ -1,0 +1,1 @@
+"""rigtui.telemetry: see DESIGN.md."""

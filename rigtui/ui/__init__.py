@@ -1,0 +1,1 @@
+"""rigtui.ui: see DESIGN.md."""

@@ -1,0 +1,54 @@
+"""Shared test fixtures: captured machine trees from ../shared/fixtures, extracted once per run."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = Path(os.environ.get("RIGTUI_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+HWLOC_DIR = SHARED_FIXTURES / "hwloc"
+UTIL_LINUX_DIR = SHARED_FIXTURES / "util-linux"
+LOCAL_TREES = Path(__file__).resolve().parent / "trees"  # small hand-made trees (plain dirs)
+
+
+def hwloc_names() -> list[str]:
+    return sorted(p.name[: -len(".tar.bz2")] for p in HWLOC_DIR.glob("*.tar.bz2"))
+
+
+def util_linux_names() -> list[str]:
+    return sorted(p.name[: -len(".tar.gz")] for p in UTIL_LINUX_DIR.glob("*.tar.gz"))
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive) as tf:
+        tf.extractall(dest, filter="tar")  # keeps symlinks inside the tree, refuses escapes
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory):
+    """`fixture_root("16em64t-4s2c2t")` -> Path of the extracted tree (the `--root` to pass).
+
+    Looks in hwloc/ then util-linux/; extracts each archive once per test session.
+    """
+    cache: dict[str, Path] = {}
+    base = tmp_path_factory.mktemp("fixtures")
+
+    def get(name: str) -> Path:
+        if name in cache:
+            return cache[name]
+        for archive in (HWLOC_DIR / f"{name}.tar.bz2", UTIL_LINUX_DIR / f"{name}.tar.gz"):
+            if archive.exists():
+                dest = base / name
+                dest.mkdir()
+                _safe_extract(archive, dest)
+                roots = [p for p in dest.iterdir() if p.is_dir()]
+                root = roots[0] if len(roots) == 1 else dest
+                cache[name] = root
+                return root
+        raise FileNotFoundError(f"no fixture named {name} under {SHARED_FIXTURES}")
+
+    return get
