@@ -253,6 +253,21 @@ class Topology:
     def physical_cores(self) -> int:
         return len(self.cores)
 
+    def fingerprint(self) -> dict[str, object]:
+        """What a benchmark result depends on, to tag and cache results per machine:
+        CPU model, sockets, nodes, cores, logical CPUs, memory channels/speed, GPU names."""
+        return {
+            "cpu_model": self.cpu.model_name,
+            "sockets": len(self.sockets),
+            "nodes": len(self.nodes),
+            "cores": len(self.cores),
+            "cpus": len(self.cpu.online),
+            "memory_bytes": self.memory.total_bytes,
+            "channels": self.memory.populated_channels,
+            "memory_mts": self.memory.speed_mts,
+            "gpus": [g.name or f"{g.vendor_id or 0:04x}:{g.device_id or 0:04x}" for g in self.gpus],
+        }
+
     def first_thread_per_core(self, cpus: tuple[int, ...] | None = None) -> tuple[int, ...]:
         """One logical CPU per physical core (the lowest id), optionally within `cpus`."""
         wanted = set(cpus) if cpus is not None else None

@@ -1,0 +1,7 @@
+"""Thin ctypes wrappers over Linux syscalls Python lacks.
+
+`numa`: set_mempolicy / get_mempolicy (memory policy of the calling thread/process).
+`pages`: mincore / move_pages (where a file's cached pages sit).
+Lives beside hostfs at the bottom layer so the engine worker, the memory bench and the checks can
+all use it. Functions raise OSError with the errno and a message saying what to do.
+"""
