@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -29,7 +30,7 @@ def to_jsonable(obj: Any) -> Any:
         return out
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # dict and the read-only MappingProxyType
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, frozenset, set)):
         items = sorted(obj) if isinstance(obj, (set, frozenset)) else obj

@@ -8,12 +8,13 @@ carries `instance` (which launched engine it came from: several run at once).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
-class EngineState(str, enum.Enum):
+class EngineState(str, enum.Enum):  # noqa: UP042 - str() stays "EngineState.X" as before
     IDLE = "idle"  # nothing launched
     STARTING = "starting"  # child spawned, applying affinity/policy
     LOADING = "loading"  # model loading
@@ -102,6 +103,18 @@ class Done(EngineEvent):
 
 
 @dataclass(frozen=True)
+class BenchResult(EngineEvent):
+    """One llama-bench style test run by the worker: "pp" (prompt of n_prompt tokens in
+    batches) or "tg" (n_gen tokens one at a time); seconds of each timed repetition."""
+
+    test: str  # "pp" | "tg"
+    n_prompt: int
+    n_gen: int
+    n_threads: int
+    samples_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Error(EngineEvent):
     message: str
     kind: str = "error"  # "load" | "prompt" | "policy" | "bad-request" | "error"
@@ -130,6 +143,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
     "prompt_done": PromptDone,
     "token": Token,
     "done": Done,
+    "bench": BenchResult,
     "error": Error,
     "log": Log,
     "exit": Exit,
@@ -192,3 +206,18 @@ class EngineStats:
     last_error: str | None = None
     exit: Exit | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class EngineSystemInfo:
+    """What the installed llama-cpp-python was built with (`rigtui check` uses it)."""
+
+    available: bool
+    version: str | None = None
+    system_info: str | None = None  # llama_print_system_info(): "CPU : AVX2 = 1 | ..."
+    gpu_offload: bool | None = (
+        None  # llama_supports_gpu_offload(): built with CUDA/ROCm/Metal/Vulkan
+    )
+    mmap: bool | None = None
+    mlock: bool | None = None
+    reason: str | None = None  # why not available

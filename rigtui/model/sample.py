@@ -46,6 +46,8 @@ class MemoryTraffic:
     available: bool
     reason: str | None = None
     ceiling_gbs: float | None = None  # theoretical bandwidth of this socket
+    # read + write; the only figure for sources that cannot split them (amd_df, resctrl MBM)
+    total_gbs: float | None = None
 
 
 @dataclass(frozen=True)

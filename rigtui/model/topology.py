@@ -229,6 +229,9 @@ class Topology:
     sensors: tuple[Sensor, ...]
     host: HostInfo
     problems: tuple[Problem, ...] = ()
+    # BMC / hypervisor display controllers (ASPEED, Matrox G200, QEMU...): seen on PCI, not GPUs
+    # for inference, so kept out of `gpus`.
+    display_adapters: tuple[Gpu, ...] = ()
 
     # -- convenience lookups (pure) ------------------------------------------------------------
     def node(self, node_id: int) -> NumaNode | None:

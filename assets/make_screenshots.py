@@ -1,0 +1,96 @@
+"""Regenerate the README screenshots in assets/ (SVG, via Textual's save_screenshot).
+
+    .venv/bin/python assets/make_screenshots.py
+
+- dashboard-demo.svg: this machine, live, with the `demo` profile launched and prompted;
+- topology-2socket.svg / dashboard-2socket.svg: the hwloc fixture 8em64t-2s4c-asymcaches
+  (needs ../shared/fixtures), with constructed samples;
+- profiles.svg, checks.svg: this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))  # ui_helpers: constructed samples
+
+
+async def shoot(app, name: str, size: tuple[int, int], steps) -> None:
+    async with app.run_test(size=size) as pilot:
+        await steps(pilot)
+        app.save_screenshot(str(HERE / name))
+        print("wrote", HERE / name)
+        await app.action_quit()
+
+
+async def main(prompts: int) -> None:
+    from rigtui.cli import build_parser
+    from rigtui.commands.tui import build_services
+    from rigtui.model.engine import EngineState
+    from rigtui.ui.app import RigApp
+
+    args = build_parser().parse_args(["--launch", "demo"])
+    app = RigApp(build_services(args))
+
+    async def demo(pilot) -> None:
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if app.engine_stats and app.engine_stats.state is EngineState.READY:
+                break
+        for i in range(prompts):
+            app.send_prompt(f"Tell me about memory channels, part {i}", max_tokens=48)
+            for _ in range(300):
+                await pilot.pause(0.1)
+                if app.engine_stats.state is EngineState.READY and app.transcript[-1] == "\n":
+                    break
+            await pilot.pause(1.0)
+        await pilot.pause(1.5)
+
+    await shoot(app, "dashboard-demo.svg", (120, 36), demo)
+
+    async def go(key: str, wait: float):
+        async def steps(pilot) -> None:
+            await pilot.press(key)
+            await pilot.pause(wait)
+
+        return steps
+
+    app = RigApp(build_services(build_parser().parse_args([])))
+    await shoot(app, "profiles.svg", (120, 36), await go("p", 1.0))
+    app = RigApp(build_services(build_parser().parse_args([])))
+    await shoot(app, "checks.svg", (120, 36), await go("c", 2.0))
+
+    archive = REPO.parent / "shared" / "fixtures" / "hwloc" / "8em64t-2s4c-asymcaches.tar.bz2"
+    if not archive.exists():
+        print("no fixture", archive, "- skipping the 2-socket shots")
+        return
+    from ui_helpers import make_services, synthetic_sample, topology_of
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(archive) as tf:
+            tf.extractall(tmp, filter="tar")
+        root = next(p for p in Path(tmp).iterdir() if p.is_dir())
+        topo = topology_of(root)
+        for name, key in (("topology-2socket.svg", "t"), ("dashboard-2socket.svg", "d")):
+            app = RigApp(make_services(topo, mode_detail=archive.name.split(".")[0]))
+
+            async def steps(pilot, key=key) -> None:
+                for i in range(60):
+                    app.ingest_sample(synthetic_sample(topo, i))
+                await pilot.press(key)
+                await pilot.pause(0.3)
+
+            await shoot(app, name, (120, 36), steps)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=3)
+    asyncio.run(main(ap.parse_args().prompts))

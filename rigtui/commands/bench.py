@@ -1,0 +1,160 @@
+"""`rigtui bench (PROFILE | --model PATH) [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS]`:
+llama-bench style prompt-processing (pp) and generation (tg) tests through rigtui's engine.
+(`rigtui bench mem` is the memory-bandwidth probe, a different command.)"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rigtui.cli import EXIT_BAD_PROFILE, EXIT_ENGINE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
+
+_CSV_FIELDS = ("profile", "model_filename", "model_size", "model_n_params", "test", "n_prompt", "n_gen",
+               "n_threads", "n_gpu_layers", "numa", "memory_policy", "cpu_mask", "n_batch", "n_ubatch",
+               "type_k", "type_v", "flash_attn", "use_mmap", "test_time", "avg_ns", "stddev_ns",
+               "avg_ts", "stddev_ts", "cpu_model", "sockets", "nodes", "cores", "channels", "gpus")  # fmt: skip
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a comma list of integers, e.g. 8,16,32"
+        ) from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="llama-bench style pp/tg tests of a profile or model (`rigtui bench mem`: memory bandwidth)",
+        description="Prompt processing (pp) and token generation (tg) speed, llama-bench style, run "
+        "through rigtui's pinned engine: REPS timed repetitions after one warm-up, mean ± stddev. "
+        "Lists sweep: -t 8,16,32 -ngl 0,20,-1 --numa disabled,distribute (one engine per point). "
+        "For memory bandwidth per NUMA node use `rigtui bench mem`.",
+    )  # fmt: skip
+    p.add_argument("profile", metavar="PROFILE", nargs="?", help="profile name or path")
+    p.add_argument(
+        "-m", "--model", metavar="PATH", help="a GGUF file (default settings) instead of a profile"
+    )
+    p.add_argument(
+        "-t", "--threads", type=_int_list, default=[], metavar="LIST", help="threads, e.g. 8,16,32"
+    )
+    p.add_argument(
+        "-p",
+        "--n-prompt",
+        type=int,
+        default=512,
+        dest="n_prompt",
+        help="pp test tokens (512; 0 skips)",
+    )
+    p.add_argument(
+        "-n", "--n-gen", type=int, default=128, dest="n_gen", help="tg test tokens (128; 0 skips)"
+    )
+    p.add_argument("-r", "--reps", type=int, default=5, help="timed repetitions (5)")
+    p.add_argument("-ngl", "--n-gpu-layers", type=_int_list, default=[], dest="gpu_layers", metavar="LIST",
+                   help="GPU layers to sweep, e.g. 0,20,-1")  # fmt: skip
+    p.add_argument("--numa", default="", metavar="LIST",
+                   help="llama.cpp NUMA strategies to sweep: disabled,distribute,isolate,numactl")  # fmt: skip
+    out = p.add_mutually_exclusive_group()
+    out.add_argument(
+        "--json", action="store_true", help="rows as a JSON list (llama-bench field names)"
+    )
+    out.add_argument("--csv", action="store_true", help="rows as CSV")
+    add_root_arg(p)
+    p.set_defaults(func=run)
+
+
+def _load(args: argparse.Namespace, topology):
+    """(profile, None) or (None, exit code) after printing why."""
+    import os
+
+    from rigtui.model.profile import Profile
+    from rigtui.profiles import ProfileError, load_profile_with_warnings
+    from rigtui.profiles.checks import check_model
+
+    if args.model:
+        path = os.path.abspath(os.path.expanduser(args.model))
+        profile = Profile(name=os.path.basename(path).removesuffix(".gguf"), path=None, model=path)
+        issues = check_model(profile, topology, lambda key: ("--model", None))
+        for issue in issues:
+            print(str(issue), file=sys.stderr)
+        if any(i.severity == "error" for i in issues):
+            return None, EXIT_BAD_PROFILE
+        return profile, None
+    try:
+        profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
+    except ProfileError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return None, EXIT_BAD_PROFILE
+    for issue in warnings:
+        print(str(issue), file=sys.stderr)
+    return profile, None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rigtui.engine.bench import BenchError, run_bench
+    from rigtui.model.profile import NUMA_STRATEGIES
+    from rigtui.probes import detect
+
+    if bool(args.profile) == bool(args.model):
+        print("rigtui bench: give a PROFILE or --model PATH (one of them)", file=sys.stderr)
+        return EXIT_USAGE
+    numa = [x.strip() for x in args.numa.split(",") if x.strip()]
+    bad = [
+        x
+        for x in numa + ([] if all(t > 0 for t in args.threads) else ["threads"])
+        if x not in NUMA_STRATEGIES
+    ]
+    if (
+        bad
+        or args.reps < 1
+        or args.n_prompt < 0
+        or args.n_gen < 0
+        or any(n < -1 for n in args.gpu_layers)
+    ):
+        print("rigtui bench: threads must be >= 1, reps >= 1, -p/-n >= 0, -ngl >= -1, --numa one of "
+              f"{', '.join(NUMA_STRATEGIES)}", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    topology = detect(make_fs(args), nvml=None)
+    profile, code = _load(args, topology)
+    if profile is None:
+        return code or EXIT_BAD_PROFILE
+    table = not (args.json or args.csv)
+    if table:
+        fp = topology.fingerprint()
+        print(f"# {fp['cpu_model']} | {fp['sockets']} socket(s), {fp['nodes']} node(s), {fp['cores']} cores, "
+              f"{fp['channels'] or '?'} channels | GPUs: {', '.join(fp['gpus']) or 'none'}")  # fmt: skip
+        print(f"# profile {profile.name}: {profile.model}")
+        print("| threads | ngl | numa | mem policy | test | t/s |")
+        print("| ---: | ---: | --- | --- | ---: | ---: |")
+
+    def on_row(row) -> None:
+        if table:
+            print(f"| {row.n_threads} | {row.n_gpu_layers} | {row.numa} | {row.memory_policy} | {row.test} | "
+                  f"{row.avg_ts:.2f} ± {row.stddev_ts:.2f} |", flush=True)  # fmt: skip
+
+    try:
+        rows = run_bench(profile, topology, threads=args.threads, gpu_layers=args.gpu_layers, numa=numa,
+                         n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.reps, on_row=on_row)  # fmt: skip
+        code = EXIT_OK
+    except BenchError as exc:
+        print(f"rigtui bench: {exc}", file=sys.stderr)
+        rows, code = getattr(exc, "rows", []), EXIT_ENGINE
+    except (OSError, ValueError) as exc:
+        print(f"rigtui bench: cannot start the engine: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    if args.json:
+        from rigtui.commands._common import print_json
+
+        print_json(rows)
+    elif args.csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            d = {**vars(row), **row.fingerprint}
+            d["gpus"] = ";".join(d.get("gpus") or [])
+            writer.writerow(d)
+    return code

@@ -1,0 +1,145 @@
+"""`rigtui bench mem [--json]` (the CLI rewrites it to `bench-mem`): memory bandwidth per NUMA
+node, per socket, the local/remote matrix and the whole machine, beside the theoretical figure.
+The result is cached per hardware fingerprint for the dashboard and `rigtui plan`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench-mem", help="rigtui bench mem: memory bandwidth per NUMA node (read, triad, matrix)",
+        description="rigtui bench mem: measure read and STREAM-triad bandwidth with threads "
+        "pinned to each NUMA node and memory bound to each node in turn.",
+    )  # fmt: skip
+    add_root_arg(p)
+    p.add_argument("--json", action="store_true", help="the result as JSON")
+    p.add_argument(
+        "--size",
+        metavar="MiB",
+        type=int,
+        help="working set per thread in MiB (default: 4x the L3, at least 1 GiB per node)",
+    )
+    p.add_argument("--reps", type=int, default=5, help="timed repetitions per figure (best kept)")
+    p.add_argument(
+        "--threads", type=int, metavar="N", help="threads per node (default: one per physical core)"
+    )
+    p.add_argument("--no-matrix", action="store_true", help="skip the local/remote matrix")
+    p.add_argument(
+        "--kernel",
+        choices=("c", "numpy"),
+        default="c",
+        help="c (compiled on first use; default) or numpy",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not store the result")
+    p.add_argument(
+        "--small-pages",
+        action="store_true",
+        help="4 KiB pages instead of 2 MiB (THP): what an mmap'd model file sees",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rigtui.analysis.membench import MemBenchError, run_membench
+    from rigtui.analysis.membench_cache import save_membench
+    from rigtui.analysis.membw_kernel import load_kernel
+    from rigtui.commands._analysis import detect_topology, err
+    from rigtui.commands._common import print_json
+
+    fs = make_fs(args)
+    if not fs.is_live:
+        err("bench mem measures this machine: it cannot run on a captured tree (--root)")
+        return EXIT_USAGE
+    if (
+        args.reps < 1
+        or (args.size is not None and args.size < 1)
+        or (args.threads is not None and args.threads < 1)
+    ):
+        err("--reps, --size and --threads take positive numbers")
+        return EXIT_USAGE
+    topology = detect_topology(fs)
+    kernel = load_kernel(args.kernel)
+    if args.kernel == "c" and kernel.name.startswith("numpy"):
+        print("rigtui: no C compiler: using numpy kernels (triad under-reports)", file=sys.stderr)
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int, label: str) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<24}"
+        if show:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        elif done == total:
+            sys.stderr.write(f"bench mem: {total} runs done\n")
+
+    try:
+        result = run_membench(
+            topology, bytes_per_thread=args.size * (1 << 20) if args.size else None,
+            reps=args.reps, threads_per_node=args.threads, matrix=not args.no_matrix,
+            kernel=kernel, progress=progress,
+        )  # fmt: skip
+    except (MemBenchError, OSError, ValueError) as exc:
+        if show:
+            sys.stderr.write("\n")
+        err(f"bench mem: {exc}")
+        return EXIT_FAILURE
+    if show:
+        sys.stderr.write("\r" + " " * 70 + "\r")
+    if not args.no_cache:
+        try:
+            save_membench(result)
+        except OSError as exc:
+            err(f"could not cache the result: {exc}")
+    if args.json:
+        print_json(result)
+    else:
+        print_result(result)
+    return EXIT_OK
+
+
+def _pct(b) -> str:
+    if b.theoretical_gbs is None:
+        return "theoretical unknown"
+    pct = b.read_pct
+    return f"you get {pct:.0f}% of {b.theoretical_gbs:.1f} GB/s" if pct is not None else ""
+
+
+def print_result(result) -> None:
+    print(f"kernel: {result.kernel}; best of the repetitions; GB/s = 1e9 bytes/s")
+    rows = [*result.nodes, *result.sockets]
+    if result.machine is not None:
+        rows.append(result.machine)
+    for b in rows:
+        triad = f"{b.triad_gbs:7.1f}" if b.triad_gbs is not None else "      -"
+        read = f"{b.read_gbs:7.1f}" if b.read_gbs is not None else "      -"
+        placed = {True: "", False: " (pages NOT on the bound node)", None: ""}[b.placement_ok]
+        print(
+            f"  {b.label:<10} read {read}  triad {triad}  {b.threads:3d} threads  {_pct(b)}{placed}"
+        )
+        if b.note:
+            print(f"             {b.note}")
+    if result.matrix:
+        cpu_nodes = sorted({c for b in result.nodes for c in b.cpu_nodes})
+        mem_nodes = sorted({m for b in (*result.nodes, *result.matrix) for m in b.mem_nodes})
+        print("  read matrix GB/s (rows: CPUs of node, columns: memory of node)")
+        print("           " + "".join(f"{'node ' + str(m):>10}" for m in mem_nodes))
+        for c in cpu_nodes:
+            cells = []
+            for m in mem_nodes:
+                b = result.cell(c, m)
+                if b is None:
+                    nb = result.node(c)
+                    b = nb if nb is not None and nb.mem_nodes == (m,) else None
+                cells.append(f"{b.read_gbs:10.1f}" if b and b.read_gbs else f"{'-':>10}")
+            print(f"  node {c:<4}" + "".join(cells))
+    for n in result.notes:
+        print(f"  note: {n}")
+    if result.seconds is not None:
+        print(f"  ({result.seconds:.1f} s)")

@@ -1,0 +1,85 @@
+"""`rigtui check [--json] [--root DIR] [--profile P] [--model PATH]`: sanity checks of this rig.
+
+Exit code: 0 everything passes (or is unknown), 1 something warns, 2 something fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rigtui.cli import EXIT_USAGE, add_root_arg, make_fs
+
+_MARK = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "unknown": "??  "}
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "unknown": "dim"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check", help="sanity checks: channels, NUMA, THP, governor, engine build, GPU links...",
+        description="Check this rig for the usual reasons LLM inference is slow. Exit code 0: "
+        "all pass, 1: some warn, 2: some fail (unknown does not count).",
+    )  # fmt: skip
+    add_root_arg(p)
+    p.add_argument("--json", action="store_true", help="a JSON list of checks")
+    p.add_argument("--profile", metavar="P", help="check for this profile's model and threads")
+    p.add_argument("--model", metavar="PATH", help="check free memory and page cache for PATH")
+    p.add_argument("--only", metavar="ID", action="append", help="run only these check ids")
+    p.add_argument("-v", "--verbose", action="store_true", help="show evidence and why for all")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rigtui.analysis.checks import CHECK_IDS, exit_code, run_checks
+    from rigtui.analysis.context import build_context
+    from rigtui.commands._analysis import detect_topology, engine_facts, err, resolve_model
+    from rigtui.commands._common import print_json
+
+    unknown_ids = [i for i in (args.only or []) if i not in CHECK_IDS]
+    if unknown_ids:
+        err(f"unknown check id(s) {', '.join(unknown_ids)}; ids: {', '.join(CHECK_IDS)}")
+        return EXIT_USAGE
+    fs = make_fs(args)
+    topology = detect_topology(fs)
+    choice = resolve_model(args, topology)
+    if choice.error:
+        err(choice.error)
+        return EXIT_USAGE
+    info, offload, reason = engine_facts(fs.is_live)
+    threads = getattr(choice.profile, "threads", None) if choice.profile else None
+    ctx = build_context(
+        fs,
+        model_path=choice.path,
+        model_source=choice.source,
+        profile_threads=threads,
+        engine_system_info=info,
+        engine_gpu_offload=offload,
+        engine_reason=reason,
+    )
+    checks = run_checks(topology, ctx, only=args.only)
+    if args.json:
+        print_json(checks)
+    else:
+        _print(checks, args.verbose, fs.root)
+    return exit_code(checks)
+
+
+def _print(checks, verbose: bool, root: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    con = Console(highlight=False, soft_wrap=True)
+    if root != "/":
+        con.print(f"[dim]machine: captured tree {escape(root)}[/]")
+    for c in checks:
+        con.print(f"[{_STYLE[c.status]}]{_MARK[c.status]}[/] {c.id:<22} {escape(c.summary)}")
+        if verbose or c.status in ("warn", "fail"):
+            for ev in c.evidence:
+                con.print(f"       [dim]{escape(ev.source)}: {escape(ev.value)}[/]")
+            con.print(f"       why: {escape(c.why)}")
+        if c.fix and (verbose or c.status in ("warn", "fail")):
+            con.print(f"       fix: [bold]{escape(c.fix)}[/]")
+    counts = {s: sum(1 for c in checks if c.status == s) for s in _MARK}
+    con.print(
+        f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail, "
+        f"{counts['unknown']} unknown"
+    )

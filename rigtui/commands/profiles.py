@@ -1,0 +1,178 @@
+"""`rigtui profiles list|show|check|new`: launch profiles (TOML files, see profiles/*.toml)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rigtui.cli import EXIT_BAD_PROFILE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "profiles", help="list, show, check and create launch profiles",
+        description="Launch profiles are TOML files in ~/.config/rigtui/profiles (or "
+        "$XDG_CONFIG_HOME/rigtui/profiles), then the examples shipped with rigtui. "
+        "A profile is named by its file name: `rigtui run NAME` finds NAME.toml.",
+    )  # fmt: skip
+    sub = p.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="profiles by name, user ones first")
+    ls.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="the profile file, its resolved values and launch plan")
+    show.add_argument("profile", metavar="PROFILE", help="name or path")
+    show.add_argument("--json", action="store_true", help="resolved profile + plan as JSON")
+    add_root_arg(show)
+    check = sub.add_parser("check", help="validate against this machine (exit 3 on errors)")
+    check.add_argument(
+        "profiles", metavar="PROFILE", nargs="*", help="names or paths (default: all)"
+    )
+    check.add_argument("--json", action="store_true")
+    add_root_arg(check)
+    new = sub.add_parser("new", help="write a documented profile suggested for this machine")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--model", required=True, help='GGUF path, or "demo:300M"')
+    new.add_argument("-t", "--threads", type=int)
+    new.add_argument("--nodes", help="NUMA nodes to run on, e.g. 0 or 0,1")
+    new.add_argument("--gpu-layers", type=int, dest="gpu_layers")
+    new.add_argument("--stdout", action="store_true", help="print instead of writing the file")
+    new.add_argument("--force", action="store_true", help="replace an existing user profile")
+    add_root_arg(new)
+    for sp in (ls, show, check, new):
+        sp.set_defaults(func=run)
+
+
+def _topology(args):
+    from rigtui.probes import detect
+
+    return detect(make_fs(args), nvml=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"list": _list, "show": _show, "check": _check, "new": _new}[args.profiles_command](args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from rigtui.commands._common import print_json
+    from rigtui.profiles import list_profiles
+
+    rows = []
+    for ref in list_profiles():
+        try:
+            with open(ref.path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            data = {}
+        rows.append({"name": ref.name, "origin": ref.origin, "path": ref.path,
+                     "description": data.get("description"), "model": data.get("model"),
+                     "extends": data.get("extends")})  # fmt: skip
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        desc = r["description"] or (f"extends {r['extends']}" if r["extends"] else "")
+        print(f"{r['name']:<{width}}  {r['origin']:<7}  {desc}")
+    if not rows:
+        print("no profiles; `rigtui profiles new NAME --model PATH` makes one")
+    return EXIT_OK
+
+
+def _print_issues(issues) -> None:
+    for issue in issues:
+        print(str(issue), file=sys.stderr)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rigtui.commands._common import print_json
+    from rigtui.profiles import ProfileError, find_profile, load_profile_with_warnings, plan_launch
+
+    path = find_profile(args.profile)
+    if path is None:
+        print(
+            f"rigtui profiles: no profile named {args.profile!r} (`rigtui profiles list`)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_PROFILE
+    topology = _topology(args)
+    try:
+        profile, warnings = load_profile_with_warnings(path, topology=topology)
+    except ProfileError as exc:
+        if not args.json:
+            sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+        _print_issues(exc.issues)
+        return EXIT_BAD_PROFILE
+    plan = plan_launch(profile, topology)
+    if args.json:
+        print_json({"profile": profile, "plan": plan, "warnings": warnings})
+        return EXIT_OK
+    print(f"# {path}")
+    sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+    print("\n# launch plan on this machine:")
+    cpus = "inherited (all allowed CPUs)" if plan.cpus is None else ",".join(map(str, plan.cpus))
+    print(f"#   cpus: {cpus}\n#   threads: {plan.threads} (batch {plan.batch_threads})")
+    print(
+        f"#   memory policy: {plan.memory_policy} {list(plan.memory_nodes) or ''}\n#   llama.cpp numa: {plan.numa}"
+    )
+    for note in plan.notes:
+        print(f"#   - {note}")
+    _print_issues(warnings)
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from rigtui.commands._common import print_json
+    from rigtui.profiles import check_profile, list_profiles
+
+    names = args.profiles or [r.path for r in list_profiles()]
+    topology = _topology(args)
+    results = {name: check_profile(name, topology) for name in names}
+    if args.json:
+        print_json([{"profile": n, "ok": not any(i.severity == "error" for i in issues), "issues": issues}
+                    for n, issues in results.items()])  # fmt: skip
+    else:
+        for name, issues in results.items():
+            errors = sum(i.severity == "error" for i in issues)
+            print(
+                f"{name}: {'FAIL' if errors else 'ok'}"
+                + (f" ({len(issues)} issue(s))" if issues else "")
+            )
+            for issue in issues:
+                print("  " + str(issue).replace("\n", "\n  "))
+    bad = any(i.severity == "error" for issues in results.values() for i in issues)
+    return EXIT_BAD_PROFILE if bad else EXIT_OK
+
+
+def _new(args: argparse.Namespace) -> int:
+    from rigtui.profiles import new_profile_text, save_profile_text, user_profile_dir
+
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        print(
+            f"rigtui profiles new: bad name {args.name!r}: use letters, digits, '-' and '_'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    overrides = {"threads": args.threads, "gpu_layers": args.gpu_layers}
+    if args.nodes:
+        try:
+            overrides["nodes"] = [int(x) for x in args.nodes.split(",") if x.strip()]
+        except ValueError:
+            print(
+                f"rigtui profiles new: --nodes {args.nodes!r}: a comma list of node ids",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    text = new_profile_text(_topology(args), args.name, args.model, **overrides)
+    if args.stdout:
+        sys.stdout.write(text)
+        return EXIT_OK
+    dest = user_profile_dir() / f"{args.name}.toml"
+    if dest.exists() and not args.force:
+        print(f"rigtui profiles new: {dest} exists (use --force to replace it)", file=sys.stderr)
+        return EXIT_FAILURE
+    save_profile_text(dest, text)
+    print(f"wrote {dest}; check it with `rigtui profiles check {args.name}`")
+    return EXIT_OK

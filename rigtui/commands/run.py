@@ -1,0 +1,132 @@
+"""`rigtui run PROFILE -p PROMPT [-n MAX_TOKENS] [--json]`: headless launch of a profile.
+
+Text goes to stdout as it is generated, a stats line to stderr. `--json` streams the engine
+events (NDJSON) instead. Exit codes: 0 ok, 3 bad profile, 4 engine failed (load, crash, kill).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rigtui.cli import (
+    EXIT_BAD_PROFILE,
+    EXIT_ENGINE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_root_arg,
+    make_fs,
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="launch a profile headless and generate from a prompt",
+        description="Launch PROFILE (a name from `rigtui profiles list`, or a .toml path) in its "
+        "own pinned engine process, generate from PROMPT, print the text and a stats line. "
+        "Exit codes: 0 ok, 3 bad profile, 4 engine failure.",
+    )  # fmt: skip
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("-p", "--prompt", required=True, help="the prompt text ('-' reads stdin)")
+    p.add_argument("-n", "--max-tokens", type=int, dest="max_tokens",
+                   help="tokens to generate (default: the profile's sampling.max_tokens)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="stream engine events as NDJSON on stdout")
+    p.add_argument(
+        "--log", action="store_true", help="also show llama.cpp's log (stderr / Log events)"
+    )
+    p.add_argument("--temperature", type=float, help="override the profile's sampling temperature")
+    p.add_argument("--seed", type=int, help="override the profile's seed")
+    add_root_arg(p)
+    p.set_defaults(func=run)
+
+
+def stats_line(done, loaded_s: float | None) -> str:
+    parts = [f"prompt {done.n_prompt} tok" + (f" {done.prompt_tok_s:.1f} tok/s" if done.prompt_tok_s else ""),
+             f"gen {done.n_gen} tok" + (f" {done.gen_tok_s:.2f} tok/s" if done.gen_tok_s else "")]  # fmt: skip
+    if done.ttft_s is not None:
+        parts.append(f"ttft {done.ttft_s * 1000:.0f} ms")
+    if loaded_s is not None:
+        parts.append(f"load {loaded_s:.2f} s")
+    parts.append(f"stop: {done.stop_reason}")
+    return " | ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from rigtui.commands._common import print_ndjson
+    from rigtui.engine import EngineProcess
+    from rigtui.model.engine import (
+        Done,
+        Error,
+        Exit,
+        Loaded,
+        Log,
+        PolicyApplied,
+        Token,
+        event_to_json,
+    )
+    from rigtui.probes import detect
+    from rigtui.profiles import ProfileError, load_profile_with_warnings
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    topology = detect(make_fs(args), nvml=None)
+    try:
+        profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
+    except ProfileError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return EXIT_BAD_PROFILE
+    for issue in warnings:
+        print(str(issue), file=sys.stderr)
+    if args.seed is not None:
+        profile = dataclasses.replace(profile, seed=args.seed)
+    engine = EngineProcess(profile, instance=profile.name, topology=topology)
+    try:
+        engine.start()
+    except (OSError, ValueError) as exc:
+        print(f"rigtui run: cannot start the engine: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    sampling = {"temperature": args.temperature} if args.temperature is not None else {}
+    engine.prompt(prompt, max_tokens=args.max_tokens or profile.sampling.max_tokens, **sampling)
+    load_s, code, done = None, EXIT_ENGINE, None
+    try:
+        for ev in engine.events():
+            if args.json:
+                if not isinstance(ev, Log) or args.log:
+                    print_ndjson(event_to_json(ev))
+            elif isinstance(ev, Token):
+                sys.stdout.write(ev.text)
+                sys.stdout.flush()
+            elif isinstance(ev, Log) and args.log:
+                print(ev.line, file=sys.stderr)
+            elif isinstance(ev, PolicyApplied):
+                for w in ev.warnings:
+                    print(f"rigtui run: {w}", file=sys.stderr)
+            if isinstance(ev, Loaded):
+                load_s = ev.load_s
+            elif isinstance(ev, Error):
+                print(f"rigtui run: {ev.kind + ' error' if ev.kind != 'error' else 'engine'}: {ev.message}" + (f"\n  hint: {ev.hint}" if ev.hint else ""),
+                      file=sys.stderr)  # fmt: skip
+                if ev.kind == "prompt":
+                    engine.stop()
+            elif isinstance(ev, Done):
+                done, code = ev, EXIT_OK
+                engine.stop()
+            elif isinstance(ev, Exit) and done is None:
+                print(f"rigtui run: the engine {ev.reason} (exit code {ev.code}, signal {ev.signal})",
+                      file=sys.stderr)  # fmt: skip
+                for line in ev.stderr_tail[-8:]:
+                    print(f"  | {line}", file=sys.stderr)
+                code = EXIT_ENGINE
+    except KeyboardInterrupt:
+        engine.cancel()
+        engine.stop(timeout=2.0)
+        return EXIT_INTERRUPTED
+    finally:
+        if engine.running:
+            engine.stop(timeout=2.0)
+    if done is not None and not args.json:
+        sys.stdout.write("\n")
+        print(stats_line(done, load_s), file=sys.stderr)
+    return code

@@ -1,0 +1,156 @@
+"""llama-bench's job through rigtui's engine: pp/tg tests, repetitions, sweeps.
+
+Every sweep point (threads x n_gpu_layers x NUMA strategy) runs in its own engine process,
+placed exactly as the profile says (a NUMA strategy or a layer count can only be set at load).
+Field names follow llama-bench's JSON output where they fit (`n_prompt`, `n_gen`, `avg_ts`,
+`stddev_ts`, `samples_ts`, `n_threads`, `n_gpu_layers`, `model_size`, ...); each row also
+carries the machine's fingerprint and the profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rigtui.engine.client import EngineProcess
+from rigtui.model.engine import BenchResult, Error, Exit, Loaded
+from rigtui.model.profile import Profile
+from rigtui.model.topology import Topology
+
+
+class BenchError(RuntimeError):
+    """The engine failed during a benchmark (message says which sweep point and why)."""
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    profile: str
+    model_filename: str
+    model_size: int
+    model_n_params: int | None
+    test: str  # "pp512", "tg128"
+    n_prompt: int
+    n_gen: int
+    n_threads: int
+    n_gpu_layers: int
+    numa: str
+    memory_policy: str
+    cpu_mask: str  # the CPU list the engine was pinned to ("" = not pinned)
+    n_batch: int
+    n_ubatch: int
+    type_k: str
+    type_v: str
+    flash_attn: bool
+    use_mmap: bool
+    test_time: str
+    samples_ts: tuple[float, ...]
+    avg_ts: float
+    stddev_ts: float
+    samples_ns: tuple[int, ...]
+    avg_ns: int
+    stddev_ns: int
+    load_s: float | None
+    engine: str = "llama-cpp-python"
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def sweep_profiles(profile: Profile, *, threads: Sequence[int] = (), gpu_layers: Sequence[int] = (),
+                   numa: Sequence[str] = ()) -> list[Profile]:  # fmt: skip
+    """One profile per combination (the profile's own value where a list is empty)."""
+    out = []
+    for t, ngl, strategy in itertools.product(threads or [profile.threads], gpu_layers or [profile.gpu_layers],
+                                              numa or [profile.numa]):  # fmt: skip
+        out.append(dataclasses.replace(profile, threads=t, batch_threads=t if t else profile.batch_threads,
+                                       gpu_layers=ngl, numa=strategy))  # fmt: skip
+    return out
+
+
+def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, n_gen: int = 128,
+                  reps: int = 5, timeout: float = 3600.0,
+                  on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:  # fmt: skip
+    """Run pp and tg for one profile in one engine process; raises BenchError on failure."""
+    need = max(n_prompt, n_gen + 1)
+    ctx = max(256, -(-need // 256) * 256)
+    profile = dataclasses.replace(profile, ctx=ctx)
+    engine = EngineProcess(profile, instance=f"bench-{profile.name}", topology=topology)
+    engine.start()
+    rows: list[BenchRow] = []
+    loaded: Loaded | None = None
+    wanted = (n_prompt > 0) + (n_gen > 0)
+    deadline = time.monotonic() + timeout
+    try:
+        for ev in engine.events(timeout=max(1.0, deadline - time.monotonic())):
+            if isinstance(ev, Loaded):
+                loaded = ev
+                engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps)
+            elif isinstance(ev, Error):
+                raise BenchError(f"{profile.name} (threads {profile.threads}, ngl {profile.gpu_layers}, "
+                                 f"numa {profile.numa}): {ev.message}")  # fmt: skip
+            elif isinstance(ev, Exit):
+                tail = " / ".join(ev.stderr_tail[-3:])
+                raise BenchError(
+                    f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})"
+                )
+            elif isinstance(ev, BenchResult) and loaded is not None:
+                row = _row(profile, engine, loaded, ev, topology)
+                rows.append(row)
+                if on_row:
+                    on_row(row)
+                if len(rows) == wanted:
+                    break
+        else:
+            raise BenchError(f"{profile.name}: no result within {timeout:.0f} s")
+    finally:
+        engine.stop()
+    return rows
+
+
+def _row(
+    profile: Profile, engine: EngineProcess, loaded: Loaded, ev: BenchResult, topology: Topology
+) -> BenchRow:
+    n = ev.n_prompt if ev.test == "pp" else ev.n_gen
+    samples_ts = tuple(n / s for s in ev.samples_s if s > 0)
+    avg_ts, sd_ts = _stats(samples_ts) if samples_ts else (0.0, 0.0)
+    samples_ns = tuple(int(s * 1e9) for s in ev.samples_s)
+    avg_ns, sd_ns = _stats(samples_ns) if samples_ns else (0.0, 0.0)
+    plan = engine.plan
+    cpu_mask = ",".join(map(str, plan.cpus)) if plan and plan.cpus is not None else ""
+    return BenchRow(
+        profile=profile.name, model_filename=loaded.model_path, model_size=loaded.model_bytes,
+        model_n_params=loaded.n_params, test=f"{ev.test}{n}", n_prompt=ev.n_prompt, n_gen=ev.n_gen,
+        n_threads=ev.n_threads, n_gpu_layers=profile.gpu_layers, numa=profile.numa,
+        memory_policy=profile.memory_policy, cpu_mask=cpu_mask, n_batch=profile.batch,
+        n_ubatch=profile.ubatch, type_k=profile.cache_type_k, type_v=profile.cache_type_v,
+        flash_attn=profile.flash_attn, use_mmap=profile.mmap,
+        test_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ev.t)),
+        samples_ts=samples_ts, avg_ts=avg_ts, stddev_ts=sd_ts, samples_ns=samples_ns,
+        avg_ns=int(avg_ns), stddev_ns=int(sd_ns), load_s=loaded.load_s, fingerprint=topology.fingerprint(),
+    )  # fmt: skip
+
+
+def run_bench(profile: Profile, topology: Topology, *, threads: Sequence[int] = (),
+              gpu_layers: Sequence[int] = (), numa: Sequence[str] = (), n_prompt: int = 512,
+              n_gen: int = 128, reps: int = 5,
+              on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:  # fmt: skip
+    """Every sweep point, in order; rows of the points that ran before a failure are kept in
+    the BenchError's `rows` attribute."""
+    rows: list[BenchRow] = []
+    for variant in sweep_profiles(profile, threads=threads, gpu_layers=gpu_layers, numa=numa):
+        try:
+            rows += bench_profile(
+                variant, topology, n_prompt=n_prompt, n_gen=n_gen, reps=reps, on_row=on_row
+            )
+        except BenchError as exc:
+            exc.rows = rows  # type: ignore[attr-defined]
+            raise
+    return rows

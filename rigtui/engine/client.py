@@ -1,0 +1,374 @@
+"""Parent side of the engine: spawn the worker for a Profile, stream its events, stop it.
+
+Each EngineProcess is one child (`python -m rigtui.engine.worker`) in its own session/process
+group, so several can run at once and a stop takes down anything it forked. Events arrive on a
+dedicated pipe (NDJSON); the child's stdout/stderr (llama.cpp's log) become `Log` events and the
+stderr tail of the `Exit` event. A crash, an OOM kill or a SIGKILL becomes an `Exit` event with
+a reason; nothing here blocks forever.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rigtui.engine.stats import fold
+from rigtui.model.engine import (
+    EngineEvent,
+    EngineState,
+    EngineStats,
+    Error,
+    Exit,
+    Log,
+    Starting,
+    event_from_json,
+)
+from rigtui.model.profile import LaunchPlan, Profile
+from rigtui.model.topology import Topology
+from rigtui.profiles import plan_launch
+
+_STDERR_TAIL = 40
+_counter = itertools.count(1)
+_WORKER_EXIT_REASONS = {
+    0: "exited normally",
+    2: "refused the launch (bad config, or the CPU/memory policy could not be applied)",
+    3: "failed to load the model",
+}
+
+
+def _oom_kills() -> int | None:
+    """System-wide OOM kill counter (/proc/vmstat oom_kill), to tell an OOM kill from `kill -9`."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def exit_reason(
+    code: int | None, oom_before: int | None, oom_after: int | None
+) -> tuple[int | None, int | None, str]:
+    """(exit code, signal, human reason) from a Popen returncode."""
+    if code is None:
+        return None, None, "still running"
+    if code < 0:
+        sig = -code
+        name = (
+            signal.Signals(sig).name
+            if sig in signal.Signals._value2member_map_
+            else f"signal {sig}"
+        )
+        if sig == signal.SIGKILL:
+            oom = oom_before is not None and oom_after is not None and oom_after > oom_before
+            why = (
+                "the kernel's OOM killer (out of memory)"
+                if oom
+                else "SIGKILL (`kill -9`, or the OOM killer)"
+            )
+            return None, sig, f"killed by {why}"
+        if sig == signal.SIGSEGV:
+            return None, sig, "crashed (SIGSEGV) inside llama.cpp"
+        return None, sig, f"terminated by {name}"
+    return code, None, _WORKER_EXIT_REASONS.get(code, f"exited with code {code}")
+
+
+def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a worker: ours, `extra`, and rigtui importable (even uninstalled)."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    pkg_root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (pkg_root, env.get("PYTHONPATH")) if x)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _live_topology() -> Topology:
+    from rigtui.hostfs import HostFS
+    from rigtui.probes import detect
+
+    return detect(HostFS("/"), nvml=False)
+
+
+class EngineProcess:
+    """One launched profile. `on_event` is called from a reader thread for every event; without
+    it, events are queued for `events()` (the CLI's way)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        instance: str | None = None,
+        on_event: Callable[[EngineEvent], None] | None = None,
+        topology: Topology | None = None,
+        python: str | None = None,
+    ) -> None:
+        self.profile = profile
+        self.instance = instance or f"{profile.name}-{next(_counter)}"
+        self.on_event = on_event
+        self.topology = topology
+        self.python = python or sys.executable
+        self.plan: LaunchPlan | None = None
+        self.model_path: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # stats + dispatch order
+        self._stdin_lock = threading.Lock()
+        self._stats = EngineStats(
+            instance=self.instance, profile=profile.name, state=EngineState.IDLE
+        )
+        self._queue: queue.Queue[EngineEvent] = queue.Queue()
+        self._tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self._seq = 0
+        self._exited = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def stats(self) -> EngineStats:
+        with self._lock:
+            return self._stats
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and not self._exited.is_set()
+
+    def _dispatch(self, ev: EngineEvent) -> None:
+        with self._lock:
+            self._stats = fold(self._stats, ev)
+            if self.on_event is None:
+                self._queue.put(ev)
+        if self.on_event is not None:
+            try:
+                self.on_event(ev)
+            except Exception as exc:  # a UI bug must not kill the reader thread
+                print(f"rigtui: engine event handler failed: {exc!r}", file=sys.stderr)
+
+    # -- launch --------------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        p = self.profile
+        assert self.plan is not None
+        return {
+            "model_path": self.model_path,
+            "plan": {
+                "cpus": list(self.plan.cpus) if self.plan.cpus is not None else None,
+                "threads": self.plan.threads,
+                "batch_threads": self.plan.batch_threads,
+                "memory_policy": self.plan.memory_policy,
+                "memory_nodes": list(self.plan.memory_nodes),
+                "numa": self.plan.numa,
+            },  # fmt: skip
+            "llama": {
+                "ctx": p.ctx,
+                "batch": p.batch,
+                "ubatch": p.ubatch,
+                "gpu_layers": p.gpu_layers,
+                "split_mode": p.split_mode,
+                "main_gpu": p.main_gpu,
+                "tensor_split": list(p.tensor_split) if p.tensor_split else None,
+                "offload_kqv": p.offload_kqv,
+                "flash_attn": p.flash_attn,
+                "cache_type_k": p.cache_type_k,
+                "cache_type_v": p.cache_type_v,
+                "mmap": p.mmap,
+                "mlock": p.mlock,
+                "seed": p.seed,
+            },  # fmt: skip
+            "drop_caches_first": p.drop_caches_first,
+            "sampling": {
+                k: getattr(p.sampling, k)
+                for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens")
+            },  # fmt: skip
+        }
+
+    def _env(self) -> dict[str, str]:
+        extra = dict(self.profile.env)
+        if self.profile.cuda_visible_devices is not None:
+            extra["CUDA_VISIBLE_DEVICES"] = self.profile.cuda_visible_devices
+        return worker_env(extra)
+
+    def start(self) -> None:
+        """Spawn the worker. Resolves the model (generating the demo model on first use) and the
+        CPU/memory plan first; raises OSError/ValueError if those fail (nothing spawned)."""
+        if self.running:
+            raise RuntimeError(f"engine {self.instance} is already running (pid {self.pid})")
+        if self.profile.is_demo:
+            from rigtui.engine.demo_model import ensure_demo_model
+
+            self.model_path = str(ensure_demo_model(self.profile.demo_size or "300M"))
+        else:
+            self.model_path = self.profile.model
+        topology = self.topology or _live_topology()
+        self.plan = plan_launch(self.profile, topology)
+        self._exited.clear()
+        self._tail.clear()
+        self._queue = queue.Queue()  # a restart starts a fresh stream
+        self._seq = 0
+        read_fd, write_fd = os.pipe()
+        argv = [
+            self.python,
+            "-m",
+            "rigtui.engine.worker",
+            "--events-fd",
+            str(write_fd),
+            "--instance",
+            self.instance,
+        ]
+        oom_before = _oom_kills()
+        try:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,), start_new_session=True, env=self._env(), close_fds=True,
+            )  # fmt: skip
+        except OSError:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._dispatch(Starting(instance=self.instance, t=time.time(), pid=self._proc.pid,
+                                profile=self.profile.name, argv=tuple(argv)))  # fmt: skip
+        self._send(self._config())
+        log_thread = threading.Thread(
+            target=self._read_log, name=f"{self.instance}-log", daemon=True
+        )
+        ev_thread = threading.Thread(target=self._read_events, args=(read_fd, log_thread, oom_before),
+                                     name=f"{self.instance}-events", daemon=True)  # fmt: skip
+        self._threads = [log_thread, ev_thread]
+        log_thread.start()
+        ev_thread.start()
+
+    def _send(self, obj: dict[str, Any]) -> bool:
+        proc = self._proc
+        if proc is None or proc.stdin is None or self._exited.is_set():
+            return False
+        with self._stdin_lock:
+            try:
+                proc.stdin.write((json.dumps(obj) + "\n").encode())
+                proc.stdin.flush()
+                return True
+            except (BrokenPipeError, ValueError, OSError):
+                return False
+
+    def _read_log(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._tail.append(line)
+            self._dispatch(Log(instance=self.instance, t=time.time(), line=line))
+
+    def _read_events(self, fd: int, log_thread: threading.Thread, oom_before: int | None) -> None:
+        proc = self._proc
+        assert proc is not None
+        with os.fdopen(fd, "rb") as stream:
+            for raw in stream:
+                try:
+                    ev = event_from_json(json.loads(raw))
+                except (ValueError, TypeError) as exc:
+                    ev = Error(
+                        instance=self.instance,
+                        t=time.time(),
+                        message=f"bad event from worker: {exc}",
+                    )
+                self._dispatch(ev)
+        code = proc.wait()
+        log_thread.join(timeout=5.0)
+        c, sig, reason = exit_reason(code, oom_before, _oom_kills())
+        self._dispatch(Exit(instance=self.instance, t=time.time(), code=c, signal=sig, reason=reason,
+                            stderr_tail=tuple(list(self._tail)[-20:])))  # fmt: skip
+        self._exited.set()
+
+    # -- requests ------------------------------------------------------------------------------
+    def prompt(self, text: str, *, max_tokens: int = 128, **sampling: Any) -> int:
+        """Queue a prompt; returns its sequence number. Tokens arrive as events."""
+        self._seq += 1
+        self._send(
+            {"op": "prompt", "seq": self._seq, "text": text, "max_tokens": max_tokens, **sampling}
+        )
+        return self._seq
+
+    def bench(self, *, n_prompt: int = 512, n_gen: int = 128, reps: int = 5) -> int:
+        self._seq += 1
+        self._send(
+            {"op": "bench", "seq": self._seq, "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps}
+        )
+        return self._seq
+
+    def request_placement(self) -> None:
+        self._send({"op": "placement"})
+
+    def cancel(self) -> None:
+        """Cancel the running generation and every prompt queued before this call."""
+        self._send({"op": "cancel"})
+
+    def stop(self, timeout: float = 5.0) -> Exit | None:
+        """Ask the worker to stop; SIGTERM then SIGKILL its process group if it does not."""
+        proc = self._proc
+        if proc is None:
+            return None
+        self._send({"op": "stop"})
+        with self._stdin_lock:
+            try:
+                if proc.stdin:
+                    proc.stdin.close()
+            except OSError:
+                pass
+        if not self._exited.wait(timeout):
+            for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(proc.pid, sig)
+                    if sig == signal.SIGTERM:  # a stopped (SIGSTOP) worker must run to act on it
+                        os.killpg(proc.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                if self._exited.wait(grace):
+                    break
+        return self.stats.exit
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group now (the Exit event follows)."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
+    def restart(self, timeout: float = 5.0) -> None:
+        self.stop(timeout)
+        self.start()
+
+    def wait_exit(self, timeout: float | None = None) -> bool:
+        return self._exited.wait(timeout)
+
+    def events(self, timeout: float | None = None) -> Iterator[EngineEvent]:
+        """Events as they come (only without `on_event`); ends after the Exit event. `timeout`:
+        give up (StopIteration) when no event arrives for that long."""
+        while True:
+            try:
+                ev = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return
+            yield ev
+            if isinstance(ev, Exit):
+                return
+
+    def __enter__(self) -> EngineProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

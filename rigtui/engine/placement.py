@@ -1,0 +1,74 @@
+"""Where a process runs and where its pages sit: /proc/PID/status and /proc/PID/numa_maps.
+
+Shell equivalent: `grep -E 'Cpus_allowed_list|Mems_allowed_list' /proc/PID/status` and
+`numastat -p PID` (numa_maps counts pages per node, `N0=1234`, for each mapping).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_NODE_RE = re.compile(r"\bN(\d+)=(\d+)")
+_PAGESIZE_RE = re.compile(r"\bkernelpagesize_kB=(\d+)")
+
+
+def parse_list(text: str) -> tuple[int, ...]:
+    """Kernel list syntax "0-3,8" -> (0, 1, 2, 3, 8)."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(out)
+
+
+def parse_status_lists(status_text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(Cpus_allowed_list, Mems_allowed_list) of a /proc/PID/status text."""
+    cpus: tuple[int, ...] = ()
+    mems: tuple[int, ...] = ()
+    for line in status_text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "Cpus_allowed_list":
+            cpus = parse_list(value)
+        elif key == "Mems_allowed_list":
+            mems = parse_list(value)
+    return cpus, mems
+
+
+def parse_numa_maps(text: str, model_path: str | None) -> tuple[dict[int, int], dict[int, int]]:
+    """(bytes per node of the mappings of `model_path`, bytes per node of anonymous memory)."""
+    model_real = os.path.realpath(model_path) if model_path else None
+    file_bytes: dict[int, int] = {}
+    anon_bytes: dict[int, int] = {}
+    for line in text.splitlines():
+        m = _PAGESIZE_RE.search(line)
+        page = int(m.group(1)) * 1024 if m else 4096
+        target: dict[int, int] | None = None
+        file_m = re.search(r"\bfile=(\S+)", line)
+        if file_m and model_real and os.path.realpath(file_m.group(1)) == model_real:
+            target = file_bytes
+        elif " anon=" in line or " heap" in line:
+            target = anon_bytes
+        if target is None:
+            continue
+        for node, pages in _NODE_RE.findall(line):
+            target[int(node)] = target.get(int(node), 0) + int(pages) * page
+    return file_bytes, anon_bytes
+
+
+def read_placement(pid: int | str = "self", model_path: str | None = None) -> dict[str, object]:
+    """Placement facts of a live process, as plain values (the worker sends them as an event)."""
+    out: dict[str, object] = {"cpus_allowed": (), "mems_allowed": (), "file": {}, "anon": {}}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            out["cpus_allowed"], out["mems_allowed"] = parse_status_lists(f.read())
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/numa_maps") as f:
+            out["file"], out["anon"] = parse_numa_maps(f.read(), model_path)
+    except OSError:
+        pass  # kernels without CONFIG_NUMA have no numa_maps
+    return out

@@ -1,0 +1,61 @@
+"""The worker's `bench` request: llama-bench's pp and tg tests on the loaded model.
+
+Runs inside the worker child (it is handed the `llama_cpp.Llama` object; it never imports
+llama_cpp itself). pp: one batch-evaluated random prompt of n_prompt tokens; tg: n_gen
+single-token decodes from an empty context (what llama-bench's tg measures).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rigtui.model.engine import BenchResult, Error
+
+
+def bench(
+    llm: Any,
+    req: dict[str, Any],
+    cfg: dict[str, Any],
+    cancelled: Callable[[int], bool],
+    emit: Callable[..., None],
+) -> None:
+    """llama-bench's pp and tg tests: random tokens, one untimed warm-up, `reps` timed runs."""
+    n_prompt, n_gen, reps = (
+        int(req.get("n_prompt", 512)),
+        int(req.get("n_gen", 128)),
+        int(req.get("reps", 5)),
+    )
+    n_vocab = llm.n_vocab()
+    rng = random.Random(1234)
+    need = max(n_prompt, n_gen + 1)
+    if need > llm.n_ctx():
+        emit(Error, message=f"bench needs a context of {need} tokens, the engine has {llm.n_ctx()}",
+             kind="bad-request", hint="raise ctx")  # fmt: skip
+        return
+    for test, n in (("pp", n_prompt), ("tg", n_gen)):
+        if n <= 0:
+            continue
+        samples: list[float] = []
+        for rep in range(reps + 1):
+            if cancelled(req["seq"]):
+                return
+            tokens = [rng.randrange(n_vocab) for _ in range(n)]
+            llm.reset()
+            if test == "pp":
+                t0 = time.perf_counter()
+                llm.eval(tokens)
+                dt = time.perf_counter() - t0
+            else:
+                llm.eval([llm.token_bos()])
+                t0 = time.perf_counter()
+                for tok in tokens:
+                    llm.eval([tok])
+                dt = time.perf_counter() - t0
+            if rep > 0:  # rep 0 warms caches and pages the weights in
+                samples.append(dt)
+        threads = cfg["plan"]["batch_threads" if test == "pp" else "threads"]
+        emit(BenchResult, test=test, n_prompt=n if test == "pp" else 0, n_gen=n if test == "tg" else 0,
+             n_threads=threads, samples_s=tuple(samples))  # fmt: skip

@@ -1,0 +1,227 @@
+"""Results of `rigtui.analysis`: sanity checks, the memory-bandwidth bench, GGUF facts and plans.
+
+Every number a plan or bench reports carries its basis: "measured" (rigtui timed it on this
+machine), "read" (taken from a file: the GGUF header, sysfs, SMBIOS) or "estimated" (a formula,
+named in `detail`). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+CHECK_STATUSES = ("pass", "warn", "fail", "unknown")
+
+
+def _ro(d: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(d or {}))
+
+
+# -- checks ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """One value a check looked at: where it came from (a file relative to the root, or
+    "llama_cpp.llama_print_system_info()") and what it said."""
+
+    source: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """One sanity check. `id` is stable (scripts key on it); `status` is one of CHECK_STATUSES."""
+
+    id: str
+    title: str  # short human name: "NUMA balancing"
+    status: str
+    summary: str  # what was found, one line
+    evidence: tuple[Evidence, ...]
+    why: str  # why it matters for inference, one line
+    fix: str | None  # command or BIOS setting; for `unknown`, how to get the data
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Inputs of `run_checks` that do not come from the probed Topology, as plain values.
+
+    The CLI fills it: engine facts come from `rigtui.engine.system_info()` (analysis may not
+    import the engine), model facts from `--model` / the profile, page placement from
+    `rigtui.analysis.context.model_page_placement` (live machine only).
+    """
+
+    live: bool = True  # the topology describes the running machine (no --root)
+    engine_system_info: str | None = None  # llama_cpp.llama_print_system_info()
+    engine_gpu_offload: bool | None = None  # llama_cpp.llama_supports_gpu_offload()
+    engine_reason: str | None = None  # why the engine facts are None
+    model_path: str | None = None
+    model_bytes: int | None = None  # file size of the model
+    model_source: str | None = None  # "--model", "profile NAME"
+    model_page_bytes_per_node: Mapping[int, int] | None = None  # resident page cache per node
+    model_page_reason: str | None = None  # why placement is None
+    profile_threads: int | None = None  # n_threads the profile asks for
+    psi_memory_some_avg10: float | None = None  # /proc/pressure/memory "some avg10"
+    psi_memory_full_avg10: float | None = None
+    is_root: bool | None = None  # effective uid 0 (perf and resctrl need it or caps)
+
+
+# -- memory bandwidth --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MemBandwidth:
+    """Read and triad bandwidth of one run: threads on `cpu_nodes`, memory on `mem_nodes`."""
+
+    label: str  # "node 0", "socket 0", "machine", "node 0 -> node 1"
+    cpu_nodes: tuple[int, ...]
+    mem_nodes: tuple[int, ...]
+    threads: int
+    bytes_per_thread: int
+    read_gbs: float | None
+    triad_gbs: float | None
+    theoretical_gbs: float | None  # from the probe (channels x 8 B x MT/s), where known
+    theoretical_basis: str | None  # "smbios: 12 channels x DDR5-4800 per socket / 4 nodes"
+    placement_ok: bool | None = None  # move_pages confirmed the buffers sit on mem_nodes
+    note: str | None = None
+
+    __json_extra__ = ("read_pct", "triad_pct")
+
+    @property
+    def read_pct(self) -> float | None:
+        if self.read_gbs is None or not self.theoretical_gbs:
+            return None
+        return 100.0 * self.read_gbs / self.theoretical_gbs
+
+    @property
+    def triad_pct(self) -> float | None:
+        if self.triad_gbs is None or not self.theoretical_gbs:
+            return None
+        return 100.0 * self.triad_gbs / self.theoretical_gbs
+
+
+@dataclass(frozen=True)
+class MemBenchResult:
+    """`rigtui bench mem`: per node, per socket, the local/remote read matrix, whole machine."""
+
+    t: float  # unix time of the run
+    kernel: str  # "c:cc -O3 -march=native" | "numpy"
+    fingerprint: Mapping[str, Any]  # Topology.fingerprint() of the machine measured
+    nodes: tuple[MemBandwidth, ...]  # threads and memory on the same node
+    sockets: tuple[MemBandwidth, ...]  # every node of a socket at once, each local
+    matrix: tuple[MemBandwidth, ...]  # read only: cpu node x memory node
+    machine: MemBandwidth | None
+    notes: tuple[str, ...] = ()  # memory-only nodes, nodes without memory, ...
+    seconds: float | None = None  # how long the bench took
+
+    def node(self, node_id: int) -> MemBandwidth | None:
+        return next((b for b in self.nodes if b.cpu_nodes == (node_id,)), None)
+
+    def cell(self, cpu_node: int, mem_node: int) -> MemBandwidth | None:
+        return next(
+            (b for b in self.matrix if b.cpu_nodes == (cpu_node,) and b.mem_nodes == (mem_node,)),
+            None,
+        )
+
+
+# -- GGUF facts and plans ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure:
+    """A number with its basis: "measured" | "read" | "estimated", and how it was had."""
+
+    value: float | int | None
+    basis: str
+    detail: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class TensorTypeShare:
+    """One ggml type in a model's quantization mix."""
+
+    type: str  # "Q4_K", "F16", ...
+    tensors: int
+    params: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class GgufFacts:
+    """What a GGUF header says about a model (`rigtui.analysis.gguf_facts.read_gguf_facts`)."""
+
+    path: str
+    file_bytes: int
+    version: int
+    architecture: str | None
+    name: str | None
+    file_type: str | None  # general.file_type as a name ("MOSTLY_Q4_K_M"), if present
+    n_tensors: int
+    n_params: int  # exact: sum of every tensor's element count
+    weights_bytes: int  # sum of tensor data sizes
+    quant_mix: tuple[TensorTypeShare, ...]  # by bytes, largest first
+    n_layers: int | None
+    n_embd: int | None
+    n_ff: int | None
+    n_head: int | None
+    n_head_kv: int | None  # max over layers when the model lists one per layer
+    n_head_kv_per_layer: tuple[int, ...]  # one per layer (0 for layers without attention)
+    head_dim_k: int | None
+    head_dim_v: int | None
+    n_ctx_train: int | None
+    n_vocab: int | None
+    n_experts: int | None
+    n_experts_used: int | None
+    expert_bytes: int  # bytes of routed-expert tensors (*_exps), all experts
+    token_embd_bytes: int  # the embedding table (one row read per token)
+    output_tied: bool  # no output.weight: the embedding table doubles as the output matrix
+    layer_bytes: tuple[int, ...]  # bytes of blk.N.* per layer
+    non_layer_bytes: int  # token_embd, output, output_norm, ...
+    output_bytes: int  # output.weight + output_norm (what goes to the GPU last with ngl > layers)
+
+
+@dataclass(frozen=True)
+class NodeFit:
+    """Whether the model fits one NUMA node's memory (or all nodes, interleaved)."""
+
+    target: str  # "node 0", "all nodes (interleave)"
+    capacity_bytes: int | None
+    free_bytes: int | None
+    needed_bytes: int
+    fits: bool | None  # in capacity; None when capacity unknown
+    fits_free: bool | None  # in what is free now
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    """Bytes a GPU would hold for a given n_gpu_layers / tensor split."""
+
+    gpu: int
+    name: str | None
+    vram_bytes: int | None
+    free_bytes: int | None  # vram minus the CUDA context reserve (estimated)
+    layers: int  # layers placed on this GPU
+    needed_bytes: int
+    fits: bool | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`rigtui plan MODEL.gguf`: what a model needs, where it fits, how fast it can possibly go."""
+
+    model: GgufFacts
+    n_ctx: int
+    kv_type_k: str
+    kv_type_v: str
+    n_gpu_layers: int
+    params: Figure
+    weights_bytes: Figure
+    kv_cache_bytes: Figure
+    compute_buffer_bytes: Figure
+    active_weights_bytes: Figure
+    bytes_per_token: Figure
+    bandwidth_gbs: Figure
+    predicted_tg_tok_s: Figure
+    predicted_pp_tok_s: Figure
+    fit: Mapping[str, Any]  # {"nodes": [NodeFit], "gpus": [GpuFit], "max_n_gpu_layers": Figure}
+    suggested_profile: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()
+    profile: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=_ro)

@@ -1,0 +1,173 @@
+"""Launch profiles: what to run and where (one TOML file each, see `rigtui.profiles`).
+
+`Profile` is the validated, resolved form (after `extends`), with the TOML key for each field
+given in `PROFILE_KEYS`. No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+ENGINES = ("llama-cpp-python",)
+NUMA_STRATEGIES = ("disabled", "distribute", "isolate", "numactl", "mirror")
+MEMORY_POLICIES = ("default", "interleave", "bind", "preferred")
+SPLIT_MODES = ("none", "layer", "row")
+# ggml type names llama.cpp accepts for the KV cache (-ctk/-ctv)
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+DEMO_PREFIX = "demo:"  # model = "demo:300M" -> the synthetic model, generated on first use
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """ "300M" -> 300_000_000, "1G" -> 1e9, "1.5G", "8000000" (decimal units, like disk sizes)."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"size {text!r}: write a number with an optional K, M, G or T suffix")
+    scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+@dataclass(frozen=True)
+class ProfileIssue:
+    """One problem in a profile file: where it is, what is wrong, what to do."""
+
+    file: str
+    line: int | None
+    key: str | None
+    message: str
+    hint: str | None = None
+    severity: str = "error"  # "error" (refuses to launch) | "warning"
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        key = f" {self.key}:" if self.key else ""
+        text = f"{where}:{key} {self.severity}: {self.message}"
+        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class ProfileRef:
+    name: str
+    path: str
+    origin: str  # "user" | "example"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    max_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A resolved launch profile. `None` means "llama.cpp's default" / "not restricted"."""
+
+    name: str
+    path: str | None
+    model: str  # a path (absolute after loading) or "demo:SIZE"
+    engine: str = "llama-cpp-python"
+    description: str | None = None
+    extends: str | None = None
+    ctx: int = 2048
+    batch: int = 512
+    ubatch: int = 512
+    threads: int | None = None  # None: one per CPU of the resolved CPU set (physical cores)
+    batch_threads: int | None = None
+    cpus: str | None = None  # cpulist, "0-47,96-143"
+    nodes: tuple[int, ...] | None = None  # run on the CPUs of these NUMA nodes
+    physical_cores_only: bool = False
+    numa: str = "disabled"  # llama.cpp's strategy
+    memory_policy: str = "default"
+    memory_nodes: tuple[int, ...] | None = None  # nodes of the policy; default: `nodes` or all
+    drop_caches_first: bool = False
+    gpu_layers: int = 0  # -1: all
+    split_mode: str = "layer"
+    main_gpu: int = 0
+    tensor_split: tuple[float, ...] | None = None
+    offload_kqv: bool = True
+    cuda_visible_devices: str | None = None
+    flash_attn: bool = False
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    mmap: bool = True
+    mlock: bool = False
+    seed: int = -1
+    sampling: Sampling = field(default_factory=Sampling)
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def is_demo(self) -> bool:
+        return self.model.startswith(DEMO_PREFIX)
+
+    @property
+    def demo_size(self) -> str | None:
+        return self.model[len(DEMO_PREFIX) :] if self.is_demo else None
+
+
+def _field_types() -> dict[str, Any]:
+    return {
+        "engine": str,
+        "description": str,
+        "extends": str,
+        "model": str,
+        "ctx": int,
+        "batch": int,
+        "ubatch": int,
+        "threads": int,
+        "batch_threads": int,
+        "cpus": str,
+        "nodes": list,
+        "physical_cores_only": bool,
+        "numa": str,
+        "memory_policy": str,
+        "memory_nodes": list,
+        "drop_caches_first": bool,
+        "gpu_layers": int,
+        "split_mode": str,
+        "main_gpu": int,
+        "tensor_split": list,
+        "offload_kqv": bool,
+        "cuda_visible_devices": str,
+        "flash_attn": bool,
+        "cache_type_k": str,
+        "cache_type_v": str,
+        "mmap": bool,
+        "mlock": bool,
+        "seed": int,
+        "sampling": dict,
+        "env": dict,
+    }
+
+
+# TOML key -> expected Python type (after tomllib), for the validator and the docs.
+PROFILE_KEYS: dict[str, Any] = _field_types()
+SAMPLING_KEYS: dict[str, Any] = {
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "min_p": float,
+    "repeat_penalty": float,
+    "max_tokens": int,
+}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What the engine worker applies, resolved from a Profile and the machine's Topology."""
+
+    cpus: tuple[int, ...] | None  # CPU affinity; None: leave as inherited
+    threads: int
+    batch_threads: int
+    memory_policy: str
+    memory_nodes: tuple[int, ...]
+    numa: str
+    notes: tuple[str, ...] = ()  # how defaults were chosen, for `rigtui profiles show`

@@ -1,0 +1,196 @@
+"""Profile TOML -> checked values with their file and line (no machine checks here, see checks.py).
+
+Every problem becomes a `ProfileIssue(file, line, key, message, hint)`; a value that fails its
+check is dropped so the rest of the file is still checked (all problems reported at once).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from rigtui.model.profile import (
+    DEMO_PREFIX,
+    ENGINES,
+    KV_CACHE_TYPES,
+    MEMORY_POLICIES,
+    NUMA_STRATEGIES,
+    PROFILE_KEYS,
+    SAMPLING_KEYS,
+    SPLIT_MODES,
+    ProfileIssue,
+    parse_size,
+)
+from rigtui.profiles.textutil import key_lines, parse_cpulist, toml_error_line
+
+_CHOICES = {
+    "engine": ENGINES,
+    "numa": NUMA_STRATEGIES,
+    "memory_policy": MEMORY_POLICIES,
+    "split_mode": SPLIT_MODES,
+    "cache_type_k": KV_CACHE_TYPES,
+    "cache_type_v": KV_CACHE_TYPES,
+}
+# key -> (minimum, maximum or None, hint when out of range)
+_RANGES: dict[str, tuple[float, float | None, str]] = {
+    "threads": (1, 4096, "use at least 1 thread; usually one per physical core of the nodes used"),
+    "batch_threads": (1, 4096, "use at least 1 thread"),
+    "ctx": (0, 1 << 24, "0 means the model's training context; otherwise tokens, e.g. 4096"),
+    "batch": (1, 1 << 20, "llama.cpp's default is 2048; 512 is common"),
+    "ubatch": (1, 1 << 20, "llama.cpp's default is 512"),
+    "gpu_layers": (-1, 100000, "-1 offloads every layer, 0 keeps all on the CPU"),
+    "main_gpu": (0, 1024, "the index of a GPU as CUDA numbers them (0 = first)"),
+    "seed": (-1, 2**32 - 1, "-1 picks a random seed"),
+    "sampling.temperature": (0.0, 100.0, "0 is greedy; 0.7-1.0 is usual"),
+    "sampling.top_k": (0, 1 << 20, "0 disables top-k"),
+    "sampling.top_p": (0.0, 1.0, "between 0 and 1 (1 disables it)"),
+    "sampling.min_p": (0.0, 1.0, "between 0 and 1 (0 disables it)"),
+    "sampling.repeat_penalty": (0.0, 100.0, "1.0 disables it"),
+    "sampling.max_tokens": (1, 1 << 24, "tokens to generate per prompt"),
+}
+
+
+@dataclass(frozen=True)
+class Located:
+    value: Any
+    file: str
+    line: int | None
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a list", dict: "a table"}  # fmt: skip
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _suggest(key: str, known: list[str]) -> str | None:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _int_list(value: list[Any]) -> str | None:
+    if not value:
+        return "is an empty list"
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return "must list integer node ids, e.g. [0, 1]"
+    if any(v < 0 for v in value):
+        return "has a negative node id"
+    return None
+
+
+def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
+    """(message, hint) when `value` is wrong for `key`, else None."""
+    if key in _CHOICES and value not in _CHOICES[key]:
+        choices = _CHOICES[key]
+        return f"{value!r} is not one of {', '.join(choices)}", _suggest(str(value), list(choices))
+    if key in _RANGES:
+        lo, hi, hint = _RANGES[key]
+        if value < lo or (hi is not None and value > hi):
+            bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            return f"{value} is out of range (must be {bound})", hint
+    if key == "cpus":
+        try:
+            parse_cpulist(value)
+        except ValueError as exc:
+            return f"bad CPU list: {exc}", 'write CPU ids and ranges, e.g. "0-47,96-143"'
+    if key in ("nodes", "memory_nodes"):
+        problem = _int_list(value)
+        if problem:
+            return f"{key} {problem}", "list NUMA node ids as `numactl -H` shows them, e.g. [0, 1]"
+    if key == "tensor_split":
+        ok = value and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value
+        )
+        if not ok or sum(value) <= 0:
+            return "must be non-negative numbers, one per GPU", "e.g. [3, 1] puts 3/4 on GPU 0"
+    if key == "model":
+        if not value.strip():
+            return "is empty", 'give the path of a .gguf file, or "demo:300M"'
+        if value.startswith(DEMO_PREFIX):
+            try:
+                if parse_size(value[len(DEMO_PREFIX) :]) < 1_000_000:
+                    return "demo model size is below 1M", 'use e.g. "demo:8M" or "demo:300M"'
+            except ValueError as exc:
+                return str(exc), 'use e.g. "demo:300M" or "demo:1G"'
+    if (
+        key == "cuda_visible_devices"
+        and not all(p.strip() for p in value.split(","))
+        and value != ""
+    ):
+        return "has an empty entry", 'a comma list of GPU indices or UUIDs, e.g. "0,1"'
+    return None
+
+
+def read_profile_text(text: str, file: str) -> tuple[dict[str, Located], list[ProfileIssue]]:
+    """Checked values keyed by dotted key ("ctx", "sampling.top_k", "env.OMP_WAIT_POLICY")."""
+    issues: list[ProfileIssue] = []
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        issues.append(ProfileIssue(file, toml_error_line(str(exc)), None,
+                                   f"not valid TOML: {exc}", "see https://toml.io for the syntax"))  # fmt: skip
+        return {}, issues
+    lines = key_lines(text)
+    out: dict[str, Located] = {}
+
+    def bad(key: str, message: str, hint: str | None) -> None:
+        issues.append(ProfileIssue(file, lines.get(key), key, message, hint))
+
+    for key, value in data.items():
+        expected = PROFILE_KEYS.get(key)
+        if expected is None:
+            hint = (
+                _suggest(key, list(PROFILE_KEYS))
+                or "see the commented example profiles (`rigtui profiles show demo`)"
+            )
+            bad(key, f"unknown key `{key}`", hint)
+            continue
+        if not _type_ok(value, expected):
+            bad(key, f"must be {_TYPE_NAMES[expected]}, got {type(value).__name__} {value!r}", None)
+            continue
+        if key == "sampling":
+            for sub, sv in value.items():
+                dotted = f"sampling.{sub}"
+                sexp = SAMPLING_KEYS.get(sub)
+                if sexp is None:
+                    bad(dotted, f"unknown sampling key `{sub}`", _suggest(sub, list(SAMPLING_KEYS)))
+                elif not _type_ok(sv, sexp):
+                    bad(dotted, f"must be {_TYPE_NAMES[sexp]}, got {sv!r}", None)
+                elif (problem := _check_value(dotted, sv)) is not None:
+                    bad(dotted, *problem)
+                else:
+                    out[dotted] = Located(sv, file, lines.get(dotted))
+            continue
+        if key == "env":
+            for name, ev in value.items():
+                dotted = f"env.{name}"
+                if not isinstance(ev, str):
+                    bad(
+                        dotted,
+                        f"environment values are strings, got {ev!r}",
+                        f'write {name} = "{ev}"',
+                    )
+                else:
+                    out[dotted] = Located(ev, file, lines.get(dotted))
+            continue
+        problem = _check_value(key, value)
+        if problem is not None:
+            bad(key, *problem)
+            continue
+        if key == "model" and not value.startswith(DEMO_PREFIX):
+            value = os.path.expandvars(os.path.expanduser(value))
+            if not os.path.isabs(value):  # relative to the profile's own directory
+                value = os.path.normpath(
+                    os.path.join(os.path.dirname(os.path.abspath(file)), value)
+                )
+        out[key] = Located(value, file, lines.get(key))
+    return out, issues

@@ -1,0 +1,69 @@
+"""Messages between workers and handlers. Each carries an immutable snapshot (frozen model
+objects, tuples), never a live object a worker might still change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from rigtui.model.engine import EngineEvent, EngineStats
+from rigtui.model.sample import Sample
+
+
+class SampleReady(Message):
+    """A new telemetry sample (from the sampler thread or a replay)."""
+
+    def __init__(self, sample: Sample) -> None:
+        super().__init__()
+        self.sample = sample
+
+
+class SourceFailed(Message):
+    """The sample source raised (end of a replay, a sampler bug): polling stops, the reason shows."""
+
+    def __init__(self, reason: str, *, ended: bool = False) -> None:
+        super().__init__()
+        self.reason = reason
+        self.ended = ended
+
+
+class EngineEventMsg(Message):
+    """One event from the engine's reader thread, plus the stats folded so far."""
+
+    def __init__(self, event: EngineEvent, stats: EngineStats | None) -> None:
+        super().__init__()
+        self.event = event
+        self.stats = stats
+
+
+class EngineChanged(Message):
+    """The engine was launched, stopped or failed to launch (state for every screen)."""
+
+    def __init__(self, stats: EngineStats | None, note: str | None = None) -> None:
+        super().__init__()
+        self.stats = stats
+        self.note = note
+
+
+class PrepareProgress(Message):
+    """Progress of work before launch (generating the demo model on first use)."""
+
+    def __init__(self, what: str, fraction: float | None) -> None:
+        super().__init__()
+        self.what = what
+        self.fraction = fraction
+
+
+class ChecksReady(Message):
+    def __init__(self, checks: tuple[Any, ...], error: str | None = None) -> None:
+        super().__init__()
+        self.checks = checks
+        self.error = error
+
+
+class BenchReady(Message):
+    def __init__(self, result: Any, error: str | None = None) -> None:
+        super().__init__()
+        self.result = result
+        self.error = error

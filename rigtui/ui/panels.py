@@ -1,0 +1,371 @@
+"""Dashboard panels: one per socket, one per GPU, the engine, and the host line.
+
+Each panel is handed snapshots (`update_from(...)`) by the dashboard screen and renders them;
+none of them reads anything. Text uses Textual content markup with theme variables
+(`$success`, `$warning`, `$error`), so themes and NO_COLOR apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.widgets import Static
+
+from rigtui.model.engine import EngineState, EngineStats
+from rigtui.model.sample import GpuSample, MemoryTraffic, NodeMemory, Sample
+from rigtui.model.topology import Topology
+from rigtui.ui.fmt import bar, gib, human_bytes, num, spark, tok_s
+from rigtui.ui.heat import socket_heat
+
+LEVEL_STYLE = {
+    "none": "$text-muted",
+    "idle": "$text-muted",
+    "low": "$success",
+    "mid": "$warning",
+    "high": "$error",
+}
+STATE_STYLE = {
+    EngineState.IDLE: "$text-muted",
+    EngineState.STARTING: "$warning",
+    EngineState.LOADING: "$warning",
+    EngineState.READY: "$success",
+    EngineState.GENERATING: "$accent",
+    EngineState.STOPPING: "$warning",
+    EngineState.EXITED: "$text-muted",
+    EngineState.FAILED: "$error",
+}
+
+
+def host_line(topology: Topology, mode: str, detail: str) -> str:
+    """`host · CPU · 2 sockets · 8 nodes · 24 ch DDR5-4800 · kernel` (markup)."""
+    h, cpu, mem = topology.host, topology.cpu, topology.memory
+    parts = [f"[b]{escape(h.hostname or 'unknown host')}[/b]"]
+    parts.append(escape(cpu.model_name or cpu.arch or "unknown CPU"))
+    parts.append(
+        f"{len(topology.sockets)} socket{'s' if len(topology.sockets) != 1 else ''} · "
+        f"{len(topology.nodes)} node{'s' if len(topology.nodes) != 1 else ''} · "
+        f"{len(topology.cores)}c/{len(cpu.online)}t"
+    )
+    if mem.populated_channels:
+        kind = next((d.type for d in mem.dimms if d.populated and d.type), None) or "MT/s"
+        speed = (
+            ""
+            if not mem.speed_mts
+            else f" {kind}-{mem.speed_mts}"
+            if kind != "MT/s"
+            else f" {mem.speed_mts} MT/s"
+        )
+        parts.append(f"{mem.populated_channels} ch{speed}")
+    else:
+        parts.append("channels ?")
+    if h.kernel:
+        parts.append(escape(h.kernel))
+    if mode != "live":
+        parts.append(f"[$warning]{escape(mode)}{': ' + escape(detail) if detail else ''}[/]")
+    return " · ".join(parts)
+
+
+def set_text(widget: Static, text: str) -> None:
+    """Update a Static only when its text changed: an identical update still costs a
+    layout and a repaint, and most of the dashboard is unchanged from one second to the next."""
+    if getattr(widget, "_rig_text", None) != text:
+        widget._rig_text = text  # type: ignore[attr-defined]
+        widget.update(text)
+
+
+def first_clause(text: str, limit: int = 60) -> str:
+    """'perf: no PMU (a, b) in /sys/...; resctrl: ...' -> 'perf: no PMU (a, b) in /sys/...'."""
+    head = text.split(";")[0].strip()
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def traffic_total(t: MemoryTraffic | None) -> float | None:
+    """Read + write GB/s, or the source's combined figure when it cannot split them."""
+    if t is None or not t.available:
+        return None
+    if t.total_gbs is not None:
+        return t.total_gbs
+    if t.read_gbs is None and t.write_gbs is None:
+        return None
+    return (t.read_gbs or 0.0) + (t.write_gbs or 0.0)
+
+
+class SocketPanel(Vertical):
+    """Load heat map, memory traffic vs the ceiling, memory per node, temperatures."""
+
+    def __init__(self, topology: Topology, socket_id: int) -> None:
+        super().__init__(id=f"socket-{socket_id}", classes="panel")
+        self.topology = topology
+        self.socket_id = socket_id
+        sock = topology.socket(socket_id)
+        mode = f" · {sock.numa_mode}" if sock and sock.numa_mode else ""
+        cores = sock.cores if sock else 0
+        self.border_title = f"Socket {socket_id} · {cores} cores{mode}"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="heat")
+        yield Static("", classes="traffic-label")
+        yield Static("", classes="traffic")
+        yield Static("", classes="nodes")
+        yield Static("", classes="temps")
+
+    def update_from(self, history: Sequence[Sample]) -> None:
+        sample = history[-1] if history else None
+        width = max(20, self.content_region.width or self.size.width or 78)
+        set_text(self.query_one(".heat", Static), self._heat_text(sample, width))
+        traffic = self._traffic_text(sample)
+        set_text(self.query_one(".traffic-label", Static), traffic)
+        spark_text = self._traffic_spark(history, width)
+        spark_widget = self.query_one(".traffic", Static)
+        set_text(spark_widget, spark_text)
+        spark_widget.display = bool(spark_text)
+        set_text(self.query_one(".nodes", Static), self._nodes_text(sample, width))
+        set_text(self.query_one(".temps", Static), self._temps_text(sample))
+
+    def _traffic_spark(self, history: Sequence[Sample], width: int) -> str:
+        """Read and write (or R+W) history, one column per sample, scaled to the ceiling."""
+        mine = [
+            next((m for m in s.memory_traffic if m.socket == self.socket_id), None) for s in history
+        ]
+        if not any(traffic_total(t) is not None for t in mine):
+            return ""
+        ceiling = next((t.ceiling_gbs for t in reversed(mine) if t and t.ceiling_gbs), None)
+        ceiling = ceiling or self.topology.memory.bandwidth_per_socket_gbs.get(self.socket_id)
+        cols = max(8, width - 4)
+        split = any(t is not None and t.read_gbs is not None for t in mine)
+        if not split:
+            return "R+W " + spark([traffic_total(t) for t in mine], cols, ceiling)
+        reads = [t.read_gbs if t and t.available else None for t in mine]
+        writes = [t.write_gbs if t and t.available else None for t in mine]
+        lines = [f"R   {spark(reads, cols, ceiling)}"]
+        if any(w is not None for w in writes):  # estimates have no write figure
+            lines.append(f"W   {spark(writes, cols, ceiling)}")
+        return "\n".join(lines)
+
+    def _heat_text(self, sample: Sample | None, width: int) -> str:
+        if sample is None:
+            return "[$text-muted]waiting for the first sample…[/]"
+        per_cpu = dict(zip(sample.cpu.cpu_ids, sample.cpu.per_cpu, strict=False))
+        lines = []
+        for row in socket_heat(self.topology, self.socket_id, per_cpu, width):
+            total = sum(len(g) for g in row.groups)
+            sep = " " if total * 2 <= width - 24 else ""
+            cells = sep.join(
+                "".join(f"[{LEVEL_STYLE[c.level]}]{escape(c.glyph)}[/]" for c in g)
+                for g in row.groups
+            )
+            unit = " [$text-muted](per L3)[/]" if row.summarised else ""
+            lines.append(f"{row.label} {cells} [$text-muted]{row.summary}[/]{unit}")
+        return "\n".join(lines) or "[$text-muted]no cores in this socket[/]"
+
+    def _traffic_text(self, sample: Sample | None) -> str:
+        t: MemoryTraffic | None = None
+        if sample is not None:
+            t = next((m for m in sample.memory_traffic if m.socket == self.socket_id), None)
+        ceiling = t.ceiling_gbs if t and t.ceiling_gbs else None
+        if ceiling is None:
+            ceiling = self.topology.memory.bandwidth_per_socket_gbs.get(self.socket_id)
+        ceil_txt = f" of {ceiling:.0f} GB/s" if ceiling else " (ceiling unknown)"
+        ceil_note = f" · ceiling {ceiling:.0f} GB/s" if ceiling else " · ceiling unknown"
+        basis = self.topology.memory.source
+        if t is None or not t.available:
+            why = (t.reason if t else None) or "no memory-traffic counters on this machine"
+            self.tooltip = why  # the whole reason; the panel shows its first clause
+            return f"mem R/W [$text-muted]unavailable: {escape(first_clause(why))}[/]{ceil_note}"
+        total = traffic_total(t) or 0.0
+        pct = f" {100 * total / ceiling:.0f}%" if ceiling else ""
+        if t.read_gbs is None and t.write_gbs is None:
+            figures = f"mem R+W {total:.1f} GB/s"
+        else:
+            figures = f"mem R {num(t.read_gbs)} W {num(t.write_gbs)} GB/s"
+        where = f"src {t.source or '?'}"
+        if not (t.ceiling_gbs) and ceiling and basis != "unknown":
+            where += f", ceiling from {basis}"
+        return f"{figures}{ceil_txt}{pct} [$text-muted]{escape(where)}[/]"
+
+    def _nodes_text(self, sample: Sample | None, width: int) -> str:
+        sock = self.topology.socket(self.socket_id)
+        node_ids = sock.nodes if sock else ()
+        by_id: dict[int, NodeMemory] = {n.node: n for n in sample.nodes} if sample else {}
+        lines = []
+        for nid in node_ids:
+            n = by_id.get(nid)
+            topo_node = self.topology.node(nid)
+            total = (
+                n.total_bytes if n and n.total_bytes else (topo_node and topo_node.mem_total_bytes)
+            )
+            free = n.free_bytes if n else (topo_node and topo_node.mem_free_bytes)
+            if not total or free is None:
+                lines.append(f"n{nid} mem [$text-muted]unknown[/]")
+                continue
+            used = total - free
+            gauge = bar(used / total, max(6, min(20, width - 36)))
+            lines.append(f"n{nid} mem {gauge} {gib(used)}/{gib(total)} GiB used")
+        return "\n".join(lines)
+
+    def _temps_text(self, sample: Sample | None) -> str:
+        sensors = sample.temperatures if sample else self.topology.sensors
+        mine = [s for s in sensors if s.socket == self.socket_id and s.temp_c is not None]
+        if not mine:
+            return "[$text-muted]temp: no sensor for this socket[/]"
+        return "temp " + "  ".join(f"{escape(s.label)} {s.temp_c:.0f}°C" for s in mine[:6])
+
+
+class GpuPanel(Vertical):
+    """Util, VRAM, temperature, power, PCIe link now/max of one GPU."""
+
+    def __init__(self, topology: Topology, index: int) -> None:
+        super().__init__(id=f"gpu-{index}", classes="panel")
+        self.topology = topology
+        self.index = index
+        gpu = next((g for g in topology.gpus if g.index == index), None)
+        node = f" · node {gpu.numa_node}" if gpu and gpu.numa_node is not None else ""
+        self.border_title = f"GPU {index} · {gpu.name if gpu and gpu.name else 'unknown'}{node}"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="gpu-text")
+
+    def update_from(self, history: Sequence[Sample]) -> None:
+        sample = history[-1] if history else None
+        g: GpuSample | None = None
+        if sample is not None:
+            g = next((x for x in sample.gpus if x.index == self.index), None)
+        set_text(self.query_one(".gpu-text", Static), self._gpu_text(g))
+
+    def _gpu_text(self, g: GpuSample | None) -> str:
+        topo = next((x for x in self.topology.gpus if x.index == self.index), None)
+        if g is None or not g.available:
+            why = (g.reason if g else None) or "no live GPU readings"
+            link = ""
+            if topo is not None:
+                link = f"\nPCIe {topo.link_speed or '?'} x{topo.link_width or '?'}"
+                link += f" (max {topo.link_max_speed or '?'} x{topo.link_max_width or '?'})"
+            return f"[$text-muted]{escape(why)}[/]{escape(link)}"
+        util = g.util_pct
+        mem_frac = (
+            g.mem_used_bytes / g.mem_total_bytes
+            if g.mem_used_bytes is not None and g.mem_total_bytes
+            else None
+        )
+        power = f"{num(g.power_w, '.0f')}/{num(g.power_limit_w, '.0f')} W"
+        link_now = f"Gen{g.pcie_gen or '?'} x{g.pcie_width or '?'}"
+        link_max = f"Gen{g.pcie_gen_max or '?'} x{g.pcie_width_max or '?'}"
+        link_style = (
+            "$warning"
+            if (g.pcie_gen, g.pcie_width)
+            != (
+                g.pcie_gen_max,
+                g.pcie_width_max,
+            )
+            else "$text"
+        )
+        return (
+            f"util {bar((util or 0) / 100, 12)} {num(util, '.0f')}%   temp {num(g.temp_c, '.0f')}°C\n"
+            f"VRAM {bar(mem_frac, 12)} {human_bytes(g.mem_used_bytes)}/"
+            f"{human_bytes(g.mem_total_bytes)}   {power}\n"
+            f"PCIe [{link_style}]{link_now}[/] (max {link_max})"
+        )
+
+
+class EnginePanel(Vertical):
+    """State, profile, gen/prompt tok/s sparklines, TTFT, tokens, roofline gauge, pages/node."""
+
+    def __init__(self) -> None:
+        super().__init__(id="engine", classes="panel")
+        self.border_title = "Engine"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="engine-state")
+        with Horizontal(classes="spark-row"):
+            yield Static("", id="gen-label", classes="spark-label")
+            yield Static("", id="gen-spark")
+        with Horizontal(classes="spark-row"):
+            yield Static("", id="prompt-label", classes="spark-label")
+            yield Static("", id="prompt-spark")
+        yield Static("", id="engine-detail")
+
+    def update_from(
+        self,
+        stats: EngineStats | None,
+        *,
+        gen_history: Sequence[float],
+        prompt_history: Sequence[float],
+        roofline: tuple[float | None, str],
+        prepare: tuple[str, float | None] | None,
+        note: str | None,
+        width: int,
+    ) -> None:
+        set_text(self.query_one("#engine-state", Static), self._state_text(stats, prepare, note))
+        for row in self.query(".spark-row"):
+            row.display = stats is not None
+        self.query_one("#engine-detail", Static).display = stats is not None
+        gen = stats.gen_tok_s if stats else None
+        prompt = stats.prompt_tok_s if stats else None
+        set_text(self.query_one("#gen-label", Static), f"gen    {tok_s(gen):>12}")
+        set_text(self.query_one("#prompt-label", Static), f"prompt {tok_s(prompt):>12}")
+        cols = max(8, width - 24)
+        set_text(self.query_one("#gen-spark", Static), spark(list(gen_history), cols))
+        set_text(self.query_one("#prompt-spark", Static), spark(list(prompt_history), cols))
+        set_text(
+            self.query_one("#engine-detail", Static), self._detail_text(stats, roofline, width)
+        )
+
+    def _state_text(
+        self,
+        stats: EngineStats | None,
+        prepare: tuple[str, float | None] | None,
+        note: str | None,
+    ) -> str:
+        if stats is None:
+            if note:
+                return f"[$text-muted]{escape(note)}[/]"
+            return "[$text-muted]idle: no engine launched — p for profiles, l to launch[/]"
+        style = STATE_STYLE.get(stats.state, "$text")
+        text = f"[{style}][b]{stats.state.value.upper()}[/b][/] {escape(stats.profile or '')}"
+        if stats.pid:
+            text += f" [$text-muted]pid {stats.pid}[/]"
+        if prepare is not None:
+            what, frac = prepare
+            text += f"\n{escape(what)} {bar(frac, 20)} " + (
+                f"{frac:.0%}" if frac is not None else ""
+            )
+        elif stats.state is EngineState.LOADING:
+            frac = stats.load_progress
+            text += f"\nloading {bar(frac, 20)} {num((frac or 0) * 100, '.0f')}%"
+        if stats.state is EngineState.FAILED:
+            why = stats.last_error or (stats.exit.reason if stats.exit else None) or note
+            text += f"\n[$error]{escape(why or 'failed')}[/] [$text-muted](r: run screen shows the log)[/]"
+        return text
+
+    def _detail_text(
+        self, stats: EngineStats | None, roofline: tuple[float | None, str], width: int
+    ) -> str:
+        if stats is None:
+            return ""
+        ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
+        lines = [f"TTFT {ttft} · tokens {stats.n_gen} (total {stats.total_gen})"]
+        limit, basis = roofline
+        if limit and stats.gen_tok_s is not None:
+            frac = stats.gen_tok_s / limit
+            lines.append(
+                f"roofline {bar(frac, max(8, min(24, width - 40)))} {frac:.0%} of {limit:.1f} tok/s"
+            )
+            lines.append(f"[$text-muted]{escape(basis)}[/]")
+        elif limit:
+            lines.append(f"roofline {limit:.1f} tok/s [$text-muted]{escape(basis)}[/]")
+        else:
+            lines.append(f"roofline [$text-muted]{escape(basis)}[/]")
+        pl = stats.placement
+        if pl is not None and pl.model_file_bytes_per_node:
+            pages = " · ".join(
+                f"n{n} {human_bytes(b)}" for n, b in sorted(pl.model_file_bytes_per_node.items())
+            )
+            lines.append(f"model pages {pages}")
+        elif stats.model_bytes:
+            lines.append(
+                f"model {human_bytes(stats.model_bytes)} [$text-muted]pages per node: not read yet[/]"
+            )
+        return "\n".join(lines)

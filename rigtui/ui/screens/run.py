@@ -1,0 +1,119 @@
+"""Run / chat: prompt the engine, watch the reply stream, live stats, load progress, errors."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.markup import escape
+from textual.widgets import Footer, Input, Log, ProgressBar, Static
+
+from rigtui.model.engine import EngineEvent, EngineState, Token
+from rigtui.ui.fmt import num, tok_s
+from rigtui.ui.panels import STATE_STYLE
+from rigtui.ui.screens.base import RigScreen
+
+
+class RunScreen(RigScreen):
+    BINDINGS = [
+        Binding("escape", "leave_input", "Keys", tooltip="leave the prompt to use the keys"),
+        Binding("i", "focus_input", "Prompt"),
+        Binding("ctrl+k", "cancel", "Cancel", priority=True),
+        Binding("l", "launch", "Launch"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="run-status")
+        yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
+        yield Log(id="transcript", highlight=False)
+        yield Static("", id="error-panel")
+        yield Input(placeholder="prompt — Enter sends, Esc leaves", id="prompt", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._shown = 0  # transcript parts already written to the Log
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_input(self) -> None:
+        self.query_one("#transcript", Log).focus()
+
+    def action_focus_input(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_cancel(self) -> None:
+        engine = self.rig.engine
+        if engine is not None:
+            engine.cancel()
+
+    def action_launch(self) -> None:
+        self.rig.launch_profile(self.rig.services.launch or "demo")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.rig.send_prompt(text):
+            event.input.value = ""
+        self._sync_transcript()
+
+    def engine_event(self, ev: EngineEvent) -> None:
+        if isinstance(ev, Token):
+            self._sync_transcript()
+
+    def _sync_transcript(self) -> None:
+        parts = self.rig.transcript
+        log = self.query_one("#transcript", Log)
+        if self._shown > len(parts):  # transcript was reset
+            log.clear()
+            self._shown = 0
+        if self._shown < len(parts):
+            log.write("".join(parts[self._shown :]))
+            self._shown = len(parts)
+
+    def refresh_data(self) -> None:
+        rig = self.rig
+        stats = rig.engine_stats
+        self._sync_transcript()
+        status = self.query_one("#run-status", Static)
+        progress = self.query_one("#load-progress", ProgressBar)
+        errors = self.query_one("#error-panel", Static)
+        if stats is None:
+            hint = (
+                "Esc, then l launches the demo profile or p opens profiles"
+                if rig.services.engine_factory is not None
+                else f"no live engine in {rig.services.mode} mode"
+            )
+            status.update(f"[$text-muted]no engine running — {hint}[/]")
+            progress.display = False
+            errors.display = False
+            return
+        style = STATE_STYLE.get(stats.state, "$text")
+        ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
+        status.update(
+            f"[{style}][b]{stats.state.value.upper()}[/b][/] {escape(stats.profile or '')} · "
+            f"gen {tok_s(stats.gen_tok_s)} · prompt {tok_s(stats.prompt_tok_s)} · TTFT {ttft} · "
+            f"tokens {stats.n_gen} (total {stats.total_gen})"
+        )
+        if rig.prepare is not None:
+            progress.display = True
+            progress.update(total=1.0, progress=rig.prepare[1] or 0.0)
+        elif stats.state in (EngineState.STARTING, EngineState.LOADING):
+            progress.display = True
+            progress.update(total=1.0, progress=stats.load_progress or 0.0)
+        else:
+            progress.display = False
+        if stats.state is EngineState.FAILED:
+            why = stats.last_error or (stats.exit.reason if stats.exit else None) or rig.engine_note
+            lines = [f"[$error][b]Engine failed:[/b] {escape(why or 'unknown reason')}[/]"]
+            for issue in rig.engine_issues:
+                lines.append(escape(str(issue)))
+            if rig.engine_log:
+                lines.append("[$text-muted]last engine log lines:[/]")
+                lines.extend(escape(line) for line in list(rig.engine_log)[-10:])
+            errors.update("\n".join(lines))
+            errors.display = True
+        else:
+            errors.display = False
+        status.tooltip = f"load {num((stats.load_progress or 0) * 100, '.0f')}%"

@@ -1,0 +1,344 @@
+"""`rigtui check`: each check flipped by a value (hand-built topologies), by files in a captured
+tree (probes read them), every hwloc/util-linux fixture run end to end, and the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from analysis_helpers import GiB, dimm, epyc, gpu, with_host
+from conftest import hwloc_names, util_linux_names
+
+from rigtui.analysis.checks import CHECK_IDS, exit_code, run_checks
+from rigtui.analysis.checks_engine import parse_system_info
+from rigtui.hostfs import HostFS
+from rigtui.model.analysis import CHECK_STATUSES, CheckContext
+from rigtui.probes import detect
+
+REPO = Path(__file__).resolve().parent.parent
+SYSINFO_AVX512 = (
+    "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+    "BMI2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | LLAMAFILE = 1 | OPENMP = 1 | "
+)
+SYSINFO_AVX2 = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+GOOD_CTX = CheckContext(
+    engine_system_info=SYSINFO_AVX512,
+    engine_gpu_offload=True,
+    model_path="/m.gguf",
+    model_bytes=40 * GiB,
+    model_page_bytes_per_node={0: 10 * GiB, 1: 10 * GiB},
+    psi_memory_some_avg10=0.0,
+    psi_memory_full_avg10=0.0,
+    is_root=False,
+)
+
+
+def by_id(top, ctx=GOOD_CTX):
+    return {c.id: c for c in run_checks(top, ctx)}
+
+
+def test_a_healthy_rig_passes_everything():
+    checks = run_checks(epyc(gpus=(gpu(),)), GOOD_CTX)
+    assert [c.id for c in checks] == list(CHECK_IDS)
+    assert {c.id: c.status for c in checks if c.status != "pass"} == {}
+    assert exit_code(checks) == 0
+    assert all(c.fix is None for c in checks)
+
+
+@pytest.mark.parametrize(
+    "populated,status",
+    [
+        ({0: 12, 1: 12}, "pass"),
+        ({0: 12, 1: 11}, "warn"),
+        ({0: 6, 1: 6}, "fail"),
+        ({0: 12, 1: 8}, "fail"),
+    ],
+)
+def test_memory_channels(populated, status):
+    c = by_id(epyc(populated=populated))["memory_channels"]
+    assert c.status == status
+    if status != "pass":
+        assert "populate all 12 channels" in c.fix
+
+
+def test_memory_channels_platform_table_is_not_a_reading():
+    top = epyc()
+    top = replace(
+        top,
+        memory=replace(top.memory, dimms=(), source="platform-table (max supported, not measured)"),
+    )
+    assert by_id(top)["memory_channels"].status == "unknown"
+
+
+def test_dimm_speed_mixed_and_slow():
+    top = epyc()
+    mixed = top.memory.dimms[:-1] + (dimm(1, "L", mts=5600, configured=4800),)
+    c = by_id(replace(top, memory=replace(top.memory, dimms=mixed)))["dimm_speed"]
+    assert c.status == "warn" and "mixed" in c.summary
+    slow = tuple(
+        replace(d, configured_speed_mts=4400) if d.populated else d for d in top.memory.dimms
+    )
+    c = by_id(replace(top, memory=replace(top.memory, dimms=slow)))["dimm_speed"]
+    assert c.status == "warn" and "4800" in c.summary and "4400" in c.summary
+
+
+def test_numa_mode_interleaved_sockets_warns():
+    top = epyc()
+    one_node = replace(top.nodes[0], cpus=top.cpu.online)
+    c = by_id(replace(top, nodes=(one_node,)))["numa_mode"]
+    assert c.status == "warn" and "Node Interleaving" in c.fix
+    nps4 = by_id(epyc(cores_per_socket=8, nodes_per_socket=4))["numa_mode"]
+    assert nps4.status == "pass" and "8 CPU node(s)" in nps4.summary and "NPS4" in nps4.summary
+
+
+def test_numa_balancing():
+    assert by_id(with_host(epyc(), numa_balancing=1))["numa_balancing"].status == "warn"
+    single = epyc(sockets=1)
+    assert by_id(with_host(single, numa_balancing=1))["numa_balancing"].status == "pass"
+
+
+def test_thp_governor_boost_swap_perf():
+    got = by_id(
+        with_host(
+            epyc(),
+            thp_enabled="always",
+            governors={"powersave": 16},
+            boost=False,
+            swap_free_bytes=6 * GiB,
+            perf_event_paranoid=2,
+        )
+    )
+    assert got["transparent_hugepages"].status == "warn"
+    assert got["cpu_governor"].status == "warn" and "cpupower" in got["cpu_governor"].fix
+    assert got["cpu_boost"].status == "warn"
+    assert got["swap"].status == "warn" and "2.0 GiB" in got["swap"].summary
+    assert got["perf_counters"].status == "warn"
+    # root may read uncore counters whatever the sysctl says
+    root = by_id(with_host(epyc(), perf_event_paranoid=2), replace(GOOD_CTX, is_root=True))
+    assert root["perf_counters"].status == "pass"
+
+
+def test_smt_thread_count():
+    assert by_id(epyc(), replace(GOOD_CTX, profile_threads=16))["smt"].status == "warn"
+    assert by_id(epyc(), replace(GOOD_CTX, profile_threads=8))["smt"].status == "pass"
+    assert by_id(epyc(smt=False))["smt"].summary.startswith("SMT off")
+
+
+def test_memory_pressure_and_free_memory():
+    assert (
+        by_id(epyc(), replace(GOOD_CTX, psi_memory_some_avg10=3.0))["memory_pressure"].status
+        == "warn"
+    )
+    assert (
+        by_id(epyc(), replace(GOOD_CTX, psi_memory_full_avg10=9.0))["memory_pressure"].status
+        == "fail"
+    )
+    assert by_id(epyc(), replace(GOOD_CTX, model_bytes=500 * GiB))["free_memory"].status == "fail"
+    low = with_host(epyc(), mem_available_bytes=30 * GiB)
+    assert by_id(low)["free_memory"].status == "warn"
+    c = by_id(epyc(), replace(GOOD_CTX, model_bytes=250 * GiB))["free_memory"]
+    assert c.status == "pass" and "interleave" in c.summary
+    assert by_id(epyc(), CheckContext())["free_memory"].status == "unknown"
+
+
+def test_model_page_cache_on_one_node_warns():
+    ctx = replace(GOOD_CTX, model_page_bytes_per_node={0: 38 * GiB, 1: 1 * GiB})
+    c = by_id(epyc(), ctx)["model_page_cache"]
+    assert c.status == "warn" and "drop_caches" in c.fix and "node 0" in c.summary
+    assert (
+        by_id(epyc(), replace(GOOD_CTX, model_page_bytes_per_node={}))["model_page_cache"].status
+        == "pass"
+    )
+    assert (
+        by_id(epyc(), replace(GOOD_CTX, model_page_bytes_per_node=None, model_page_reason="x"))[
+            "model_page_cache"
+        ].status
+        == "unknown"
+    )
+
+
+def test_kernel_version_on_epyc():
+    assert by_id(epyc(kernel="5.15.0-91-generic"))["kernel_version"].status == "warn"
+    c = by_id(epyc(kernel="6.6.30"))["kernel_version"]
+    assert c.status == "pass" and "amd_umc" in c.summary
+    intel = epyc(kernel="5.15.0")
+    intel = replace(intel, cpu=replace(intel.cpu, model_name="Intel(R) Xeon(R) Gold 6430"))
+    assert by_id(intel)["kernel_version"].status == "pass"
+
+
+def test_engine_isa():
+    assert (
+        by_id(epyc(), replace(GOOD_CTX, engine_system_info=SYSINFO_AVX2))["engine_isa"].status
+        == "warn"
+    )
+    no512 = epyc(flags=("pni", "ssse3", "bmi2", "avx", "avx2", "fma", "f16c"))
+    c = by_id(no512, GOOD_CTX)["engine_isa"]
+    assert c.status == "fail" and "AVX512" in c.summary
+    assert by_id(epyc(), replace(GOOD_CTX, live=False))["engine_isa"].status == "unknown"
+    old_style = "AVX = 1 | AVX_VNNI = 0 | AVX2 = 1 | AVX512 = 0 | FMA = 1 | NEON = 0 | "
+    assert parse_system_info(old_style) == {
+        "AVX": 1,
+        "AVX_VNNI": 0,
+        "AVX2": 1,
+        "AVX512": 0,
+        "FMA": 1,
+        "NEON": 0,
+    }
+    assert "ARCHS" not in parse_system_info(SYSINFO_AVX2 + "CUDA : ARCHS = 890 | ")
+
+
+def test_gpu_checks():
+    top = epyc(gpus=(gpu(0), gpu(1, width=4)))
+    got = by_id(top, replace(GOOD_CTX, engine_gpu_offload=False))
+    assert got["gpu_offload"].status == "warn" and "GGML_CUDA" in got["gpu_offload"].fix
+    assert got["gpu_pcie_link"].status == "warn" and "x4 of x16" in got["gpu_pcie_link"].summary
+    idle = by_id(epyc(gpus=(gpu(0, gen=1, gen_max=4),)))["gpu_pcie_link"]
+    assert idle.status == "pass" and "idle" in idle.summary
+
+
+def test_resctrl():
+    top = epyc(flags=("avx", "avx2", "cqm_mbm_total"))
+    assert by_id(with_host(top, resctrl_mounted=False))["resctrl"].status == "warn"
+    assert by_id(with_host(epyc(), resctrl_mounted=False))["resctrl"].status == "pass"
+
+
+def test_a_check_that_crashes_is_unknown_not_a_traceback():
+    top = replace(epyc(), host=replace(epyc().host, governors=None))  # wrong shape
+    c = by_id(top)["cpu_governor"]
+    assert c.status == "unknown" and "check failed" in c.summary
+
+
+# -- captured trees: probes read the files, checks flip -----------------------------------------
+def _tree(fixture_root, tmp_path, name: str = "16amd64-8n2c") -> Path:
+    dest = tmp_path / name
+    shutil.copytree(fixture_root(name), dest, symlinks=True)
+    return dest
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+
+
+def test_tree_flips_host_checks(fixture_root, tmp_path):
+    root = _tree(fixture_root, tmp_path)
+    ctx = CheckContext(live=False)
+    before = {c.id: c.status for c in run_checks(detect(HostFS(str(root))), ctx)}
+    assert before["numa_balancing"] == "unknown" and before["transparent_hugepages"] == "unknown"
+    _write(root, "proc/sys/kernel/numa_balancing", "1\n")
+    _write(root, "sys/kernel/mm/transparent_hugepage/enabled", "[always] madvise never\n")
+    _write(root, "sys/kernel/mm/transparent_hugepage/defrag", "always defer [madvise] never\n")
+    _write(root, "proc/sys/kernel/osrelease", "5.15.0-91-generic\n")
+    _write(root, "proc/sys/kernel/perf_event_paranoid", "2\n")
+    for cpu in range(16):
+        _write(root, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor", "powersave\n")
+    checks = run_checks(detect(HostFS(str(root))), ctx)
+    after = {c.id: c for c in checks}
+    assert after["numa_balancing"].status == "warn"
+    assert after["numa_balancing"].evidence[0].value == "1"
+    assert after["transparent_hugepages"].status == "warn"
+    assert (
+        after["cpu_governor"].status == "warn"
+        and "powersave on 16" in after["cpu_governor"].summary
+    )
+    assert after["perf_counters"].status == "warn"
+    assert after["kernel_version"].evidence[0].value == "5.15.0-91-generic"
+    assert exit_code(checks) == 1
+    _write(root, "proc/sys/kernel/numa_balancing", "0\n")
+    _write(root, "sys/kernel/mm/transparent_hugepage/enabled", "always [madvise] never\n")
+    again = {c.id: c.status for c in run_checks(detect(HostFS(str(root))), ctx)}
+    assert again["numa_balancing"] == "pass" and again["transparent_hugepages"] == "pass"
+
+
+ALL_TREES = hwloc_names() + util_linux_names()
+
+
+@pytest.mark.parametrize("name", ALL_TREES)
+def test_every_fixture_checks_without_crashing(fixture_root, name):
+    top = detect(HostFS(str(fixture_root(name))))
+    checks = run_checks(top, CheckContext(live=False))
+    assert [c.id for c in checks] == list(CHECK_IDS)
+    for c in checks:
+        assert c.status in CHECK_STATUSES
+        assert "check failed" not in c.summary, (c.id, c.summary)
+        assert c.why
+    by = {c.id: c for c in checks}
+    assert by["engine_isa"].status == "unknown"  # not this machine's engine
+    assert by["memory_pressure"].status == "unknown"
+
+
+def test_dimms_fixture_reads_channels(fixture_root):
+    top = detect(HostFS(str(fixture_root("32em64t-2n8c+dax+nvme+mic+dimms"))))
+    c = by_id(top, CheckContext(live=False))["memory_channels"]
+    if top.memory.source.startswith("platform") or not top.memory.channels_per_socket:
+        assert c.status == "unknown"
+    else:
+        assert c.status in ("pass", "warn", "fail")
+        assert any("socket" in e.value for e in c.evidence)
+
+
+def _cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "rigtui", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_cli_json_contract_and_exit_code(fixture_root, tmp_path):
+    root = _tree(fixture_root, tmp_path)
+    _write(root, "proc/sys/kernel/numa_balancing", "1\n")
+    proc = _cli("check", "--json", "--root", str(root))
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [c["id"] for c in data] == list(CHECK_IDS)
+    for c in data:
+        assert {"id", "status", "evidence", "why", "fix"} <= set(c)
+    nb = next(c for c in data if c["id"] == "numa_balancing")
+    assert nb["status"] == "warn"
+    assert nb["evidence"] == [{"source": "/proc/sys/kernel/numa_balancing", "value": "1"}]
+    engine = next(c for c in data if c["id"] == "engine_isa")
+    assert engine["status"] == "unknown" and "--root" in engine["summary"]
+    text = _cli("check", "--root", str(root))
+    assert text.returncode == 1 and "WARN numa_balancing" in text.stdout
+    assert "sysctl -w kernel.numa_balancing=0" in text.stdout
+    bad = _cli("check", "--only", "nonsense")
+    assert bad.returncode == 2 and "unknown check id" in bad.stderr
+
+
+def test_cli_live_with_model(tmp_path):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + bytes(1 << 20))
+    proc = _cli(
+        "check",
+        "--json",
+        "--model",
+        str(model),
+        "--only",
+        "free_memory",
+        "--only",
+        "model_page_cache",
+        "--only",
+        "engine_isa",
+    )
+    assert proc.returncode in (0, 1, 2), proc.stderr
+    data = {c["id"]: c for c in json.loads(proc.stdout)}
+    assert data["free_memory"]["status"] == "pass"
+    placed = data["model_page_cache"]
+    assert any(
+        e["source"].startswith("mincore") and "node" in e["value"] for e in placed["evidence"]
+    )
+    if len(detect(HostFS("/")).nodes) == 1:
+        assert placed["status"] == "pass"  # fresh file, cached on the only node
+    else:
+        assert placed["status"] in ("pass", "warn")
+    assert "Traceback" not in proc.stderr

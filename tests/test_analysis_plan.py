@@ -1,0 +1,276 @@
+"""`rigtui plan`: exact bytes on demo models (whose sizes are known by construction), KV sizes as
+llama.cpp itself allocates them, MoE active weights, GPU fit, and bad input without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from analysis_helpers import epyc, gpu
+
+from rigtui.analysis.gguf_facts import GgufError, read_gguf_facts
+from rigtui.analysis.plan import (
+    PlanError,
+    bytes_per_token,
+    compute_buffer_estimate,
+    gpu_fits,
+    kv_bytes_per_layer,
+    make_plan,
+)
+from rigtui.engine.demo_model import write_demo_model
+from rigtui.model.analysis import MemBandwidth, MemBenchResult
+
+REPO = Path(__file__).resolve().parent.parent
+BPW = {"f16": 2.0, "q8_0": 34 / 32}
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo")
+    return {dt: write_demo_model(d / f"demo-{dt}.gguf", size="8M", dtype=dt) for dt in BPW}
+
+
+def expected(info, ctx: int, kv: str = "f16"):
+    """Sizes from the demo model's construction, independent of the GGUF reader."""
+    norms = info.n_embd * (2 * info.n_layers + 1)
+    bpw = BPW[info.dtype]
+    weights = int((info.n_params - norms) * bpw) + norms * 4
+    kv_dim = info.n_embd // info.n_head * info.n_head_kv
+    kv_elem = {"f16": 2.0, "q8_0": 34 / 32}[kv]
+    kv_bytes = int(2 * ctx * info.n_layers * kv_dim * kv_elem)
+    embd = int(info.n_vocab * info.n_embd * bpw)
+    return weights, kv_bytes, weights - embd + kv_bytes
+
+
+@pytest.mark.parametrize("dtype", ["f16", "q8_0"])
+def test_demo_plan_exact_bytes(demos, dtype):
+    info = demos[dtype]
+    facts = read_gguf_facts(info.path)
+    assert (facts.n_params, facts.n_layers, facts.n_embd, facts.n_head, facts.n_head_kv) == (
+        info.n_params,
+        info.n_layers,
+        info.n_embd,
+        info.n_head,
+        info.n_head_kv,
+    )
+    assert facts.n_ctx_train == info.n_ctx_train and facts.file_bytes == info.file_bytes
+    assert facts.architecture == "llama" and facts.n_vocab == info.n_vocab
+    weights, kv, bpt = expected(info, 1024)
+    plan = make_plan(facts, epyc(), n_ctx=1024)
+    assert plan.params.value == info.n_params and plan.params.basis == "read"
+    assert plan.weights_bytes.value == weights
+    assert plan.kv_cache_bytes.value == kv
+    assert plan.bytes_per_token.value == bpt and plan.bytes_per_token.basis == "estimated"
+    assert bytes_per_token(str(info.path), 1024) == bpt
+    mix = {s.type: s for s in facts.quant_mix}
+    assert mix["F32"].params == info.n_embd * (2 * info.n_layers + 1)
+    assert set(mix) == {"F32", dtype.upper()}
+    q8 = make_plan(facts, epyc(), n_ctx=1024, kv_type_k="q8_0", kv_type_v="q8_0")
+    assert q8.kv_cache_bytes.value == expected(info, 1024, "q8_0")[1]
+
+
+def test_tg_ceiling_uses_measured_bandwidth_else_theoretical(demos):
+    facts = read_gguf_facts(demos["f16"].path)
+    top = epyc()
+    theo = make_plan(facts, top, n_ctx=512)
+    assert theo.bandwidth_gbs.basis == "read" and theo.bandwidth_gbs.value == pytest.approx(921.6)
+    bw = MemBandwidth("machine", (0, 1), (0, 1), 8, 1 << 30, 100.0, 90.0, 921.6, "smbios")
+    node0 = replace(bw, label="node 0", cpu_nodes=(0,), mem_nodes=(0,), read_gbs=60.0)
+    bench = MemBenchResult(0.0, "c", top.fingerprint(), (node0,), (), (), bw)
+    plan = make_plan(facts, top, n_ctx=512, membench=bench)
+    assert plan.bandwidth_gbs.basis == "measured"
+    assert plan.predicted_tg_tok_s.value == pytest.approx(100e9 / plan.bytes_per_token.value)
+    bound = make_plan(facts, top, n_ctx=512, membench=bench, nodes=(0,))
+    assert bound.bandwidth_gbs.value == 60.0
+    unknown = replace(
+        top, memory=replace(top.memory, theoretical_bandwidth_gbs=None, bandwidth_per_socket_gbs={})
+    )
+    none = make_plan(facts, unknown, n_ctx=512)
+    assert none.predicted_tg_tok_s.value is None and "bench mem" in none.predicted_tg_tok_s.detail
+    assert plan.predicted_pp_tok_s.basis == "estimated" and plan.predicted_pp_tok_s.value > 0
+
+
+def _llama_cpp_kv(path: Path, ctx: int, kv: str) -> tuple[float, float]:
+    """(K MiB, V MiB) as llama.cpp reports allocating them (its log line, 2 decimals)."""
+    code = (
+        f"from llama_cpp import Llama\nLlama(model_path={str(path)!r}, n_ctx={ctx}, "
+        f"n_threads=1, verbose=True, type_k={ {'f16': 1, 'q8_0': 8}[kv] }, "
+        f"type_v={ {'f16': 1, 'q8_0': 8}[kv] }, flash_attn={kv != 'f16'})"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    ).stderr
+    m = re.search(r"K \((\w+)\):\s+([\d.]+) MiB, V \((\w+)\):\s+([\d.]+) MiB", out)
+    assert m, out[-2000:]
+    return float(m.group(2)), float(m.group(4))
+
+
+@pytest.mark.parametrize("kv", ["f16", "q8_0"])
+def test_kv_bytes_match_what_llama_cpp_allocates(demos, kv):
+    info = demos["q8_0"]
+    k_mib, v_mib = _llama_cpp_kv(info.path, 512, kv)
+    facts = read_gguf_facts(info.path)
+    ours = sum(kv_bytes_per_layer(facts, 512, kv, kv))
+    assert ours / 2 / (1 << 20) == pytest.approx(k_mib, abs=0.006)
+    assert ours / 2 / (1 << 20) == pytest.approx(v_mib, abs=0.006)
+
+
+def test_compute_buffer_estimate_is_in_llama_cpp_s_range(demos):
+    # llama.cpp 0.3.x reported 18.51 MiB for this model at ctx 1024 without flash attention
+    facts = read_gguf_facts(demos["f16"].path)
+    est, formula = compute_buffer_estimate(facts, 1024, 512, False)
+    assert 0.5 < est / (18.51 * (1 << 20)) < 1.5 and "n_head" in formula
+
+
+def _write_moe(path: Path, n_expert: int = 4, used: int = 2) -> dict[str, int]:
+    from gguf import GGUFWriter
+
+    e, ff, vocab, layers = 64, 128, 32, 2
+    w = GGUFWriter(str(path), "qwen2moe")
+    w.add_block_count(layers)
+    w.add_embedding_length(e)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_context_length(256)
+    w.add_feed_forward_length(ff)
+    w.add_expert_count(n_expert)
+    w.add_expert_used_count(used)
+    sizes = {"embd": vocab * e * 4, "experts": 0, "other": 0}
+    w.add_tensor("token_embd.weight", np.zeros((vocab, e), dtype=np.float32))
+    w.add_tensor("output.weight", np.zeros((vocab, e), dtype=np.float32))
+    sizes["other"] += vocab * e * 4
+    for i in range(layers):
+        w.add_tensor(f"blk.{i}.attn_q.weight", np.zeros((e, e), dtype=np.float32))
+        w.add_tensor(f"blk.{i}.ffn_up_exps.weight", np.zeros((n_expert, ff, e), dtype=np.float32))
+        w.add_tensor(f"blk.{i}.ffn_up_shexp.weight", np.zeros((ff, e), dtype=np.float32))
+        sizes["other"] += (e * e + ff * e) * 4
+        sizes["experts"] += n_expert * ff * e * 4
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return sizes
+
+
+def test_moe_active_weights(tmp_path):
+    sizes = _write_moe(tmp_path / "moe.gguf")
+    facts = read_gguf_facts(tmp_path / "moe.gguf")
+    assert (facts.n_experts, facts.n_experts_used) == (4, 2)
+    assert facts.expert_bytes == sizes["experts"]
+    plan = make_plan(facts, epyc(), n_ctx=256)
+    active = sizes["other"] + sizes["experts"] // 2  # embedding excluded, half the experts
+    assert plan.active_weights_bytes.value == active
+    assert plan.bytes_per_token.value == active + plan.kv_cache_bytes.value
+    assert plan.weights_bytes.value == sizes["other"] + sizes["experts"] + sizes["embd"]
+
+
+def test_gpu_fit_and_largest_n_gpu_layers(demos):
+    facts = read_gguf_facts(demos["q8_0"].path)
+    kv = kv_bytes_per_layer(facts, 1024)
+    comp = compute_buffer_estimate(facts, 1024)[0]
+    all_layers = sum(facts.layer_bytes) + sum(kv) + comp
+    top = epyc(gpus=(gpu(0),))
+    # room for every block but not the output matrix -> n_layers
+    plan = make_plan(
+        facts, top, n_ctx=1024, n_gpu_layers=-1, vram_free={0: all_layers + facts.output_bytes - 1}
+    )
+    assert plan.fit["max_n_gpu_layers"].value == facts.n_layers
+    assert plan.fit["gpus"][0].fits is False and plan.warnings
+    plan = make_plan(
+        facts, top, n_ctx=1024, n_gpu_layers=-1, vram_free={0: all_layers + facts.output_bytes}
+    )
+    assert plan.fit["max_n_gpu_layers"].value == facts.n_layers + 1
+    assert plan.suggested_profile["gpu_layers"] == -1
+    assert plan.predicted_tg_tok_s.value is None  # all on the GPU: VRAM bandwidth unknown
+    # two GPUs split 3:1 -> 3 and 1 of the 4 layers
+    two = gpu_fits(facts, epyc(gpus=(gpu(0), gpu(1))), facts.n_layers, kv, comp, (3.0, 1.0))
+    assert [f.layers for f in two] == [3, 1]
+    assert two[1].needed_bytes == facts.layer_bytes[-1] + kv[-1] + comp
+
+
+def test_too_big_for_the_machine(demos):
+    facts = read_gguf_facts(demos["f16"].path)
+    tiny = epyc(mem_per_node=4 << 20)
+    plan = make_plan(facts, tiny, n_ctx=512)
+    assert any(w.startswith("too big") for w in plan.warnings)
+    assert all(f.fits is False for f in plan.fit["nodes"])
+    with pytest.raises(PlanError, match="KV cache type"):
+        make_plan(facts, epyc(), kv_type_k="q3_k")
+    with pytest.raises(PlanError, match="positive"):
+        make_plan(facts, epyc(), n_ctx=-5)
+
+
+BAD = {
+    "text": (b"hello, not a model\n", "not a GGUF file"),
+    "empty": (b"", "not a GGUF file"),
+    "absurd": (b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 1) + bytes(64), "impossible"),
+    "absurd_kv": (b"GGUF" + struct.pack("<IQQ", 3, 1, 1 << 50) + bytes(64), "impossible"),
+    "garbage": (b"GGUF" + struct.pack("<IQQ", 3, 2, 3) + bytes(range(256)) * 4, "corrupt"),
+    "version": (b"GGUF" + struct.pack("<IQQ", 9, 0, 0), "version 9"),
+    "safetensors": (struct.pack("<Q", 100) + b'{"__metadata__":{}}', "safetensors"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_give_clear_errors(tmp_path, name):
+    data, msg = BAD[name]
+    p = tmp_path / f"{name}.gguf"
+    p.write_bytes(data)
+    with pytest.raises(GgufError, match=msg):
+        read_gguf_facts(p)
+
+
+def test_truncated_download(demos, tmp_path):
+    src = Path(demos["f16"].path).read_bytes()
+    p = tmp_path / "half.gguf"
+    p.write_bytes(src[: len(src) // 2])
+    with pytest.raises(GgufError, match="truncated|corrupt"):
+        read_gguf_facts(p)
+    with pytest.raises(GgufError, match="directory"):
+        read_gguf_facts(tmp_path)
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "rigtui", "plan", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_cli_json_keys_and_bad_input(demos, tmp_path):
+    info = demos["f16"]
+    proc = _cli(str(info.path), "--ctx", "1024", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    for key in (
+        "params",
+        "weights_bytes",
+        "kv_cache_bytes",
+        "bytes_per_token",
+        "predicted_tg_tok_s",
+        "predicted_pp_tok_s",
+    ):
+        assert data[key]["basis"] in ("measured", "read", "estimated"), key
+        assert "detail" in data[key]
+    assert data["params"]["value"] == info.n_params
+    assert data["kv_cache_bytes"]["value"] == expected(info, 1024)[1]
+    assert "nodes" in data["fit"] and "gpus" in data["fit"]
+    text = _cli(str(info.path))
+    assert text.returncode == 0 and "bytes per token" in text.stdout
+    bad = tmp_path / "x.gguf"
+    bad.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 1))
+    for args in ([str(bad)], [str(tmp_path / "missing.gguf")], [str(info.path), "--kv-type", "zz"]):
+        out = _cli(*args)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert out.stderr.startswith("rigtui: ")
+    assert _cli().returncode == 2

@@ -1,0 +1,31 @@
+"""The CLI front door: subcommand discovery and the `bench mem` routing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rigtui.cli import route_bench_mem
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["bench", "mem", "--json"], ["bench-mem", "--json"]),
+        (["--root", "/x", "bench", "mem"], ["--root", "/x", "bench-mem"]),
+        (["bench", "demo", "-t", "1,2"], ["bench", "demo", "-t", "1,2"]),
+        (["bench", "--model", "mem"], ["bench", "--model", "mem"]),  # a model file named mem
+        (["probe", "bench", "mem"], ["probe", "bench", "mem"]),
+        ([], []),
+    ],
+)
+def test_route_bench_mem(argv, expected):
+    assert route_bench_mem(argv) == expected
+
+
+def test_version(capsys):
+    from rigtui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("rigtui ")

@@ -1,0 +1,126 @@
+"""`rigtui run`, `rigtui bench`, `rigtui profiles` end to end with an 8M demo model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from engine_helpers import write_profile
+
+from rigtui.cli import EXIT_BAD_PROFILE, EXIT_ENGINE, EXIT_OK, main
+
+pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture()
+def prof(tmp_path, demo8m):
+    return write_profile(
+        tmp_path,
+        "tiny",
+        f'model = "{demo8m}"\nctx = 256\nthreads = 1\n[sampling]\ntemperature = 0\n',
+    )
+
+
+def test_run_streams_text_and_stats(prof, capsys):
+    assert main(["run", str(prof), "-p", "Hello", "-n", "6"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out.endswith("\n") and len(out) >= 1
+    assert "gen 6 tok" in err and "tok/s" in err and "stop: length" in err
+
+
+def test_run_json_events(prof, capsys):
+    assert main(["run", str(prof), "-p", "Hello", "-n", "3", "--json"]) == EXIT_OK
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "starting" and kinds[-1] == "exit" and "log" not in kinds
+    assert kinds.count("token") == 3 and "done" in kinds and "placement" in kinds
+    assert events[-1]["code"] == 0
+
+
+def test_run_bad_profile_exit_code(tmp_path, demo8m, capsys):
+    bad = write_profile(tmp_path, "bad", f'model = "{demo8m}"\nthreads = 0\ngpu_layers = -5\n')
+    assert main(["run", str(bad), "-p", "x"]) == EXIT_BAD_PROFILE
+    err = capsys.readouterr().err
+    assert f"{bad}:2: threads: error" in err and f"{bad}:3: gpu_layers: error" in err
+    assert main(["run", "no-such-profile", "-p", "x"]) == EXIT_BAD_PROFILE
+
+
+def test_run_engine_failure_exit_code(tmp_path, capsys):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "alien.gguf"  # a valid GGUF llama.cpp cannot load
+    w = gguf.GGUFWriter(str(path), arch="nosucharch")
+    w.add_tensor("x.weight", np.zeros(32, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    p = write_profile(tmp_path, "alien", 'model = "alien.gguf"\n')
+    assert main(["run", str(p), "-p", "x"]) == EXIT_ENGINE
+    err = capsys.readouterr().err
+    assert "load error" in err and "failed to load the model" in err
+
+
+def test_bench_json_fields(prof, capsys):
+    assert main(["bench", str(prof), "-p", "16", "-n", "4", "-r", "2", "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["test"] for r in rows] == ["pp16", "tg4"]
+    for r in rows:
+        assert {"n_prompt", "n_gen", "avg_ts", "stddev_ts", "samples_ts", "n_threads"} <= r.keys()
+        assert r["avg_ts"] > 0 and len(r["samples_ts"]) == 2 and r["profile"] == "tiny"
+        assert r["fingerprint"]["cpus"] >= 1
+
+
+def test_bench_model_and_csv_and_usage(demo8m, capsys):
+    assert (
+        main(["bench", "--model", str(demo8m), "-p", "0", "-n", "4", "-r", "1", "--csv"]) == EXIT_OK
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("profile,model_filename") and len(lines) == 2 and ",tg4," in lines[1]
+    assert main(["bench"]) == 2
+    assert main(["bench", "--model", str(demo8m), "-t", "0"]) == 2
+
+
+def test_profiles_commands(xdg, capsys):
+    assert main(["profiles", "new", "mine", "--model", "demo:8M"]) == EXIT_OK
+    assert main(["profiles", "list", "--json"]) == EXIT_OK
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("[") :])
+    assert rows[0]["name"] == "mine" and rows[0]["origin"] == "user"
+    assert main(["profiles", "check", "mine"]) == EXIT_OK
+    assert main(["profiles", "show", "mine", "--json"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert shown["profile"]["model"] == "demo:8M" and shown["plan"]["threads"] >= 1
+    assert main(["profiles", "new", "mine", "--model", "demo:8M"]) == 1  # exists
+
+
+def test_demo_profile_on_a_fresh_machine(xdg, capsys):
+    from rigtui.profiles import duplicate_profile, update_profile
+
+    path = duplicate_profile("demo", "small-demo")  # the shipped demo, with a 2M model to be quick
+    update_profile(path, {"model": "demo:2M"})
+    assert main(["run", "small-demo", "-p", "hi", "-n", "3"]) == EXIT_OK
+    assert "gen 3 tok" in capsys.readouterr().err
+    assert (xdg / "cache" / "rigtui" / "demo-2M-f16.gguf").is_file()  # generated on first use
+
+
+def test_bench_sweeps_numa_and_threads(prof, capsys):
+    args = [
+        "bench",
+        str(prof),
+        "-p",
+        "0",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "1",
+        "--numa",
+        "disabled,distribute",
+    ]
+    assert main([*args, "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["numa"], r["n_threads"]) for r in rows] == [("disabled", 1), ("distribute", 1)]

@@ -1,0 +1,63 @@
+"""set_mempolicy/get_mempolicy via ctypes, run in a child process so the test runner's own
+policy is never changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rigtui.syscalls.numa import set_mempolicy
+
+CHILD = """
+import json, sys
+from rigtui.syscalls.numa import get_mempolicy, set_mempolicy
+out = []
+for mode, nodes in json.loads(sys.argv[1]):
+    try:
+        set_mempolicy(mode, nodes)
+        status = open("/proc/self/numa_maps").read().split("\\n")[0]
+        out.append(["ok", list(get_mempolicy()[0:1]) + [list(get_mempolicy()[1])], status])
+    except OSError as exc:
+        out.append(["oserror", exc.errno, str(exc)])
+print(json.dumps(out))
+"""
+
+
+def run_child(calls):
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(calls)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_policies_round_trip_and_show_in_numa_maps():
+    out = run_child([["interleave", [0]], ["bind", [0]], ["preferred", [0]], ["default", []]])
+    assert [o[1] for o in out] == [
+        ["interleave", [0]],
+        ["bind", [0]],
+        ["preferred", [0]],
+        ["default", []],
+    ]
+    assert "interleave:0" in out[0][2]  # the kernel's view of the policy for new mappings
+    assert "bind:0" in out[1][2]
+
+
+def test_missing_node_says_what_to_do():
+    (res,) = run_child([["bind", [3]]])
+    assert res[0] == "oserror" and res[1] == 22
+    assert "online nodes" in res[2] and "numactl -H" in res[2]
+
+
+def test_bad_arguments_raise_value_error():
+    with pytest.raises(ValueError, match="one of"):
+        set_mempolicy("spread", [0])
+    with pytest.raises(ValueError, match="at least one node"):
+        set_mempolicy("bind", [])
+    with pytest.raises(ValueError, match="one node"):
+        set_mempolicy("preferred", [0, 1])
+    with pytest.raises(ValueError, match=">= 0"):
+        set_mempolicy("bind", [-1])

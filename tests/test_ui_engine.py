@@ -1,0 +1,110 @@
+"""The real engine from the UI: launch a demo:8M profile, prompt it from the Run screen, see
+`<number> tok/s` on the dashboard, stop it; a model that cannot load shows its error panel."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from textual.widgets import Input, Static
+from ui_helpers import aio
+
+from rigtui.commands.tui import _engine_factory, _prepare_demo, profiles_api
+from rigtui.hostfs import HostFS
+from rigtui.model.engine import EngineState
+from rigtui.probes import detect
+from rigtui.ui.app import RigApp
+from rigtui.ui.panels import EnginePanel
+from rigtui.ui.services import Services
+
+pytest.importorskip("llama_cpp")
+
+TOK_S = re.compile(r"\d+\.\d tok/s")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # the 8M demo model is generated once per module
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch, cache_dir):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
+    d = tmp_path / "config" / "rigtui" / "profiles"
+    d.mkdir(parents=True)
+    (d / "tiny.toml").write_text('model = "demo:8M"\nctx = 128\nthreads = 1\n')
+    topo = detect(HostFS("/"))
+    services = Services(
+        topology=topo,
+        source=None,
+        mode="live",
+        profiles=profiles_api(),
+        engine_factory=_engine_factory(topo),
+        prepare_launch=_prepare_demo,
+    )
+    return services, d
+
+
+async def _wait(pilot, cond, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.1)):
+        if cond():
+            return True
+        await pilot.pause(0.1)
+    return cond()
+
+
+@aio
+async def test_launch_prompt_tok_s_and_stop(live):
+    services, _ = live
+    services.launch = "tiny"
+    app = RigApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        assert await _wait(
+            pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.READY, 90
+        ), app.engine_stats
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        prompt = app.screen.query_one("#prompt", Input)
+        assert prompt.has_focus
+        prompt.value = "hello there"
+        await pilot.press("enter")
+        assert await _wait(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
+        assert await _wait(pilot, lambda: app.engine_stats.state is EngineState.READY, 60)
+        status = str(app.screen.query_one("#run-status", Static).render())
+        assert TOK_S.search(status), status
+        await pilot.press("escape", "d")
+        await pilot.pause(0.3)
+        gen = str(app.screen.query_one(EnginePanel).query_one("#gen-label", Static).render())
+        assert TOK_S.search(gen), gen
+        await pilot.press("x")
+        assert await _wait(pilot, lambda: app.engine is None, 20)
+        assert app.engine_stats.state in (EngineState.EXITED, EngineState.STOPPING)
+
+
+@aio
+async def test_a_model_that_cannot_load_shows_the_error_panel(live, cache_dir):
+    services, d = live
+    from rigtui.engine.demo_model import ensure_demo_model
+
+    good = ensure_demo_model("8M")
+    bad = d / "truncated.gguf"
+    shutil.copyfile(good, bad)
+    with open(bad, "r+b") as f:  # header intact, tensor data cut off
+        f.truncate(bad.stat().st_size // 3)
+    (d / "broken.toml").write_text(f'model = "{bad}"\nctx = 128\nthreads = 1\n')
+    services.launch = "broken"
+    app = RigApp(services)
+    async with app.run_test(size=(100, 40)) as pilot:
+        assert await _wait(
+            pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.FAILED, 60
+        ), app.engine_stats
+        await pilot.press("r")
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        panel = app.screen.query_one("#error-panel", Static)
+        assert panel.display
+        text = str(panel.render())
+        assert "Engine failed" in text
+        assert len(text.splitlines()) >= 2  # the reason plus log lines or issues
