@@ -29,10 +29,12 @@ EXIT_INTERRUPTED = 130
 
 def add_root_arg(parser: argparse.ArgumentParser) -> None:
     """`--root DIR`: read /sys and /proc under DIR (a captured machine). Also RIGTUI_FSROOT."""
+    # SUPPRESS: a subcommand's own --root must not overwrite `rigtui --root DIR probe` with None
+    # (argparse copies a subparser's defaults over the parent's values).
     parser.add_argument(
         "--root",
         metavar="DIR",
-        default=None,
+        default=argparse.SUPPRESS,
         help="read /sys and /proc under DIR instead of / (a captured tree; env RIGTUI_FSROOT)",
     )
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rigtui {__version__}")
     add_root_arg(parser)
+    parser.set_defaults(root=None)
     parser.add_argument("--launch", metavar="PROFILE", help="open the dashboard with PROFILE started")
     parser.add_argument("--replay", metavar="FILE", help="open the dashboard on a recorded session")
     parser.add_argument(

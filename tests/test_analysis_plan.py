@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analysis_helpers import epyc, gpu
+from analysis_helpers import GiB, epyc, gpu
 
 from rigtui.analysis.gguf_facts import GgufError, read_gguf_facts
 from rigtui.analysis.plan import (
@@ -193,6 +193,24 @@ def test_gpu_fit_and_largest_n_gpu_layers(demos):
     two = gpu_fits(facts, epyc(gpus=(gpu(0), gpu(1))), facts.n_layers, kv, comp, (3.0, 1.0))
     assert [f.layers for f in two] == [3, 1]
     assert two[1].needed_bytes == facts.layer_bytes[-1] + kv[-1] + comp
+
+
+def test_free_vram_from_nvml_samples(demos):
+    from rigtui.analysis.plan import CUDA_RESERVE, free_vram
+    from rigtui.model.sample import GpuSample
+
+    top = epyc(gpus=(replace(gpu(0), nvml_index=1), replace(gpu(1), nvml_index=0)))
+    samples = (
+        GpuSample(0, "a", True, mem_used_bytes=20 * GiB, mem_total_bytes=24 * GiB),
+        GpuSample(1, "b", True, mem_used_bytes=1 * GiB, mem_total_bytes=24 * GiB),
+    )
+    # rigtui GPU 0 is NVML device 1 (PCI order differs from NVML's)
+    assert free_vram(top, samples) == {0: 23 * GiB - CUDA_RESERVE, 1: 4 * GiB - CUDA_RESERVE}
+    lost = (GpuSample(0, None, False, reason="lost"),)
+    assert free_vram(top, lost) == {}
+    facts = read_gguf_facts(demos["f16"].path)
+    plan = make_plan(facts, top, n_ctx=512, n_gpu_layers=-1, vram_free=free_vram(top, samples))
+    assert "NVML" in plan.fit["max_n_gpu_layers"].detail
 
 
 def test_too_big_for_the_machine(demos):

@@ -29,3 +29,24 @@ def test_version(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("rigtui ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--root", "/tmp/tree", "probe"], ["probe", "--root", "/tmp/tree"]],
+)
+def test_root_is_seen_before_or_after_the_subcommand(argv):
+    from rigtui.cli import build_parser, make_fs
+
+    args = build_parser().parse_args(argv)
+    assert args.root == "/tmp/tree"
+    assert make_fs(args).root == "/tmp/tree"
+
+
+def test_root_defaults_to_env(monkeypatch):
+    from rigtui.cli import build_parser, make_fs
+
+    monkeypatch.setenv("RIGTUI_FSROOT", "/tmp/other")
+    args = build_parser().parse_args(["probe"])
+    assert args.root is None
+    assert make_fs(args).root == "/tmp/other"

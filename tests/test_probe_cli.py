@@ -11,6 +11,7 @@ import shutil
 import tarfile
 
 import pytest
+from conftest import hwloc_names, util_linux_names
 from probe_helpers import cpu_tree, write_tree
 from test_probe_parse import smbios_type17
 
@@ -70,9 +71,7 @@ def check_contract(doc: dict) -> None:
         assert "kernel" in doc["host"]["unknown"]
 
 
-@pytest.mark.parametrize(
-    "name", ["32em64t-2n8c+dax+nvme+mic+dimms", "fakememinitiators-1np2c+1npp+gi", "x86_64-64cpu"]
-)
+@pytest.mark.parametrize("name", hwloc_names() + util_linux_names())
 def test_json_contract_on_fixtures(name, fixture_root, capsys):
     code, doc = probe_json(capsys, fixture_root(name))
     assert code == 0

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from rigtui.analysis import checks_engine as eng
 from rigtui.analysis import checks_memory as mem
 from rigtui.analysis import checks_system as sysc
+from rigtui.analysis import checks_usage as use
 from rigtui.analysis.checks_common import check
 from rigtui.model.analysis import Check, CheckContext
 from rigtui.model.topology import Topology
@@ -29,10 +30,10 @@ CHECKS: tuple[tuple[str, Runner], ...] = (
     ("cpu_governor", lambda t, c: sysc.cpu_governor(t)),
     ("cpu_boost", lambda t, c: sysc.cpu_boost(t)),
     ("smt", sysc.smt),
-    ("swap", lambda t, c: mem.swap(t)),
-    ("memory_pressure", mem.memory_pressure),
-    ("free_memory", mem.free_memory),
-    ("model_page_cache", mem.model_page_cache),
+    ("swap", lambda t, c: use.swap(t)),
+    ("memory_pressure", use.memory_pressure),
+    ("free_memory", use.free_memory),
+    ("model_page_cache", use.model_page_cache),
     ("kernel_version", lambda t, c: sysc.kernel_version(t)),
     ("engine_isa", eng.engine_isa),
     ("gpu_offload", eng.gpu_offload),

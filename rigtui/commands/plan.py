@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             flash_attn=bool(prof.flash_attn) if prof else False,
             n_ubatch=prof.ubatch if prof else 512, threads=prof.threads if prof else None,
             nodes=nodes, membench=load_cached_membench(topology),
+            vram_free=_vram_free(fs, topology),
             profile=prof.name if prof else None,
         )  # fmt: skip
     except PlanError as exc:
@@ -92,6 +93,20 @@ def run(args: argparse.Namespace) -> int:
         print_plan(plan)
     too_big = any(w.startswith("too big") for w in plan.warnings)
     return EXIT_FAILURE if too_big else EXIT_OK
+
+
+def _vram_free(fs, topology) -> dict[int, int] | None:
+    """Free VRAM per GPU now, from NVML (live NVIDIA machines only); None otherwise."""
+    if not fs.is_live or not any(g.nvml_index is not None for g in topology.gpus):
+        return None
+    from rigtui.analysis.plan import free_vram
+    from rigtui.telemetry.gpu import GpuSource
+
+    source = GpuSource()
+    try:
+        return free_vram(topology, source.read()) or None
+    finally:
+        source.close()
 
 
 def _b(n: float | int | None) -> str:

@@ -180,7 +180,14 @@ def _render_memory(con, topo, Table) -> None:
             if m.platform_channels_per_socket
             else ""
         )
-        con.print(f"  channels populated: {m.populated_channels} ({per}){plat}")
+        if m.source.startswith("platform"):
+            # Not read from the DIMMs: the platform's channel count, assumed all populated.
+            con.print(
+                f"  channels: {m.populated_channels} ({per}), assuming every channel of the "
+                "platform is populated (not read from the DIMMs)"
+            )
+        else:
+            con.print(f"  channels populated: {m.populated_channels} ({per}){plat}")
     if m.speed_mts:
         con.print(f"  speed: {m.speed_mts} MT/s")
     if m.theoretical_bandwidth_gbs is not None:

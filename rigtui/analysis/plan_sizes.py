@@ -1,0 +1,184 @@
+"""Sizes for `rigtui plan`: KV cache rows per ggml type, active weights, llama.cpp's compute
+buffer (estimate), and what a given n_gpu_layers / tensor split puts on each GPU.
+
+All pure functions of GgufFacts and the probed Topology; figures in bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rigtui.model.analysis import GgufFacts, GpuFit
+from rigtui.model.sample import GpuSample
+from rigtui.model.topology import Topology
+
+MiB = 1 << 20
+CUDA_RESERVE = 512 * MiB  # CUDA context + cuBLAS workspace per GPU (estimate)
+
+# ggml type -> (elements per block, bytes per block), for KV cache types llama.cpp accepts.
+KV_TYPE_SIZES = {
+    "f32": (1, 4),
+    "f16": (1, 2),
+    "bf16": (1, 2),
+    "q8_0": (32, 34),
+    "q4_0": (32, 18),
+    "q4_1": (32, 20),
+    "iq4_nl": (32, 18),
+    "q5_0": (32, 22),
+    "q5_1": (32, 24),
+}
+
+
+class PlanError(ValueError):
+    """Bad plan input (unknown KV type, ctx <= 0): the message says what to pass instead."""
+
+
+def kv_row_bytes(kv_type: str, n: int) -> int:
+    """Bytes of `n` elements of `kv_type` (ggml_row_size); n must be a multiple of the block."""
+    try:
+        block, size = KV_TYPE_SIZES[kv_type.lower()]
+    except KeyError:
+        raise PlanError(
+            f"KV cache type {kv_type!r}: use one of {', '.join(KV_TYPE_SIZES)}"
+        ) from None
+    if n % block:
+        raise PlanError(
+            f"KV cache type {kv_type}: a head of {n} elements is not a multiple of "
+            f"its {block}-element block (llama.cpp refuses it too); use f16 or q8_0"
+        )
+    return n // block * size
+
+
+def kv_bytes_per_layer(
+    facts: GgufFacts, n_ctx: int, kv_k: str = "f16", kv_v: str = "f16"
+) -> tuple[int, ...]:
+    """KV cache bytes of each layer for `n_ctx` cells: n_head_kv x (head_dim_k x size_k +
+    head_dim_v x size_v) x n_ctx (llama.cpp's n_embd_k_gqa / n_embd_v_gqa rows)."""
+    if not facts.n_head_kv_per_layer or facts.head_dim_k is None or facts.head_dim_v is None:
+        return ()
+    return tuple(
+        n_ctx
+        * (kv_row_bytes(kv_k, h * facts.head_dim_k) + kv_row_bytes(kv_v, h * facts.head_dim_v))
+        for h in facts.n_head_kv_per_layer
+    )
+
+
+def active_weight_bytes(facts: GgufFacts) -> int:
+    """Weights read per token: all tensors, minus the embedding table (one row is read) unless it
+    doubles as the output matrix, minus the routed experts not selected (used/total of them)."""
+    active = facts.weights_bytes
+    if not facts.output_tied:
+        active -= facts.token_embd_bytes
+    if facts.n_experts and facts.n_experts_used and facts.expert_bytes:
+        active -= facts.expert_bytes * (facts.n_experts - facts.n_experts_used) // facts.n_experts
+    return active
+
+
+def compute_buffer_estimate(
+    facts: GgufFacts, n_ctx: int, n_ubatch: int = 512, flash_attn: bool = False
+) -> tuple[int, str]:
+    """(bytes, formula) of llama.cpp's compute buffer: logits + a few activation rows per batch
+    token + the attention score matrix when flash attention is off."""
+    e, ff, v, h = facts.n_embd or 0, facts.n_ff or 0, facts.n_vocab or 0, facts.n_head or 0
+    act = n_ubatch * (v + 4 * e + 2 * ff) * 4
+    attn = 0 if flash_attn else n_ubatch * n_ctx * h * 4
+    formula = f"{n_ubatch} x (n_vocab {v} + 4 x n_embd + 2 x n_ff) x 4 B" + (
+        "" if flash_attn else f" + {n_ubatch} x n_ctx x n_head {h} x 4 B (no flash attention)"
+    )
+    return act + attn, formula
+
+
+def _gpu_layout(
+    facts: GgufFacts, n_gpu_layers: int, n_gpus: int, split: Sequence[float]
+) -> list[tuple[list[int], bool]]:
+    """For each GPU: (layer indices, holds the output layer). llama.cpp offloads the *last*
+    n_gpu_layers layers, the output matrix too when n_gpu_layers > n_layers, and splits the
+    offloaded layers across GPUs in proportion to `split`."""
+    n_layer = len(facts.layer_bytes)
+    ngl = n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1)
+    layers = list(range(n_layer - min(ngl, n_layer), n_layer))
+    total = sum(split) or 1.0
+    out: list[tuple[list[int], bool]] = []
+    start, acc = 0, 0.0
+    for i in range(n_gpus):
+        acc += split[i]
+        end = len(layers) if i == n_gpus - 1 else int(round(len(layers) * acc / total))
+        out.append((layers[start:end], False))
+        start = end
+    if ngl > n_layer and out:
+        out[-1] = (out[-1][0], True)
+    return out
+
+
+def gpu_fits(
+    facts: GgufFacts,
+    topology: Topology,
+    n_gpu_layers: int,
+    kv_layers: Sequence[int],
+    compute_bytes: int,
+    split: Sequence[float] | None = None,
+    vram_free: Mapping[int, int] | None = None,
+) -> list[GpuFit]:
+    gpus = [g for g in topology.gpus if g.memory_total_bytes]
+    if not gpus or n_gpu_layers == 0:
+        return []
+    free = [
+        vram_free.get(g.index)
+        if vram_free and g.index in vram_free
+        else max(0, (g.memory_total_bytes or 0) - CUDA_RESERVE)
+        for g in gpus
+    ]
+    split = list(split) if split and len(split) == len(gpus) else [float(f) for f in free]
+    fits: list[GpuFit] = []
+    for k, (g, (layers, has_out)) in enumerate(
+        zip(gpus, _gpu_layout(facts, n_gpu_layers, len(gpus), split), strict=True)
+    ):
+        need = sum(
+            facts.layer_bytes[i] + (kv_layers[i] if i < len(kv_layers) else 0) for i in layers
+        )
+        need += (facts.output_bytes if has_out else 0) + (compute_bytes if layers or has_out else 0)
+        fits.append(
+            GpuFit(
+                g.index,
+                g.name,
+                g.memory_total_bytes,
+                free[k],
+                len(layers) + has_out,
+                need,
+                need <= free[k] if free[k] is not None else None,
+            )
+        )
+    return fits
+
+
+def max_gpu_layers(
+    facts: GgufFacts,
+    topology: Topology,
+    kv_layers: Sequence[int],
+    compute_bytes: int,
+    split: Sequence[float] | None = None,
+    vram_free: Mapping[int, int] | None = None,
+) -> int | None:
+    """The largest n_gpu_layers whose layers fit every GPU (None without GPUs)."""
+    if not [g for g in topology.gpus if g.memory_total_bytes]:
+        return None
+    for ngl in range(len(facts.layer_bytes) + 1, 0, -1):
+        if all(
+            f.fits
+            for f in gpu_fits(facts, topology, ngl, kv_layers, compute_bytes, split, vram_free)
+        ):
+            return ngl
+    return 0
+
+
+def free_vram(topology: Topology, samples: Sequence[GpuSample]) -> dict[int, int]:
+    """{rigtui GPU index: bytes usable by a new engine} from NVML samples (GpuSample.index is
+    the NVML index): total - used now - the CUDA context reserve. GPUs without a reading are
+    left out (the plan then uses total VRAM)."""
+    by_nvml = {s.index: s for s in samples if s.available}
+    out: dict[int, int] = {}
+    for g in topology.gpus:
+        sample = by_nvml.get(g.nvml_index) if g.nvml_index is not None else None
+        if sample and sample.mem_total_bytes is not None and sample.mem_used_bytes is not None:
+            out[g.index] = max(0, sample.mem_total_bytes - sample.mem_used_bytes - CUDA_RESERVE)
+    return out
