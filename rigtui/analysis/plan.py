@@ -242,13 +242,17 @@ def make_plan(
         threads or len(topology.first_thread_per_core(tuple(cpu_ids))) or topology.physical_cores
     )
     mhz = topology.cpu.max_mhz or max((c.max_mhz or 0 for c in topology.cpus), default=0) or None
+    mhz_basis = "max clock (cpufreq)"
+    if not mhz and topology.cpu.cpuinfo_mhz:
+        # No cpufreq (VMs): the boot-time clock of /proc/cpuinfo, which ignores boost.
+        mhz, mhz_basis = topology.cpu.cpuinfo_mhz, "cpu MHz of /proc/cpuinfo, no cpufreq"
     active_params = facts.n_params * (active / facts.weights_bytes) if facts.weights_bytes else 0
     if mhz and cores and active_params:
         peak = cores * mhz * 1e6 * fpc
         pp = Figure(
             peak / (2 * active_params),
             "estimated",
-            f"peak: {cores} cores x {mhz:.0f} MHz x {fpc} FLOP/cycle ({fpc_what}) = "
+            f"peak: {cores} cores x {mhz:.0f} MHz ({mhz_basis}) x {fpc} FLOP/cycle ({fpc_what}) = "
             f"{peak / 1e12:.2f} TFLOPS / (2 x {active_params / 1e9:.3f} G active params); "
             "llama.cpp reaches a fraction of peak, GPUs not counted",
             "tok/s",

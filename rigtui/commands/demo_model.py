@@ -29,9 +29,21 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
     from rigtui.commands._common import print_json
     from rigtui.engine.demo_model import demo_model_dims, write_demo_model
 
+    name = Path(args.path).name
+    if re.fullmatch(r"\d+(\.\d+)?[KMGT]i?B?", name, re.IGNORECASE) and not Path(args.path).exists():
+        # `rigtui demo-model 300M` would write a 300 MB file named "300M" in the current dir.
+        print(
+            f"rigtui demo-model: PATH {args.path!r} looks like a size; the path comes first: "
+            f"rigtui demo-model demo-{name}.gguf --size {name}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         demo_model_dims(args.size, args.dtype)
     except ValueError as exc:

@@ -168,9 +168,16 @@ def print_plan(plan) -> None:
     fig("prompt", plan.predicted_pp_tok_s, lambda v: f"{v:.0f} tok/s")
     sugg = {k: v for k, v in plan.suggested_profile.items() if k != "reasons"}
     con.print(
-        "\n[bold]Suggested profile[/] " + escape(", ".join(f"{k} = {v}" for k, v in sugg.items()))
+        "\n[bold]Suggested profile[/] " + escape(", ".join(f"{k} = {_toml_value(v)}" for k, v in sugg.items()))
     )
     for r in plan.suggested_profile.get("reasons", []):
         con.print(f"  [dim]- {escape(r)}[/]")
     for w in plan.warnings:
         con.print(f"[yellow]warning:[/] {escape(w)}")
+
+
+def _toml_value(v: object) -> str:
+    """As the profile file would spell it (true, "interleave", [0, 1]), so it can be pasted."""
+    import json
+
+    return json.dumps(v) if isinstance(v, (bool, str, list, tuple)) else str(v)

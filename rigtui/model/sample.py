@@ -6,9 +6,9 @@ Every reading says where it came from (`source`: "perf:uncore_imc", "perf:amd_um
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from rigtui.model.engine import EngineStats
 from rigtui.model.topology import Sensor

@@ -7,9 +7,9 @@ All collections are tuples / read-only so a Topology can be shared across thread
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from rigtui.model.common import Problem
 
@@ -39,6 +39,7 @@ class CpuInfo:
     min_mhz: float | None
     hybrid: bool  # more than one core kind (P/E) reported by the kernel
     unknown: Mapping[str, str] = field(default_factory=_ro)
+    cpuinfo_mhz: float | None = None  # "cpu MHz" of /proc/cpuinfo: a clock reading, not the max
 
 
 @dataclass(frozen=True)

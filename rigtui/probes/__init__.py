@@ -193,7 +193,7 @@ def _cpu_topology(fs: HostFS, facts: cpu_probe.CpuFacts) -> Parts:
         model=facts.model, stepping=facts.stepping, isa=facts.isa, flags=facts.flags,
         smt_active=smt, threads_per_core=tpc, online=online, offline=offline, allowed=allowed,
         max_mhz=max(mx) if mx else None, min_mhz=min(mn) if mn else None,
-        hybrid=len(set(kinds.values())) > 1, unknown=unknown,
+        hybrid=len(set(kinds.values())) > 1, unknown=unknown, cpuinfo_mhz=facts.cpuinfo_mhz,
     )  # fmt: skip
     return info, cpus, tuple(cores), l3, sockets, nodes
 

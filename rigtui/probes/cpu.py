@@ -53,6 +53,14 @@ class CpuFacts:
     flags: tuple[str, ...]
     isa: dict[str, bool]
     unknown: dict[str, str]
+    cpuinfo_mhz: float | None = None
+
+
+def _float(s: str | None) -> float | None:
+    try:
+        return float(s) if s is not None else None
+    except ValueError:
+        return None
 
 
 def _int(s: str | None, base: int = 0) -> int | None:
@@ -120,6 +128,9 @@ def read_cpuinfo(fs: HostFS, *, live: bool) -> CpuFacts:
         flags=flags,
         isa=isa,
         unknown=unknown,
+        # The clock the kernel measured at boot ("cpu MHz"): on VMs and machines without
+        # cpufreq it is the only clock figure there is (x86 only; ARM has no such line).
+        cpuinfo_mhz=_float(first.get("cpu MHz")),
     )
 
 

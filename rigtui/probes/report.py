@@ -44,6 +44,7 @@ def topology_to_json(topo: Topology) -> dict[str, Any]:
         "offline": list(cpu.offline),
         "allowed": list(cpu.allowed) if cpu.allowed is not None else None,
         "max_mhz": cpu.max_mhz,
+        "cpuinfo_mhz": cpu.cpuinfo_mhz,
         "min_mhz": cpu.min_mhz,
         "hybrid": cpu.hybrid,
         "flags": list(cpu.flags),

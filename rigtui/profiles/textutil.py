@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+
+from rigtui.model.cpulist import format_cpulist  # noqa: F401 (re-exported)
+from rigtui.model.cpulist import parse_cpulist as _parse_cpulist
 
 _KEY_RE = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
 _TABLE_RE = re.compile(r"""^\s*\[\s*([A-Za-z0-9_\-."']+)\s*\]\s*(?:#.*)?$""")
@@ -11,39 +13,19 @@ _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def parse_cpulist(text: str) -> tuple[int, ...]:
-    """ "0-3,8,10-11" -> (0, 1, 2, 3, 8, 10, 11). Raises ValueError naming the bad part."""
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise ValueError(f'{part!r} is not a CPU number or range (write e.g. "0-47,96-143")')
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        if hi < lo:
-            raise ValueError(f"range {part!r} runs backwards")
-        if hi > 1 << 16:
-            raise ValueError(f"CPU {hi} is beyond any machine (max 65536)")
-        out.update(range(lo, hi + 1))
+    """ "0-3,8,10-11" -> (0, 1, 2, 3, 8, 10, 11), with errors worded for a profile's author.
+
+    The syntax is the kernel's (rigtui.model.cpulist); an empty list is an error here.
+    """
+    try:
+        out = _parse_cpulist(text)
+    except ValueError as exc:
+        raise ValueError(f'{exc} (write e.g. "0-47,96-143")') from None
     if not out:
         raise ValueError("empty CPU list")
-    return tuple(sorted(out))
-
-
-def format_cpulist(cpus: Iterable[int]) -> str:
-    """(0, 1, 2, 5) -> "0-2,5" (what `taskset -c` takes)."""
-    ids = sorted(set(cpus))
-    parts: list[str] = []
-    i = 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        parts.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ",".join(parts)
+    if out[-1] > 1 << 16:
+        raise ValueError(f"CPU {out[-1]} is beyond any machine (max 65536)")
+    return out
 
 
 def key_lines(text: str) -> dict[str, int]:
