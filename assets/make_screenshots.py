@@ -3,8 +3,8 @@
     .venv/bin/python assets/make_screenshots.py
 
 - dashboard-demo.svg: this machine, live, with the `demo` profile launched and prompted;
-- topology-2socket.svg / dashboard-2socket.svg: the hwloc fixture 8em64t-2s4c-asymcaches
-  (needs ../shared/fixtures), with constructed samples;
+- topology-2socket.svg / dashboard-2socket.svg: the hwloc fixture 32em64t-2n8c+dax+nvme+mic+dimms
+  (needs ../shared/fixtures) plus a constructed GPU on node 1, with constructed samples;
 - profiles.svg, checks.svg: this machine.
 """
 
@@ -67,21 +67,23 @@ async def main(prompts: int) -> None:
     app = RigApp(build_services(build_parser().parse_args([])))
     await shoot(app, "checks.svg", (120, 36), await go("c", 2.0))
 
-    archive = REPO.parent / "shared" / "fixtures" / "hwloc" / "8em64t-2s4c-asymcaches.tar.bz2"
+    archive = (
+        REPO.parent / "shared" / "fixtures" / "hwloc" / "32em64t-2n8c+dax+nvme+mic+dimms.tar.bz2"
+    )
     if not archive.exists():
         print("no fixture", archive, "- skipping the 2-socket shots")
         return
-    from ui_helpers import make_services, synthetic_sample, topology_of
+    from ui_helpers import make_services, synthetic_sample, topology_of, with_gpu
 
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(archive) as tf:
             tf.extractall(tmp, filter="tar")
         root = next(p for p in Path(tmp).iterdir() if p.is_dir())
-        topo = topology_of(root)
+        topo = with_gpu(topology_of(root))  # plus a constructed GPU on node 1
         for name, key in (("topology-2socket.svg", "t"), ("dashboard-2socket.svg", "d")):
             app = RigApp(make_services(topo, mode_detail=archive.name.split(".")[0]))
 
-            async def steps(pilot, key=key) -> None:
+            async def steps(pilot, key=key, app=app) -> None:
                 for i in range(60):
                     app.ingest_sample(synthetic_sample(topo, i))
                 await pilot.press(key)

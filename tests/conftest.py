@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = Path(os.environ.get("RIGTUI_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+SHARED_FIXTURES = Path(
+    os.environ.get("RIGTUI_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
+)
 HWLOC_DIR = SHARED_FIXTURES / "hwloc"
 UTIL_LINUX_DIR = SHARED_FIXTURES / "util-linux"
 LOCAL_TREES = Path(__file__).resolve().parent / "trees"  # small hand-made trees (plain dirs)

@@ -127,6 +127,10 @@ def test_smt_thread_count():
     assert by_id(epyc(), replace(GOOD_CTX, profile_threads=16))["smt"].status == "warn"
     assert by_id(epyc(), replace(GOOD_CTX, profile_threads=8))["smt"].status == "pass"
     assert by_id(epyc(smt=False))["smt"].summary.startswith("SMT off")
+    # smt/active = 1 in a VM whose vCPUs are all separate cores: not "8 CPUs on 8 cores, SMT on"
+    vm = epyc(smt=False)
+    vm = replace(vm, cpu=replace(vm.cpu, smt_active=True))
+    assert "each of the 8 cores shows one thread" in by_id(vm)["smt"].summary
 
 
 def test_memory_pressure_and_free_memory():
@@ -275,12 +279,16 @@ def test_every_fixture_checks_without_crashing(fixture_root, name):
 
 def test_dimms_fixture_reads_channels(fixture_root):
     top = detect(HostFS(str(fixture_root("32em64t-2n8c+dax+nvme+mic+dimms"))))
-    c = by_id(top, CheckContext(live=False))["memory_channels"]
-    if top.memory.source.startswith("platform") or not top.memory.channels_per_socket:
-        assert c.status == "unknown"
-    else:
-        assert c.status in ("pass", "warn", "fail")
-        assert any("socket" in e.value for e in c.evidence)
+    got = by_id(top, CheckContext(live=False))
+    # 8 DDR3-1600 DIMMs, 4 per socket on a 4-channel Sandy Bridge-EP (E5-2680 v1, DDR3-1600).
+    c = got["memory_channels"]
+    assert c.status == "pass", c.summary
+    assert any(e.value == "socket 0: 4, socket 1: 4" for e in c.evidence)
+    # The DIMMs run at the platform's maximum: no "below the platform" warning (a v2 table row
+    # at 1866 MT/s once made this warn on a machine that cannot go faster).
+    speed = got["dimm_speed"]
+    assert speed.status == "pass", speed.summary
+    assert "1600" in speed.summary
 
 
 def _cli(*args, env=None):
@@ -342,3 +350,56 @@ def test_cli_live_with_model(tmp_path):
     else:
         assert placed["status"] in ("pass", "warn")
     assert "Traceback" not in proc.stderr
+
+
+def _epyc_tree_with_dimms(tmp_path, channels: str, configured=(4800,) * 12):
+    """A dual EPYC 9654 tree whose SMBIOS type 17 records populate `channels` of each socket."""
+    from probe_helpers import cpu_tree, write_tree
+    from test_probe_parse import smbios_type17
+
+    files: dict = {**cpu_tree(2, 4, 2)}
+    i = 0
+    for s in range(2):
+        for j, ch in enumerate(channels):
+            files[f"sys/firmware/dmi/entries/17-{i}/raw"] = smbios_type17(
+                locator=f"P{s} CHANNEL {ch}", bank=f"P{s}_NODE0_CHANNEL_{ch}",
+                configured=configured[j],
+            )  # fmt: skip
+            i += 1
+    return write_tree(tmp_path, files)
+
+
+@pytest.mark.parametrize(
+    "channels,configured,status_ch,status_speed",
+    [
+        ("ABCDEFGHIJKL", (4800,) * 12, "pass", "pass"),
+        ("ABCDEFGHIJK", (4800,) * 11, "warn", "pass"),  # one channel empty per socket
+        ("ABCDEF", (4800,) * 6, "fail", "pass"),  # half the bandwidth missing
+        ("ABCDEFGHIJKL", (4800,) * 11 + (4400,), "pass", "warn"),  # one slow DIMM paces all
+    ],
+)
+def test_tree_flips_memory_checks(tmp_path, channels, configured, status_ch, status_speed):
+    root = _epyc_tree_with_dimms(tmp_path, channels, configured)
+    got = by_id(detect(HostFS(str(root)), nvml=False), CheckContext(live=False))
+    assert got["memory_channels"].status == status_ch, got["memory_channels"].summary
+    assert got["dimm_speed"].status == status_speed, got["dimm_speed"].summary
+    if status_ch != "pass":
+        assert "populate all 12 channels" in got["memory_channels"].fix
+
+
+def test_cli_root_that_does_not_exist_is_an_error_not_a_passing_machine(tmp_path, capsys):
+    """An empty tree would read as 0 sockets whose checks pass (exit 0): say what is wrong."""
+    from rigtui.cli import main
+
+    missing = str(tmp_path / "nope")
+    assert main(["check", "--json", "--root", missing]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "does not exist" in out.err and "--root" in out.err
+    assert main(["plan", str(tmp_path / "m.gguf"), "--root", missing]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_numa_mode_unknown_without_cpu_topology():
+    top = epyc()
+    c = by_id(replace(top, sockets=()))["numa_mode"]
+    assert c.status == "unknown" and "rigtui probe" in c.fix

@@ -292,3 +292,51 @@ def test_cli_json_keys_and_bad_input(demos, tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert out.stderr.startswith("rigtui: ")
     assert _cli().returncode == 2
+
+
+def test_single_node_whose_meminfo_misses_memory_uses_the_machine_total(demos):
+    """Some VMs hot-plug memory outside the node accounting: node0/meminfo says 8 GiB while
+    /proc/meminfo says 24 GiB. The only node holds all of it, so the fit uses the machine's
+    figures instead of calling a model that fits 'too big'."""
+    facts = read_gguf_facts(demos["f16"].path)
+    top = epyc(sockets=1, mem_per_node=4 << 20)  # node meminfo: 4 MiB, less than the model
+    top = replace(
+        top,
+        memory=replace(top.memory, total_bytes=24 * GiB),
+        host=replace(top.host, mem_available_bytes=20 * GiB),
+    )
+    plan = make_plan(facts, top, n_ctx=512)
+    (node,) = plan.fit["nodes"]
+    assert node.capacity_bytes == 24 * GiB and node.free_bytes == 20 * GiB
+    assert node.fits and node.fits_free
+    assert not any(w.startswith("too big") for w in plan.warnings)
+    # Two nodes: each node's own figure stands (a bound model really is limited to its node).
+    two = replace(epyc(mem_per_node=4 << 20), memory=replace(top.memory, total_bytes=24 * GiB))
+    per_node = make_plan(facts, two, n_ctx=512).fit["nodes"]
+    assert [f.capacity_bytes for f in per_node[:2]] == [4 << 20, 4 << 20]
+
+
+def test_peak_flops_per_cycle_knows_zen4_halves_avx512():
+    from rigtui.analysis.plan import _flops_per_cycle
+
+    avx512 = {"avx2", "fma", "avx512f"}
+    assert _flops_per_cycle(avx512, "AuthenticAMD", 0x19)[0] == 32  # Zen 4: 256-bit FMA pipes
+    assert _flops_per_cycle(avx512, "AuthenticAMD", 0x1A)[0] == 64  # Zen 5: full 512-bit
+    assert _flops_per_cycle(avx512, "GenuineIntel", 6)[0] == 64
+    assert _flops_per_cycle({"avx2", "fma"}, "AuthenticAMD", 0x19)[0] == 32
+    assert _flops_per_cycle({"asimd"})[0] == 16
+
+
+def test_suggestion_says_bigger_than_one_node_only_when_it_is(demos):
+    facts = read_gguf_facts(demos["f16"].path)
+    big_nodes = make_plan(facts, epyc(), n_ctx=512).suggested_profile["reasons"]
+    assert not any("bigger than one node" in r for r in big_nodes)
+    small = make_plan(facts, epyc(mem_per_node=4 << 20), n_ctx=512)
+    assert any("bigger than one node" in r for r in small.suggested_profile["reasons"])
+    # CPU nodes without memory (memory on separate nodes): compare with the memory nodes
+    top = epyc()
+    cpu0, cpu1 = (replace(n, mem_total_bytes=0) for n in top.nodes)
+    mem = replace(top.nodes[0], id=2, cpus=(), kind="memory-only", mem_total_bytes=96 * GiB)
+    top = replace(top, nodes=(cpu0, cpu1, mem))
+    reasons = make_plan(facts, top, n_ctx=512).suggested_profile["reasons"]
+    assert not any("bigger than one node" in r for r in reasons)

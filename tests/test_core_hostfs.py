@@ -86,7 +86,10 @@ def test_listdir_glob_and_links(tmp_path):
     d.mkdir(parents=True)
     (tmp_path / "sys/devices/pci0000:00/0000:00:18.3/hwmon/hwmon3").mkdir(parents=True)
     os.symlink("../../devices/pci0000:00/0000:00:18.3/hwmon/hwmon3", d / "hwmon3")
-    os.symlink("../../../0000:00:18.3", tmp_path / "sys/devices/pci0000:00/0000:00:18.3/hwmon/hwmon3/device")
+    os.symlink(
+        "../../../0000:00:18.3",
+        tmp_path / "sys/devices/pci0000:00/0000:00:18.3/hwmon/hwmon3/device",
+    )
     fs = HostFS(str(tmp_path))
     assert list(fs.glob("sys/class/hwmon", "hwmon")) == ["sys/class/hwmon/hwmon3"]
     assert fs.realname("sys/class/hwmon/hwmon3/device") == "0000:00:18.3"

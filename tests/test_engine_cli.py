@@ -71,6 +71,8 @@ def test_bench_json_fields(prof, capsys):
         assert {"n_prompt", "n_gen", "avg_ts", "stddev_ts", "samples_ts", "n_threads"} <= r.keys()
         assert r["avg_ts"] > 0 and len(r["samples_ts"]) == 2 and r["profile"] == "tiny"
         assert r["fingerprint"]["cpus"] >= 1
+        # where it ran, read from the worker after the tests (numa_maps, Cpus_allowed_list)
+        assert sum(r["model_bytes_per_node"].values()) > 0 and r["cpus_allowed"]
 
 
 def test_bench_model_and_csv_and_usage(demo8m, capsys):
@@ -102,8 +104,11 @@ def test_demo_profile_on_a_fresh_machine(xdg, capsys):
     path = duplicate_profile("demo", "small-demo")  # the shipped demo, with a 2M model to be quick
     update_profile(path, {"model": "demo:2M"})
     assert main(["run", "small-demo", "-p", "hi", "-n", "3"]) == EXIT_OK
-    assert "gen 3 tok" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "gen 3 tok" in err and "generating the synthetic demo model (2M, first use)" in err
     assert (xdg / "cache" / "rigtui" / "demo-2M-f16.gguf").is_file()  # generated on first use
+    assert main(["run", "small-demo", "-p", "hi", "-n", "1"]) == EXIT_OK
+    assert "generating" not in capsys.readouterr().err  # only the first time
 
 
 def test_bench_sweeps_numa_and_threads(prof, capsys):
@@ -124,3 +129,25 @@ def test_bench_sweeps_numa_and_threads(prof, capsys):
     assert main([*args, "--json"]) == EXIT_OK
     rows = json.loads(capsys.readouterr().out)
     assert [(r["numa"], r["n_threads"]) for r in rows] == [("disabled", 1), ("distribute", 1)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [(["--nodes", "3"], "NUMA node 3 does not exist"), (["-t", "0"], "threads: error"),
+     (["--gpu-layers", "-5"], "gpu_layers: error")],
+)  # fmt: skip
+def test_profiles_new_writes_nothing_this_machine_rejects(xdg, demo8m, capsys, flags, needle):
+    assert main(["profiles", "new", "bad", "--model", str(demo8m), *flags]) == EXIT_BAD_PROFILE
+    err = capsys.readouterr().err
+    assert needle in err and "nothing written" in err
+    assert not (xdg / "config" / "rigtui" / "profiles" / "bad.toml").exists()
+
+
+def test_profiles_new_model_path_is_absolute_and_may_be_fetched_later(xdg, tmp_path, capsys,
+                                                                    monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(["profiles", "new", "later", "--model", "later.gguf"]) == EXIT_OK
+    assert "later.gguf does not exist" in capsys.readouterr().err  # said, but written
+    text = (xdg / "config" / "rigtui" / "profiles" / "later.toml").read_text()
+    assert f'model = "{tmp_path / "later.gguf"}"' in text
+    assert main(["profiles", "new", "a b", "--model", "demo:8M"]) == 2

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from rigtui.engine.placement import parse_numa_maps, parse_status_lists
 
 NUMA_MAPS = """\
@@ -22,3 +24,36 @@ def test_numa_maps_model_pages_per_node():
 def test_status_lists():
     text = "Name:\tpython\nCpus_allowed_list:\t0-2,8\nMems_allowed_list:\t0-1\n"
     assert parse_status_lists(text) == ((0, 1, 2, 8), (0, 1))
+
+
+def test_thread_cpus_sees_a_thread_re_pinned_wider_than_the_process():
+    """What llama.cpp's numa = distribute does: the process is pinned narrow, a compute thread
+    re-pins itself wider; /proc/PID/status alone would miss it."""
+    import os
+    import threading
+
+    from rigtui.engine.placement import read_placement, thread_cpus
+
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs two usable CPUs")
+    ready, done = threading.Event(), threading.Event()
+
+    def wide() -> None:
+        os.sched_setaffinity(0, set(allowed))  # 0 = the calling thread only
+        ready.set()
+        done.wait(10)
+
+    os.sched_setaffinity(0, {allowed[0]})  # the main thread, like rigtui's pin
+    t = threading.Thread(target=wide)  # starts with the narrow set, then widens
+    try:
+        t.start()
+        assert ready.wait(10)
+        placement = read_placement("self")
+        assert placement["cpus_allowed"] == (allowed[0],)
+        assert placement["thread_cpus"] == thread_cpus("self") == tuple(allowed)
+    finally:
+        done.set()
+        t.join()
+        os.sched_setaffinity(0, set(allowed))
+    assert thread_cpus(999_999_999) == ()

@@ -64,6 +64,7 @@ def test_launch_stream_stats_and_pinning(demo8m, live_topology):
         assert loaded.n_params > 3_000_000 and loaded.model_bytes == demo8m.stat().st_size
         placement = of(events, Placement)[0]
         assert placement.cpus_allowed == (cpu,)  # /proc/PID/status Cpus_allowed_list
+        assert placement.thread_cpus_allowed == (cpu,)  # every thread's, /proc/PID/task/*/status
         assert sum(placement.model_file_bytes_per_node.values()) > 0  # numa_maps saw the model
         (pd,) = of(events, PromptDone)
         tokens = of(events, Token)

@@ -7,7 +7,9 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
+import subprocess
 import tarfile
 
 import pytest
@@ -234,6 +236,22 @@ def test_live_machine(capsys):
     assert doc["cpus"] == len(topo.cpu.online)
 
 
+@pytest.mark.skipif(shutil.which("lscpu") is None, reason="lscpu (util-linux) not installed")
+def test_live_machine_matches_lscpu():
+    """This machine, live, against lscpu's parseable output (CPU, core, socket, node per
+    online CPU): the same counts and the same CPU -> node map."""
+    out = subprocess.run(
+        ["lscpu", "-p=CPU,CORE,SOCKET,NODE"], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
+    topo = detect(HostFS("/"), nvml=False)
+    assert {int(r[0]) for r in rows} == set(topo.cpu.online)
+    assert len({(r[2], r[1]) for r in rows}) == len(topo.cores)
+    assert len({r[2] for r in rows}) == len(topo.sockets)
+    node_of = {c.id: c.node for c in topo.cpus if c.online}
+    assert {int(r[0]): int(r[3] or 0) for r in rows} == {c: n or 0 for c, n in node_of.items()}
+
+
 def test_capture_round_trips_this_machine(tmp_path, capsys):
     out = tmp_path / "rig.tar.gz"
     assert main(["capture", str(out)]) == 0
@@ -252,6 +270,16 @@ def test_capture_round_trips_this_machine(tmp_path, capsys):
     assert copy.cpu.model_name == live.cpu.model_name and copy.cpu.isa == live.cpu.isa
     assert copy.cpu.allowed == live.cpu.allowed
     assert copy.host.kernel == live.host.kernel
+    # the facts checks read come along: resctrl (proc/mounts), the kind of VM/container
+    assert copy.host.resctrl_mounted == live.host.resctrl_mounted
+    assert copy.host.virtualization == live.host.virtualization
+    with tarfile.open(out) as tf:
+        names = tf.getnames()
+        status = [n for n in names if re.fullmatch(r"rigtui-capture/proc/\d+/status", n)]
+        assert status, names
+        text = tf.extractfile(status[0]).read().decode()
+    # proc/self/status reaches the archive under the pid: still reduced to the CPU/memory masks
+    assert text and all(ln.startswith(("Cpus_allowed", "Mems_allowed")) for ln in text.splitlines())
 
 
 def test_capture_keeps_symlinks_and_drops_serials(tmp_path, capsys):

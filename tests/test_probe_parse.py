@@ -227,7 +227,15 @@ def test_smbios_filter_keeps_only_memory_devices():
     "model, name, channels, mts",
     [
         ("AMD EPYC 9654 96-Core Processor", "EPYC 9004", 12, 4800),
-        ("AMD EPYC 9755 128-Core Processor", "EPYC 9005", 12, 6400),
+        # Turin's standard speed is DDR5-6000; 6400 only on some SKUs/boards (Platform.note)
+        ("AMD EPYC 9755 128-Core Processor", "EPYC 9005", 12, 6000),
+        # cloud and F SKUs carry letters in the middle: the VMs where no DIMM data is readable
+        ("AMD EPYC 9R14 96-Core Processor", "EPYC 9004", 12, 4800),
+        ("AMD EPYC 9B45 128-Core Processor", "EPYC 9005", 12, 6000),
+        ("AMD EPYC 7R13 Processor", "EPYC 7003", 8, 3200),
+        ("AMD EPYC 72F3 8-Core Processor", "EPYC 7003", 8, 3200),
+        ("AMD EPYC 7H12 64-Core Processor", "EPYC 7002", 8, 3200),
+        ("AMD EPYC 7B12", "EPYC 7002", 8, 3200),
         ("AMD EPYC 7763 64-Core Processor", "EPYC 7003", 8, 3200),
         ("AMD EPYC 7742 64-Core Processor", "EPYC 7002", 8, 3200),
         ("AMD EPYC 7601 32-Core Processor", "EPYC 7001", 8, 2666),
@@ -240,6 +248,13 @@ def test_smbios_filter_keeps_only_memory_devices():
         ("Intel(R) Xeon(R) Platinum 8480+", "Sapphire Rapids", 8, 4800),
         ("INTEL(R) XEON(R) PLATINUM 8592+", "Emerald Rapids", 8, 5600),
         ("Intel(R) Xeon(R) 6980P", "Granite Rapids-AP", 12, 6400),
+        ("Intel(R) Xeon(R) 6767P", "Granite Rapids-SP", 8, 6400),
+        ("Intel(R) Xeon(R) 6369P", "Xeon 6300P", 2, 4800),  # entry LGA1700, not Granite Rapids
+        # Sandy Bridge-EP runs DDR3-1600 (the 32em64t fixture's DIMMs), Ivy Bridge-EP 1866
+        ("Intel(R) Xeon(R) CPU E5-2680 0 @ 2.70GHz", "Sandy Bridge-EP", 4, 1600),
+        ("Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", "Ivy Bridge-EP", 4, 1866),
+        ("Intel(R) Xeon(R) CPU E5-2440 0 @ 2.40GHz", "E5-2400", 3, 1600),
+        ("Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz", "E5 v3/v4", 4, 2400),
         ("Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz", "Cascade Lake", 6, 2933),
         ("Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz", "Skylake-SP", 6, 2666),
         ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", "Ice Lake-SP", 8, 3200),

@@ -35,6 +35,24 @@ def test_synthetic_two_socket_epyc(tmp_path):
     assert topo.memory.populated_channels == 24 and topo.memory.speed_mts == 4800
     assert topo.memory.theoretical_bandwidth_gbs == pytest.approx(921.6)
     assert "root" in (topo.memory.hint or "")
+    assert (topo.memory.hint or "").startswith("EPYC 9004 (Genoa/Bergamo): 12 x DDR5-4800/socket")
+
+
+def test_no_dimm_hint_says_what_helps_where(tmp_path, monkeypatch):
+    """`sudo` is the fix only on a live machine that has SMBIOS and a user who is not root: a VM
+    has no tables at all, and a captured tree needs a root capture."""
+    from rigtui.probes import memory
+
+    tree = HostFS(str(write_tree(tmp_path, cpu_tree(1, 2, 1))))
+    assert memory.no_dimm_hint(tree) == memory.HINT_TREE
+    live = HostFS("/")
+    monkeypatch.setattr(HostFS, "exists", lambda self, rel: False)
+    assert memory.no_dimm_hint(live) == memory.HINT_NO_DMI
+    monkeypatch.setattr(HostFS, "exists", lambda self, rel: True)
+    monkeypatch.setattr(memory.os, "geteuid", lambda: 0)
+    assert memory.no_dimm_hint(live) == memory.HINT_NO_TYPE17
+    monkeypatch.setattr(memory.os, "geteuid", lambda: 1000)
+    assert memory.no_dimm_hint(live) == memory.HINT_ROOT and "sudo" in memory.HINT_ROOT
 
 
 def _smbios_entries(n_sockets: int, channels: str, size_mb: int = 65536) -> dict[str, bytes]:
@@ -321,3 +339,55 @@ def test_k10temp_maps_to_the_nth_package_id(tmp_path):
     reader = SensorReader(HostFS(str(_hwmon_files(tmp_path))), sockets, nvml=False)
     tctl = sorted((s.socket, s.temp_c) for s in reader.read() if s.label == "Tctl")
     assert tctl == [(36, 45.0), (8442, 46.0)]
+
+
+@pytest.mark.parametrize(
+    "board, locs, n_sockets, want",
+    [
+        # Supermicro H13: socket counted from 1 on the locator, channel in both strings
+        ("supermicro", [(f"P{s + 1}-DIMM{c}1", f"P{s}_Node0_Channel{c}_Dimm0")
+                        for s in range(2) for c in "ABCDEFGHIJKL"], 2, {0: 12, 1: 12}),
+        # Gigabyte MZ73: "DIMM_P0_A0" (P after an underscore; the letter after it is the channel)
+        ("gigabyte", [(f"DIMM_P{s}_{c}0", f"BANK {i}")
+                      for s in range(2) for i, c in enumerate("ABCDEFGHIJKL")], 2, {0: 12, 1: 12}),
+        # Intel reference boards: CPU0_DIMM_A1
+        ("intel", [(f"CPU{s}_DIMM_{c}1", f"NODE {s}") for s in range(2) for c in "ABCDEFGH"], 2,
+         {0: 8, 1: 8}),
+    ],
+)  # fmt: skip
+def test_locator_styles_give_socket_and_channel(board, locs, n_sockets, want):
+    from rigtui.probes.memory import infer_slots
+
+    dimms = [{"locator": loc, "bank_locator": bank, "populated": True} for loc, bank in locs]
+    infer_slots(dimms, list(range(n_sockets)))
+    got: dict[int, set] = {}
+    for d in dimms:
+        assert d["channel"] is not None and len(d["channel"]) == 1, (board, d)
+        got.setdefault(d["socket"], set()).add(d["channel"])
+    assert {s: len(ch) for s, ch in got.items()} == want
+
+
+def test_locators_without_socket_or_channel_split_evenly(tmp_path):
+    """Lenovo-style "DIMM 1".."DIMM 24" on two sockets: one DIMM per channel assumed, the DIMMs
+    split over the sockets (not 24 channels on socket 0), and the estimate is labelled."""
+    files = {**cpu_tree(2, 4, 2)}
+    for i in range(24):
+        files[f"sys/firmware/dmi/entries/17-{i}/raw"] = smbios_type17(
+            locator=f"DIMM {i + 1}", bank="Not Specified"
+        )
+    m = detect(HostFS(str(write_tree(tmp_path, files))), nvml=False).memory
+    assert dict(m.channels_per_socket) == {0: 12, 1: 12}
+    assert m.theoretical_bandwidth_gbs == pytest.approx(921.6)
+    assert "estimated" in (m.hint or "")
+
+
+def test_numa_mode_names_the_bios_option_only_where_it_exists():
+    from rigtui.probes import _numa_mode
+
+    assert _numa_mode("AuthenticAMD", 4, False, "AMD EPYC 9654 96-Core Processor") == "NPS4"
+    assert _numa_mode("AuthenticAMD", 1, False, "AMD Ryzen Threadripper PRO 7995WX") == "NPS1"
+    assert _numa_mode("GenuineIntel", 2, False, "Intel(R) Xeon(R) Platinum 8480+") == "SNC2"
+    # a desktop has no NPS/SNC setting: saying "NPS1" would send the user looking for one
+    assert _numa_mode("AuthenticAMD", 1, False, "AMD Ryzen 9 7950X 16-Core Processor") == "1 node"
+    assert _numa_mode("GenuineIntel", 1, False, "13th Gen Intel(R) Core(TM) i9-13900K") == "1 node"
+    assert _numa_mode("GenuineIntel", 2, True, "Intel(R) Xeon(R) CPU E5345") == "nodes span sockets"

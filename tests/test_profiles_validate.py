@@ -65,6 +65,31 @@ def test_errors_name_file_line_key_and_hint(tmp_path, demo8m, live_topology):
     assert f"{p}:2: thread: error: unknown key `thread`" in str(info.value)
 
 
+def test_llama_cpp_spellings_and_wrong_types_get_a_hint(tmp_path, demo8m, live_topology):
+    p = write_profile(
+        tmp_path,
+        "habits",
+        f"""
+        model = "{demo8m}"
+        ngl = 20
+        n_ctx = 4096
+        mmap = "yes"
+        nodes = 0
+        threads = "8"
+        [sampling]
+        temp = 0.7
+    """,
+    )
+    with pytest.raises(ProfileError) as info:
+        load_profile(p, topology=live_topology)
+    hint = {i.key: i.hint for i in info.value.issues}
+    assert hint["ngl"] == "did you mean `gpu_layers`?" and hint["n_ctx"] == "did you mean `ctx`?"
+    assert hint["sampling.temp"] == "did you mean `temperature`?"
+    assert hint["mmap"] == "write mmap = true or mmap = false (lower case, no quotes)"
+    assert hint["nodes"] == "write a list in brackets: nodes = [0]"
+    assert hint["threads"].startswith("write a number without quotes")
+
+
 def test_node_3_on_a_one_node_box(tmp_path, demo8m, live_topology):
     if len(live_topology.nodes) > 3:
         pytest.skip("this machine has a node 3")
@@ -209,3 +234,32 @@ def test_key_lines_skip_arrays_strings_and_comments():
 
     text = 'a = 1\nb = [  # [ comment\n  1,\n  2,\n]\nc = "[x"\n[sampling]\ntop_k = 3\n# d = 4\n'
     assert key_lines(text) == {"a": 1, "b": 2, "c": 6, "sampling": 7, "sampling.top_k": 8}
+
+
+@pytest.mark.parametrize(
+    ("keys", "warned"),
+    [
+        ('numa = "distribute"\nnodes = [0]', "every CPU of all 8 nodes"),
+        ('numa = "distribute"', None),  # the whole machine: nothing narrower to lose
+        ('numa = "isolate"\nnodes = [0]', None),  # exactly one node
+        ('numa = "isolate"\ncpus = "0"', "the node the engine starts on"),
+        ('numa = "numactl"\ncpus = "0"', None),  # llama.cpp keeps rigtui's set
+    ],
+)
+def test_numa_strategies_that_repin_threads_are_flagged(tmp_path, fixture_root, keys, warned):
+    eight_nodes = fixture_topology(fixture_root("16amd64-8n2c"))
+    p = write_profile(tmp_path, "n", f'model = "demo:8M"\n{keys}\n')
+    numa = [i for i in check_profile(p, eight_nodes) if i.key == "numa"]
+    if warned is None:
+        assert numa == []
+    else:
+        (issue,) = numa
+        assert issue.severity == "warning" and warned in issue.message
+        assert 'numa = "numactl"' in issue.hint and issue.line == 2
+
+
+def test_numa_repin_is_not_flagged_on_one_node(tmp_path, live_topology):
+    if len(live_topology.nodes) > 1:
+        pytest.skip("a multi-node machine")
+    p = write_profile(tmp_path, "n", 'model = "demo:8M"\nnuma = "distribute"\ncpus = "0"\n')
+    assert [i for i in check_profile(p, live_topology) if i.key == "numa"] == []

@@ -144,3 +144,23 @@ def test_demo_recording_replays():
     assert any(s.cpu.engine_threads for s in samples)
     assert read_header(DEMO)["recorded"]
     assert time.time() > samples[-1].t
+
+
+def test_text_mode_says_a_missing_source_reason_once(tmp_path, capsys):
+    from rigtui.commands.sample import format_sample
+
+    rec = tmp_path / "s.ndjson"
+    assert main(["sample", "--count", "2", "--interval", "0.05", "--record", str(rec),
+                 "--no-nvml", "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    _, it = replay(rec, [])
+    first, second = list(it)
+    if first.memory_traffic[0].available:
+        pytest.skip("this machine reports memory traffic")
+    shown: set[str] = set()
+    reason = first.memory_traffic[0].reason
+    assert reason in format_sample(first, shown) and reason in shown
+    assert second.memory_traffic[0].reason == reason  # the same machine, a moment later
+    again = format_sample(second, shown)
+    assert "n/a (as above)" in again and reason not in again
+    assert reason in format_sample(second)  # without the set: always said

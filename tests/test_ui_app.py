@@ -92,7 +92,7 @@ async def test_topology_tree_lists_sockets_nodes_and_l3(fixture_root):
         walk(tree.root)
         joined = "\n".join(labels)
         assert joined.count("NUMA node") == len(topo.nodes)
-        assert joined.count("Socket ") == len(topo.sockets)
+        assert sum(1 for label in labels if label.startswith("Socket ")) == len(topo.sockets)
         assert "dist 10" in joined
         await pilot.press("w")  # collapse
         await pilot.press("e")  # expand all
@@ -102,11 +102,16 @@ async def test_topology_tree_lists_sockets_nodes_and_l3(fixture_root):
 @aio
 async def test_palette_has_a_command_for_every_screen_and_stop(two_socket):
     app = RigApp(make_services(two_socket))
-    async with app.run_test(size=(80, 24)):
+    async with app.run_test(size=(80, 24)) as pilot:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for name in ("Dashboard", "Topology", "Profiles", "Run", "Checks", "Bench"):
             assert f"Go to {name}" in titles
         assert "Stop engine" in titles and "Help" in titles
+        await pilot.press("p")
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for what in ("Launch", "Validate", "Edit", "New", "Duplicate", "Delete"):
+            assert any(t.startswith("Profiles: " + what) for t in titles), what
 
 
 @aio

@@ -12,7 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
-from ui_helpers import FakeEngine, make_services, synthetic_sample, topology_of
+from ui_helpers import FakeEngine, make_services, synthetic_sample, topology_of, with_gpu
 
 from rigtui.commands.tui import _checks
 from rigtui.hostfs import HostFS
@@ -21,7 +21,12 @@ from rigtui.ui.app import RigApp
 from rigtui.ui.services import Services
 
 REPLAY = Path(__file__).parent / "data" / "replay-vm-demo.ndjson"
-MACHINES = ["8em64t-2s4c-asymcaches", "16amd64-8n2c", "vm-replay"]
+MACHINES = [
+    "32em64t-gpu",
+    "8em64t-2s4c-asymcaches",
+    "16amd64-8n2c",
+    "vm-replay",
+]
 SIZES = [(80, 24), (160, 50)]
 
 MINE = """# tuned for this box
@@ -36,7 +41,9 @@ memory_policy = "bind"
 def _membench() -> MemBenchResult:
     def bw(label: str, c: tuple[int, ...], m: tuple[int, ...], read: float) -> MemBandwidth:
         theory = 51.2 * len(set(c))
-        return MemBandwidth(label, c, m, 4, 2**27, read, read * 0.85, theory, "test: 4 ch DDR4-1600")
+        return MemBandwidth(
+            label, c, m, 4, 2**27, read, read * 0.85, theory, "test: 4 ch DDR4-1600"
+        )
 
     return MemBenchResult(
         t=0.0, kernel="c:cc -O3", fingerprint={},
@@ -56,8 +63,10 @@ def _app(machine: str, fixture_root) -> tuple[RigApp, list]:
         samples = list(samples_iter)
         checks = None
     else:
-        root = fixture_root(machine)
+        root = fixture_root(machine.replace("-gpu", "-2n8c+dax+nvme+mic+dimms"))
         topo = topology_of(root)
+        if machine.endswith("-gpu"):
+            topo = with_gpu(topo)
         samples = [synthetic_sample(topo, i) for i in range(30)]
         checks = _checks(HostFS(str(root)))
     services = make_services(
@@ -104,8 +113,9 @@ def test_analysis_screens(snap_compare, fixture_root, screen, size):
     assert snap_compare(app, terminal_size=size, run_before=before)
 
 
+@pytest.mark.parametrize("form", [False, True], ids=["list", "edit-form"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_profiles_screen(snap_compare, fixture_root, tmp_path, monkeypatch, size):
+def test_profiles_screen(snap_compare, fixture_root, tmp_path, monkeypatch, size, form):
     from rigtui.commands.tui import profiles_api
     from rigtui.model.profile import ProfileRef
 
@@ -128,6 +138,8 @@ def test_profiles_screen(snap_compare, fixture_root, tmp_path, monkeypatch, size
             await pilot.pause(0.05)
             if "error" in str(app.screen.query_one("#profile-status").render()):
                 break
+        if form:
+            await pilot.press("e")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=before)

@@ -25,6 +25,7 @@ from rigtui.model.engine import (
 )
 from rigtui.model.sample import (
     CpuUsage,
+    GpuSample,
     MemoryTraffic,
     NodeMemory,
     Sample,
@@ -34,10 +35,12 @@ from rigtui.model.topology import (
     CacheDomain,
     Core,
     CpuInfo,
+    Gpu,
     HostInfo,
     LogicalCpu,
     MemoryInfo,
     NumaNode,
+    Sensor,
     Socket,
     Topology,
 )
@@ -90,6 +93,28 @@ def synthetic_sample(
         )
         for n in topology.nodes
     )
+    temps = tuple(
+        Sensor("coretemp", f"Package id {s.id}", "cpu-package", 48.0 + s.id * 3 + i % 4, s.id, None)
+        for s in topology.sockets
+    )
+    gpus = tuple(
+        GpuSample(
+            index=g.index,
+            name=g.name,
+            available=True,
+            util_pct=float((i * 13) % 100),
+            mem_used_bytes=9 * 2**30,
+            mem_total_bytes=g.memory_total_bytes,
+            temp_c=61.0,
+            power_w=180.0 + i,
+            power_limit_w=350.0,
+            pcie_gen=4,
+            pcie_gen_max=4,
+            pcie_width=8,
+            pcie_width_max=16,
+        )  # fmt: skip
+        for g in topology.gpus
+    )
     return Sample(
         t=T0 + i,
         interval_s=1.0 if i else None,
@@ -102,8 +127,8 @@ def synthetic_sample(
         memory_traffic=traffic,
         nodes=nodes,
         memory=SystemMemory(0, 0, 0.0, 0.0),
-        temperatures=(),
-        gpus=(),
+        temperatures=temps,
+        gpus=gpus,
         placement=None,
         engines=engines,
     )
@@ -276,3 +301,15 @@ def big_topology(sockets: int = 2, ccds: int = 12, cores_per_ccd: int = 8) -> To
     return Topology(
         "/", cpu, tuple(cpus), tuple(cores), tuple(l3s), socks, nodes, memory, (), (), host
     )
+
+
+def with_gpu(topology: Topology, node: int = 1) -> Topology:
+    """`topology` plus one NVIDIA card on `node` (no fixture tree has a GPU)."""
+    from dataclasses import replace
+
+    gpu = Gpu(
+        0, "0000:41:00.0", 0x10DE, 0x2684, "NVIDIA", "NVIDIA GeForce RTX 4090", "nvidia",
+        24 * 2**30, "8.9", node, (), "16.0 GT/s PCIe", 8, "16.0 GT/s PCIe", 16, 4, 4, 0,
+        "pci+nvml",
+    )  # fmt: skip
+    return replace(topology, gpus=(gpu,))

@@ -121,7 +121,9 @@ def engine_isa(top: Topology, ctx: CheckContext) -> Check:
             cid,
             title,
             "warn",
-            f"the CPU has {', '.join(unused)} but the engine was built without",
+            f"the CPU has {', '.join(unused)} but the engine was built without "
+            + ("it" if len(unused) == 1 else "them")
+            + ": prompt processing runs slower than the CPU allows",
             ev,
             why,
             _REBUILD.format(args="-DGGML_NATIVE=ON"),

@@ -72,7 +72,21 @@ def memory_channels(top: Topology) -> Check:
             why,
             "populate every socket identically: the slower socket paces NUMA-split inference",
         )
-    what = f"{shown}" + (f" of {platform}" if platform else " (platform's count unknown)")
+    estimated = (mem.hint or "").startswith("channels estimated")
+    if estimated:
+        ev.append(("channels", "estimated: DIMM locators do not name channels (1 DIMM/channel)"))
+    if not platform:
+        return check(
+            cid,
+            title,
+            "unknown",
+            f"{shown} populated; the CPU is not in rigtui's platform table, so empty channels "
+            "cannot be told",
+            ev,
+            why,
+            "compare with the CPU's channel count in its datasheet (populate every channel)",
+        )
+    what = f"{shown} of {platform}" + (" (estimated from the DIMM count)" if estimated else "")
     return check(cid, title, "pass", f"all channels populated: {what}", ev, why)
 
 
@@ -150,10 +164,13 @@ def numa_mode(top: Topology) -> Check:
     memonly = [n for n in top.nodes if not n.cpus]
     nomem = [n for n in top.nodes if n.cpus and n.mem_total_bytes == 0]
     modes = sorted({s.numa_mode for s in top.sockets if s.numa_mode})
-    per_socket = ", ".join(
-        f"socket {s.id}: {len([n for n in s.nodes if top.node(n) and top.node(n).cpus])} node(s)"
-        for s in top.sockets
-    )
+    counts = [len([n for n in s.nodes if top.node(n) and top.node(n).cpus]) for s in top.sockets]
+    if len(set(counts)) == 1:
+        per_socket = f"{counts[0]} per socket"  # the usual case: short on an 8-socket box
+    else:
+        per_socket = ", ".join(
+            f"socket {s.id}: {c} node(s)" for s, c in zip(top.sockets, counts, strict=True)
+        )
     ev = [
         (
             F_NODES,
@@ -164,6 +181,19 @@ def numa_mode(top: Topology) -> Check:
         ),
         ("inferred mode", ", ".join(modes) or None),
     ]
+    if not top.sockets:
+        return check(
+            cid,
+            title,
+            "unknown",
+            "no sockets read: CPU topology not readable",
+            ev,
+            why,
+            "run `rigtui probe` to see which files under sys/devices/system were unreadable",
+        )
+    meaning = _mode_meaning(top)
+    if meaning:
+        ev.append(("what it means", meaning))
     summary = f"{len(top.sockets)} socket(s), {len(cpu_nodes)} CPU node(s) ({per_socket})"
     if modes:
         summary += f", {'/'.join(modes)}"
@@ -179,7 +209,8 @@ def numa_mode(top: Topology) -> Check:
             why,
             "in the BIOS turn socket/node interleaving off (AMD: NUMA nodes per "
             "socket = NPS1 or more; Intel: Node Interleaving = Disabled) so the OS sees "
-            "one node per socket and remote accesses can be avoided",
+            "one node per socket and remote accesses can be avoided (a pre-2008 front-side-bus "
+            "machine has no such option: its memory really is shared)",
         )
     if nomem:
         return check(
@@ -192,6 +223,27 @@ def numa_mode(top: Topology) -> Check:
             "populate memory on every socket/node, or pin to nodes that have memory",
         )
     return check(cid, title, "pass", summary, ev, why)
+
+
+def _mode_meaning(top: Topology) -> str | None:
+    """One line on what the nodes-per-socket split means for placement (NPS/SNC explained)."""
+    per = {s.id: len([n for n in s.nodes if top.node(n) and top.node(n).cpus]) for s in top.sockets}
+    counts = set(per.values())
+    if len(counts) != 1 or 0 in counts:
+        return None
+    n = counts.pop()
+    chans = top.memory.platform_channels_per_socket
+    if n == 1:
+        return (
+            "one node per socket: each socket's memory is interleaved over all its channels; "
+            "a model bound to one node streams from that socket's channels only"
+        )
+    share = f" (about {chans // n} of {chans} channels each)" if chans and chans % n == 0 else ""
+    return (
+        f"{n} nodes per socket: each node owns 1/{n} of the socket's channels{share}; "
+        f"a model bound to one node gets 1/{n} of the socket's bandwidth, so interleave it "
+        "over the socket's nodes (numa = distribute, memory_policy = interleave)"
+    )
 
 
 def numa_balancing(top: Topology) -> Check:
@@ -219,7 +271,7 @@ def numa_balancing(top: Topology) -> Check:
             cid,
             title,
             "warn",
-            f"numa_balancing is {value} on a {len(top.nodes)}-node machine",
+            f"numa_balancing is {value} on a machine with {len(top.nodes)} NUMA nodes",
             ev,
             why,
             "sudo sysctl -w kernel.numa_balancing=0 (persist: "

@@ -121,6 +121,16 @@ def smt(top: Topology, ctx: CheckContext) -> Check:
                 why,
                 f"set n_threads = {cores} (or fewer) in the profile",
             )
+        if cores and cores == cpus:
+            return check(
+                cid,
+                title,
+                "pass",
+                f"the kernel reports SMT active, but each of the {cores} cores shows one thread "
+                "(a VM's vCPUs, or siblings offline): the host's SMT is hidden from this system",
+                ev,
+                why,
+            )
         return check(
             cid,
             title,

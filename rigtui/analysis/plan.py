@@ -49,7 +49,12 @@ def bytes_per_token(model_path: str, ctx: int = DEFAULT_CTX, kv_type: str = "f16
     return float(active_weight_bytes(facts) + sum(kv_bytes_per_layer(facts, ctx, kv_type, kv_type)))
 
 
-def _flops_per_cycle(flags: set[str]) -> tuple[int, str]:
+def _flops_per_cycle(
+    flags: set[str], vendor: str | None = None, family: int | None = None
+) -> tuple[int, str]:
+    if "avx512f" in flags and vendor == "AuthenticAMD" and family == 0x19:
+        # Zen 4 (EPYC 9004, Ryzen 7000, TR 7000) runs AVX-512 on two 256-bit FMA pipes.
+        return 32, "Zen 4 AVX-512 on 256-bit units: 2 FMA units x 8 fp32 x 2"
     if "avx512f" in flags:
         return 64, "AVX-512: 2 FMA units x 16 fp32 x 2"
     if "avx2" in flags and "fma" in flags:
@@ -169,20 +174,29 @@ def make_plan(
     gpu_kv = sum(kv_layers[n_layer - min(off, n_layer) :]) if kv_layers else 0
     cpu_need = facts.weights_bytes - gpu_weight + kv_total - gpu_kv + compute
     node_fits: list[NodeFit] = []
+    machine_total = topology.memory.total_bytes or 0
+    sole = len(topology.nodes) == 1
     for node in topology.nodes:
         if not node.mem_total_bytes:
             continue
+        cap, free = node.mem_total_bytes, node.mem_free_bytes
+        if sole and machine_total > cap:
+            # The only node holds all the memory; its meminfo can miss hot-plugged/ballooned
+            # memory (some VMs): /proc/meminfo's MemTotal/MemAvailable are the machine's truth.
+            cap = machine_total
+            avail = topology.host.mem_available_bytes
+            free = max(free or 0, avail) if avail is not None else free
         node_fits.append(
             NodeFit(
                 f"node {node.id}",
-                node.mem_total_bytes,
-                node.mem_free_bytes,
+                cap,
+                free,
                 cpu_need,
-                cpu_need <= node.mem_total_bytes,
-                None if node.mem_free_bytes is None else cpu_need <= node.mem_free_bytes,
+                cpu_need <= cap,
+                None if free is None else cpu_need <= free,
             )
         )
-    caps = [n.mem_total_bytes for n in topology.nodes if n.mem_total_bytes]
+    caps = [f.capacity_bytes for f in node_fits]
     frees = [n.mem_free_bytes for n in topology.nodes if n.mem_total_bytes]
     if len(caps) > 1:
         free_all = sum(frees) if all(f is not None for f in frees) else None  # type: ignore[misc]
@@ -196,7 +210,7 @@ def make_plan(
                 None if free_all is None else cpu_need <= free_all,
             )
         )
-    total_mem = sum(caps) if caps else topology.memory.total_bytes
+    total_mem = max(sum(caps), machine_total) if caps else topology.memory.total_bytes
     if total_mem and cpu_need > total_mem:
         warnings.append(
             f"too big for this machine: the CPU side needs {_gib(cpu_need)}, the "
@@ -236,7 +250,7 @@ def make_plan(
         tg = Figure(None, "estimated", bw.detail, "tok/s")
 
     flags = set(topology.cpu.flags)
-    fpc, fpc_what = _flops_per_cycle(flags)
+    fpc, fpc_what = _flops_per_cycle(flags, topology.cpu.vendor, topology.cpu.family)
     cpu_ids = [c for n in topology.nodes if not nodes or n.id in nodes for c in n.cpus]
     cores = (
         threads or len(topology.first_thread_per_core(tuple(cpu_ids))) or topology.physical_cores
@@ -299,7 +313,9 @@ def suggest_profile(
     }
     reasons.append("one thread per physical core: SMT siblings add contention")
     if len(cpu_nodes) > 1:
-        biggest = max((n.mem_total_bytes or 0) for n in cpu_nodes)
+        # the largest node that holds memory (CPU nodes may have none: SNC with memory on
+        # separate nodes, CXL/HBM)
+        biggest = max((n.mem_total_bytes or 0) for n in topology.nodes)
         out.update(numa="distribute", memory_policy="interleave", physical_cores_only=True)
         reasons.append(
             "several NUMA nodes: interleave the weights and spread threads so every "

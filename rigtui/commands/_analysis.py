@@ -18,6 +18,17 @@ class ModelChoice:
     error: str | None = None
 
 
+def missing_root(fs) -> str | None:
+    """Why `--root DIR` (or RIGTUI_FSROOT) cannot be a machine, or None when it can: a root
+    that does not exist would otherwise give an empty machine whose checks read as passes."""
+    if fs.isdir(""):
+        return None
+    return (
+        f"root {fs.root} does not exist or is not a directory: give --root the folder a "
+        "capture unpacks to (tar xzf rig.tar.gz gives rigtui-capture/), or unset RIGTUI_FSROOT"
+    )
+
+
 def detect_topology(fs):  # -> Topology
     from rigtui.probes import detect
 

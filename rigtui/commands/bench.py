@@ -12,7 +12,8 @@ from rigtui.cli import EXIT_BAD_PROFILE, EXIT_ENGINE, EXIT_OK, EXIT_USAGE, add_r
 _CSV_FIELDS = ("profile", "model_filename", "model_size", "model_n_params", "test", "n_prompt", "n_gen",
                "n_threads", "n_gpu_layers", "numa", "memory_policy", "cpu_mask", "n_batch", "n_ubatch",
                "type_k", "type_v", "flash_attn", "use_mmap", "test_time", "avg_ns", "stddev_ns",
-               "avg_ts", "stddev_ts", "cpu_model", "sockets", "nodes", "cores", "channels", "gpus")  # fmt: skip
+               "avg_ts", "stddev_ts", "cpus_allowed", "model_bytes_per_node", "cpu_model", "sockets",
+               "nodes", "cores", "channels", "gpus")  # fmt: skip
 
 
 def _int_list(text: str) -> list[int]:
@@ -92,6 +93,35 @@ def _load(args: argparse.Namespace, topology):
     return profile, None
 
 
+def pages_by_node(per_node: dict[int, int]) -> str:
+    """ "N0 50% N1 50%": the share of the model file's resident pages on each node (numa_maps)."""
+    total = sum(per_node.values())
+    if not total:
+        return "?"
+    return " ".join(f"N{n} {100 * b / total:.0f}%" for n, b in sorted(per_node.items()))
+
+
+def usage_problem(args: argparse.Namespace, numa: list[str], strategies) -> str | None:
+    """The first bad flag, said the way the user typed it, or None."""
+    if any(t < 1 for t in args.threads):
+        return f"-t {','.join(map(str, args.threads))}: every thread count must be at least 1"
+    if any(n < -1 for n in args.gpu_layers):
+        return (f"-ngl {','.join(map(str, args.gpu_layers))}: GPU layers must be -1 (all), 0 "
+                "(none) or a positive count")  # fmt: skip
+    bad = [x for x in numa if x not in strategies]
+    if bad:
+        return f"--numa {','.join(bad)}: not a llama.cpp NUMA strategy (one of {', '.join(strategies)})"
+    if args.reps < 1:
+        return f"-r {args.reps}: at least 1 timed repetition"
+    if args.n_prompt < 0 or args.n_gen < 0:
+        return (
+            f"-p {args.n_prompt} -n {args.n_gen}: token counts cannot be negative (0 skips a test)"
+        )
+    if args.n_prompt == 0 and args.n_gen == 0:
+        return "-p 0 -n 0: nothing to measure; give -p (prompt tokens) or -n (generated tokens)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from rigtui.engine.bench import BenchError, run_bench
     from rigtui.model.profile import NUMA_STRATEGIES
@@ -101,20 +131,9 @@ def run(args: argparse.Namespace) -> int:
         print("rigtui bench: give a PROFILE or --model PATH (one of them)", file=sys.stderr)
         return EXIT_USAGE
     numa = [x.strip() for x in args.numa.split(",") if x.strip()]
-    bad = [
-        x
-        for x in numa + ([] if all(t > 0 for t in args.threads) else ["threads"])
-        if x not in NUMA_STRATEGIES
-    ]
-    if (
-        bad
-        or args.reps < 1
-        or args.n_prompt < 0
-        or args.n_gen < 0
-        or any(n < -1 for n in args.gpu_layers)
-    ):
-        print("rigtui bench: threads must be >= 1, reps >= 1, -p/-n >= 0, -ngl >= -1, --numa one of "
-              f"{', '.join(NUMA_STRATEGIES)}", file=sys.stderr)  # fmt: skip
+    problem = usage_problem(args, numa, NUMA_STRATEGIES)
+    if problem:
+        print(f"rigtui bench: {problem}", file=sys.stderr)
         return EXIT_USAGE
     topology = detect(make_fs(args), nvml=None)
     profile, code = _load(args, topology)
@@ -126,12 +145,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"# {fp['cpu_model']} | {fp['sockets']} socket(s), {fp['nodes']} node(s), {fp['cores']} cores, "
               f"{fp['channels'] or '?'} channels | GPUs: {', '.join(fp['gpus']) or 'none'}")  # fmt: skip
         print(f"# profile {profile.name}: {profile.model}")
-        print("| threads | ngl | numa | mem policy | test | t/s |")
-        print("| ---: | ---: | --- | --- | ---: | ---: |")
+        print("| threads | ngl | numa | mem policy | CPUs | model pages | test | t/s |")
+        print("| ---: | ---: | --- | --- | --- | --- | ---: | ---: |")
 
     def on_row(row) -> None:
         if table:
-            print(f"| {row.n_threads} | {row.n_gpu_layers} | {row.numa} | {row.memory_policy} | {row.test} | "
+            print(f"| {row.n_threads} | {row.n_gpu_layers} | {row.numa} | {row.memory_policy} | "
+                  f"{row.cpus_allowed or '?'} | {pages_by_node(row.model_bytes_per_node)} | {row.test} | "
                   f"{row.avg_ts:.2f} ± {row.stddev_ts:.2f} |", flush=True)  # fmt: skip
 
     try:
@@ -144,6 +164,14 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"rigtui bench: cannot start the engine: {exc}", file=sys.stderr)
         return EXIT_ENGINE
+    noisy = [
+        f"{r.test} t={r.n_threads}"
+        for r in rows
+        if len(r.samples_ts) > 1 and r.stddev_ts > 0.1 * r.avg_ts
+    ]
+    if table and noisy:
+        print(f"# noisy: stddev above 10% of the mean ({', '.join(noisy)}): other load on the "
+              "machine, or more threads than free cores; close other work or raise -r")  # fmt: skip
     if args.json:
         from rigtui.commands._common import print_json
 
@@ -156,5 +184,8 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             d = {**vars(row), **row.fingerprint}
             d["gpus"] = ";".join(d.get("gpus") or [])
+            d["model_bytes_per_node"] = ";".join(
+                f"{n}:{b}" for n, b in row.model_bytes_per_node.items()
+            )
             writer.writerow(d)
     return code

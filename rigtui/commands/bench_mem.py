@@ -106,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _pct(b) -> str:
     if b.theoretical_gbs is None:
-        return "theoretical unknown"
+        return "theoretical unknown (no DIMM data: see `rigtui probe`)"
     pct = b.read_pct
-    return f"you get {pct:.0f}% of {b.theoretical_gbs:.1f} GB/s" if pct is not None else ""
+    # A platform-table figure is the platform's maximum, not these DIMMs: say which it is.
+    of = " (platform max)" if (b.theoretical_basis or "").startswith("platform") else ""
+    return f"you get {pct:.0f}% of {b.theoretical_gbs:.1f} GB/s{of}" if pct is not None else ""
 
 
 def print_result(result) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -21,8 +22,10 @@ from rigtui.cli import EXIT_FAILURE, EXIT_OK, add_root_arg, make_fs
 TOP = "rigtui-capture"
 
 WHITELIST = (
-    "proc/cpuinfo", "proc/meminfo", "proc/mounts", "proc/version", "proc/self/cpuset",
-    "proc/self/cgroup", "proc/self/status", "proc/sys/kernel/osrelease",
+    "proc/cpuinfo", "proc/meminfo", "proc/mounts", "proc/self/mounts", "proc/version",
+    "proc/self/cpuset", "proc/self/cgroup", "proc/self/status", "proc/sys/kernel/osrelease",
+    # virtualization facts the host probe reads (what kind of VM/container this is)
+    "run/systemd/container", ".dockerenv", "proc/1/cgroup", "sys/hypervisor/type",
     "proc/sys/kernel/numa_balancing", "proc/sys/kernel/perf_event_paranoid",
     "etc/os-release", "usr/lib/os-release",
     "sys/devices/system/cpu/online", "sys/devices/system/cpu/possible",
@@ -68,6 +71,7 @@ PCI_FILES = (
     "mem_info_vram_total",
 )  # fmt: skip
 SKIP_NAMES = {"uevent", "serial", "serial_number"}  # never copied, even under a wildcard
+_MOUNT_TYPES = {"resctrl", "cgroup", "cgroup2", "cpuset", "hugetlbfs"}
 
 
 def register(subparsers) -> None:
@@ -117,11 +121,21 @@ def _sanitize(rel: str, data: bytes) -> bytes | None:
             and "_SERIAL_NUMBER=" not in ln and "_ASSET_TAG=" not in ln
         ]  # fmt: skip
         return ("\n".join(keep) + "\n").encode()
-    if rel == "proc/self/status":
+    # proc/self is a link: the file arrives here under the capturing process's pid.
+    if re.fullmatch(r"proc/(self|\d+)/status", rel):
         keep = [
             ln
             for ln in data.decode("utf-8", "replace").splitlines()
             if ln.startswith(("Cpus_allowed", "Mems_allowed"))
+        ]
+        return ("\n".join(keep) + "\n").encode()
+    if re.fullmatch(r"proc/(self|\d+)/mounts", rel):
+        # Only the mounts the probes look at (resctrl, cgroup cpusets, hugetlbfs): the rest
+        # names the user's disks and directories.
+        keep = [
+            ln
+            for ln in data.decode("utf-8", "replace").splitlines()
+            if len(ln.split()) > 2 and ln.split()[2] in _MOUNT_TYPES
         ]
         return ("\n".join(keep) + "\n").encode()
     return data

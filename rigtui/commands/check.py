@@ -31,7 +31,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rigtui.analysis.checks import CHECK_IDS, exit_code, run_checks
     from rigtui.analysis.context import build_context
-    from rigtui.commands._analysis import detect_topology, engine_facts, err, resolve_model
+    from rigtui.commands._analysis import (
+        detect_topology,
+        engine_facts,
+        err,
+        missing_root,
+        resolve_model,
+    )
     from rigtui.commands._common import print_json
 
     unknown_ids = [i for i in (args.only or []) if i not in CHECK_IDS]
@@ -39,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         err(f"unknown check id(s) {', '.join(unknown_ids)}; ids: {', '.join(CHECK_IDS)}")
         return EXIT_USAGE
     fs = make_fs(args)
+    if why := missing_root(fs):
+        err(why)
+        return EXIT_USAGE
     topology = detect_topology(fs)
     choice = resolve_model(args, topology)
     if choice.error:
@@ -64,20 +73,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(checks, verbose: bool, root: str) -> None:
+    import textwrap
+
     from rich.console import Console
     from rich.markup import escape
 
     con = Console(highlight=False, soft_wrap=True)
+    width = max(40, con.width)
+
+    def wrapped(text: str, first: str, rest: str) -> list[str]:
+        # Wrapped at the terminal's width with a hanging indent; commands are not hyphen-split.
+        return textwrap.wrap(
+            text, width=width, initial_indent=first, subsequent_indent=rest,
+            break_long_words=False, break_on_hyphens=False,
+        ) or [first]  # fmt: skip
+
     if root != "/":
         con.print(f"[dim]machine: captured tree {escape(root)}[/]")
     for c in checks:
-        con.print(f"[{_STYLE[c.status]}]{_MARK[c.status]}[/] {c.id:<22} {escape(c.summary)}")
+        head, *more = wrapped(c.summary, " " * 28, " " * 28)
+        con.print(f"[{_STYLE[c.status]}]{_MARK[c.status]}[/] {c.id:<22} {escape(head[28:])}")
+        for line in more:
+            con.print(escape(line))
         if verbose or c.status in ("warn", "fail"):
             for ev in c.evidence:
-                con.print(f"       [dim]{escape(ev.source)}: {escape(ev.value)}[/]")
-            con.print(f"       why: {escape(c.why)}")
+                for line in wrapped(f"{ev.source}: {ev.value}", " " * 7, " " * 9):
+                    con.print(f"[dim]{escape(line)}[/]")
+            for line in wrapped(f"why: {c.why}", " " * 7, " " * 12):
+                con.print(escape(line))
         if c.fix and (verbose or c.status in ("warn", "fail")):
-            con.print(f"       fix: [bold]{escape(c.fix)}[/]")
+            for line in wrapped(f"fix: {c.fix}", " " * 7, " " * 12):
+                con.print(f"[bold]{escape(line)}[/]")
     counts = {s: sum(1 for c in checks if c.status == s) for s in _MARK}
     con.print(
         f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail, "

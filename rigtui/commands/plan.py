@@ -41,10 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from rigtui.analysis.gguf_facts import GgufError, read_gguf_facts
     from rigtui.analysis.membench_cache import load_cached_membench
     from rigtui.analysis.plan import PlanError, make_plan
-    from rigtui.commands._analysis import detect_topology, err, resolve_model
+    from rigtui.commands._analysis import detect_topology, err, missing_root, resolve_model
     from rigtui.commands._common import print_json
 
     fs = make_fs(args)
+    if why := missing_root(fs):
+        err(why)
+        return EXIT_USAGE
     choice = resolve_model(argparse.Namespace(model=args.model, profile=args.profile))
     if choice.error:
         err(choice.error)
@@ -135,9 +138,19 @@ def print_plan(plan) -> None:
     mix = ", ".join(f"{s.type} {s.tensors}t {_b(s.bytes)}" for s in m.quant_mix)
     con.print(f"  quantization mix: {escape(mix)}")
 
+    import textwrap
+
+    width = max(40, con.width)
+
     def fig(label: str, f, fmt) -> None:
+        # value and basis on the label's line, the formula wrapped beneath: 80 columns stay tidy
         val = "?" if f.value is None else fmt(f.value)
-        con.print(f"  {label:<22}{val:>14}  [dim]{f.basis}: {escape(f.detail)}[/]")
+        con.print(f"  {label:<22}{val:>14}  {f.basis}")
+        for line in textwrap.wrap(
+            f.detail or "", width=width, initial_indent=" " * 6, subsequent_indent=" " * 6,
+            break_on_hyphens=False,
+        ):  # fmt: skip
+            con.print(f"[dim]{escape(line)}[/]")
 
     con.print(
         f"\n[bold]Needs[/] (ctx {plan.n_ctx}, KV {plan.kv_type_k}/{plan.kv_type_v}, "
@@ -166,14 +179,18 @@ def print_plan(plan) -> None:
     fig("memory bandwidth", plan.bandwidth_gbs, lambda v: f"{v:.1f} GB/s")
     fig("generation", plan.predicted_tg_tok_s, lambda v: f"{v:.1f} tok/s")
     fig("prompt", plan.predicted_pp_tok_s, lambda v: f"{v:.0f} tok/s")
-    sugg = {k: v for k, v in plan.suggested_profile.items() if k != "reasons"}
-    con.print(
-        "\n[bold]Suggested profile[/] " + escape(", ".join(f"{k} = {_toml_value(v)}" for k, v in sugg.items()))
-    )
+    sugg = {k: v for k, v in plan.suggested_profile.items() if k != "reasons" and v is not None}
+    # One `key = value` per line, as a profile file spells it, so the block can be pasted.
+    con.print("\n[bold]Suggested profile[/] (profile TOML)")
+    for k, v in sugg.items():
+        con.print(f"  {k} = {escape(_toml_value(v))}")
     for r in plan.suggested_profile.get("reasons", []):
-        con.print(f"  [dim]- {escape(r)}[/]")
+        for line in textwrap.wrap(f"# {r}", width=width, initial_indent="  ",
+                                  subsequent_indent="  # "):  # fmt: skip
+            con.print(f"[dim]{escape(line)}[/]")
     for w in plan.warnings:
-        con.print(f"[yellow]warning:[/] {escape(w)}")
+        for i, line in enumerate(textwrap.wrap(w, width=width - 9, subsequent_indent="  ")):
+            con.print(("[yellow]warning:[/] " if i == 0 else "         ") + escape(line))
 
 
 def _toml_value(v: object) -> str:

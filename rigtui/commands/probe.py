@@ -64,8 +64,29 @@ def _yn(v: bool | None) -> str:
     return "?" if v is None else ("on" if v else "off")
 
 
+def _say(con, label: str, text: str, indent: int = 2, style: str | None = None) -> None:
+    """`label` in bold, then `text` wrapped at the console's width with continuation lines
+    indented, so the report reads well in an 80-column terminal (paths and words unbroken)."""
+    import textwrap
+
+    from rich.markup import escape
+
+    lines = textwrap.wrap(
+        f"{label}{text}",
+        width=max(40, con.width),
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [label]
+    body = escape(lines[0][len(label) :]) + "".join("\n" + escape(x) for x in lines[1:])
+    if style:
+        body = f"[{style}]{body}[/{style}]"
+    con.print(f"[bold]{escape(label)}[/bold]{body}")
+
+
 def render(topo, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from rich.tree import Tree
 
@@ -74,14 +95,18 @@ def render(topo, console=None) -> None:
     con = console or Console(highlight=False, soft_wrap=False)
     cpu, host = topo.cpu, topo.host
     title = host.hostname or ("this machine" if topo.root == "/" else "captured machine")
-    where = "" if topo.root == "/" else f"  [dim](tree {topo.root})[/dim]"
-    con.print(f"[bold]rigtui probe[/bold] — {title}{where}")
+    con.print(f"[bold]rigtui probe[/bold] — {escape(title)}")
+    if topo.root != "/":
+        _say(con, "  tree ", topo.root, indent=7, style="dim")
     threads = len(cpu.online)
     freq = f", up to {cpu.max_mhz / 1000:.2f} GHz" if cpu.max_mhz else ""
-    con.print(
-        f"[bold]CPU[/bold]  {cpu.model_name or '[red]unknown model[/red]'} ({cpu.arch or '?'})  "
+    _say(con, "CPU  ", f"{cpu.model_name or 'unknown model'} ({cpu.arch or '?'})", indent=5)
+    _say(
+        con,
+        "     ",
         f"{len(topo.sockets)} socket(s), {len(topo.cores)} cores, {threads} threads, "
-        f"SMT {_yn(cpu.smt_active)}{freq}"
+        f"SMT {_yn(cpu.smt_active)}{freq}",
+        indent=5,
     )
     if cpu.offline:
         con.print(f"     [yellow]offline CPUs: {format_cpulist(cpu.offline)}[/yellow]")
@@ -101,7 +126,7 @@ def render(topo, console=None) -> None:
         )
     if cpu.isa:
         shown = [f for f, v in cpu.isa.items() if v]
-        con.print("[bold]ISA[/bold]  " + (" ".join(shown) if shown else "[dim]none of note[/dim]"))
+        _say(con, "ISA  ", " ".join(shown) if shown else "none of note", indent=5)
 
     tree = Tree("[bold]Topology[/bold]")
     core_of = {c.id: c.core for c in topo.cpus}
@@ -165,7 +190,7 @@ def render(topo, console=None) -> None:
     if topo.problems:
         con.print(f"[bold yellow]Could not read ({len(topo.problems)})[/bold yellow]")
         for p in topo.problems[:20]:
-            con.print(f"  {p.path}: {p.reason}")
+            _say(con, "  ", f"{p.path}: {p.reason}", indent=4)
         if len(topo.problems) > 20:
             con.print(f"  ... {len(topo.problems) - 20} more (see --json)")
 
@@ -182,9 +207,12 @@ def _render_memory(con, topo, Table) -> None:
         )
         if m.source.startswith("platform"):
             # Not read from the DIMMs: the platform's channel count, assumed all populated.
-            con.print(
-                f"  channels: {m.populated_channels} ({per}), assuming every channel of the "
-                "platform is populated (not read from the DIMMs)"
+            _say(
+                con,
+                "  ",
+                f"channels: {m.populated_channels} ({per}), assuming every channel of the "
+                "platform is populated (not read from the DIMMs)",
+                indent=4,
             )
         else:
             con.print(f"  channels populated: {m.populated_channels} ({per}){plat}")
@@ -193,10 +221,14 @@ def _render_memory(con, topo, Table) -> None:
     if m.theoretical_bandwidth_gbs is not None:
         label = " (platform maximum, not measured)" if m.source.startswith("platform") else ""
         con.print(f"  theoretical bandwidth: {m.theoretical_bandwidth_gbs:.1f} GB/s{label}")
+    # One line per reason: several fields are often unknown for the same one.
+    by_reason: dict[str, list[str]] = {}
     for field, why in m.unknown.items():
-        con.print(f"  [dim]{field}: {why}[/dim]")
+        by_reason.setdefault(why, []).append(field.removesuffix("_gbs").replace("_", " "))
+    for why, fields in by_reason.items():
+        _say(con, "  ", f"{', '.join(fields)} unknown: {why}", indent=4, style="dim")
     if m.hint:
-        con.print(f"  [cyan]hint:[/cyan] {m.hint}")
+        _say(con, "  hint: ", m.hint, indent=4)
     populated = [d for d in m.dimms if d.populated]
     if populated:
         groups: dict[tuple, list[str]] = {}
@@ -276,7 +308,7 @@ def _render_host(con, topo) -> None:
         f"swap {_gib(h.swap_total_bytes)}",
         f"available {_gib(h.mem_available_bytes)}",
     ]
-    con.print("[bold]Host[/bold]  " + " · ".join(facts))
+    _say(con, "Host  ", " · ".join(facts), indent=6)
 
 
 if __name__ == "__main__":  # pragma: no cover

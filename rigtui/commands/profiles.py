@@ -146,10 +146,36 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_BAD_PROFILE if bad else EXIT_OK
 
 
+def _new_text_ok(text: str, name: str, topology) -> bool:
+    """Validate a new profile before it is written: values given on the command line that this
+    machine rejects (threads 0, node 3 on a one-node box, ...) write nothing. A model file that
+    is not there (yet) is only reported: the user may fetch it after writing the profile."""
+    import tempfile
+    from pathlib import Path
+
+    from rigtui.profiles import check_profile
+
+    with tempfile.TemporaryDirectory(prefix="rigtui-new-") as tmp:
+        path = Path(tmp) / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        issues = check_profile(path, topology)
+    blocking = [i for i in issues if i.severity == "error" and i.key != "model"]
+    for issue in issues:
+        shown = str(issue).replace(str(path), f"{name}.toml (new)")
+        print(f"rigtui profiles new: {shown}", file=sys.stderr)
+    if blocking:
+        print("rigtui profiles new: nothing written; fix the options above", file=sys.stderr)
+    return not blocking
+
+
 def _new(args: argparse.Namespace) -> int:
+    import re
+
     from rigtui.profiles import new_profile_text, save_profile_text, user_profile_dir
 
-    if not args.name or "/" in args.name or args.name.startswith("."):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name or "") or args.name.endswith(
+        ".toml"
+    ):
         print(
             f"rigtui profiles new: bad name {args.name!r}: use letters, digits, '-' and '_'",
             file=sys.stderr,
@@ -165,7 +191,15 @@ def _new(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-    text = new_profile_text(_topology(args), args.name, args.model, **overrides)
+    topology = _topology(args)
+    model = args.model
+    if not model.startswith("demo:"):  # the user means their current directory, not ours
+        import os
+
+        model = os.path.abspath(os.path.expanduser(model))
+    text = new_profile_text(topology, args.name, model, **overrides)
+    if not _new_text_ok(text, args.name, topology):
+        return EXIT_BAD_PROFILE
     if args.stdout:
         sys.stdout.write(text)
         return EXIT_OK

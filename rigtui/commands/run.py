@@ -14,6 +14,7 @@ from rigtui.cli import (
     EXIT_ENGINE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     add_root_arg,
     make_fs,
 )
@@ -51,6 +52,57 @@ def stats_line(done, loaded_s: float | None) -> str:
     return " | ".join(parts)
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def placement_line(pl) -> str:
+    """Where the engine really ran and where the model's pages sat (/proc/PID/status and
+    numa_maps, read by the worker after the answer): the proof that the profile was applied."""
+    from rigtui.model.cpulist import format_cpulist
+
+    files = dict(sorted(pl.model_file_bytes_per_node.items()))
+    total = sum(files.values())
+    landed = ", ".join(f"node{n} {_mib(b)} ({100 * b / total:.0f}%)" for n, b in files.items())
+    anon = ", ".join(f"node{n} {_mib(b)}" for n, b in sorted(pl.anon_bytes_per_node.items()))
+    # The threads' CPUs are where the work runs; llama.cpp's NUMA strategies may set them apart
+    # from the main thread's (see docs/engine.md).
+    cpus = format_cpulist(pl.thread_cpus_allowed or pl.cpus_allowed)
+    if pl.thread_cpus_allowed and tuple(pl.thread_cpus_allowed) != tuple(pl.cpus_allowed):
+        cpus += f" (main thread: {format_cpulist(pl.cpus_allowed)})"
+    return (f"placement: CPUs {cpus} | memory nodes "
+            f"{format_cpulist(pl.mems_allowed)} | model pages {landed or 'none resident'}"
+            + (f" | anon {anon}" if anon else ""))  # fmt: skip
+
+
+def exit_message(ev) -> str:
+    """What `rigtui run` says when the engine ends before the answer is done: why, what to do,
+    and llama.cpp's last log lines."""
+    how = f"exit code {ev.code}" if ev.signal is None else f"signal {ev.signal}"
+    lines = [
+        f"rigtui run: the engine process ended before the answer was done: {ev.reason} ({how})"
+    ]
+    if ev.signal == 9:
+        lines.append("  hint: if nobody killed it, look for the OOM killer: `dmesg | grep -i oom`; "
+                     "a smaller model, a smaller ctx or mmap = true needs less memory")  # fmt: skip
+    elif ev.code not in (0, 2, 3):
+        lines.append("  hint: llama.cpp's last log lines follow; `--log` shows the whole log")
+    lines += [f"  | {line}" for line in ev.stderr_tail[-8:]]
+    return "\n".join(lines)
+
+
+def _announce_demo_model(profile) -> None:
+    """The demo model is generated on first use: say so, it takes a few seconds."""
+    if not profile.is_demo:
+        return
+    from rigtui.engine.demo_model import demo_model_path
+
+    path = demo_model_path(profile.demo_size or "300M")
+    if not path.is_file():
+        print(f"rigtui run: generating the synthetic demo model ({profile.demo_size or '300M'}, "
+              f"first use) into {path} ...", file=sys.stderr)  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -62,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         Exit,
         Loaded,
         Log,
+        Placement,
         PolicyApplied,
         Token,
         event_to_json,
@@ -69,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     from rigtui.probes import detect
     from rigtui.profiles import ProfileError, load_profile_with_warnings
 
+    if args.max_tokens is not None and args.max_tokens < 1:
+        print(f"rigtui run: -n {args.max_tokens}: the number of tokens to generate must be at "
+              "least 1 (leave -n out for the profile's sampling.max_tokens)", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     topology = detect(make_fs(args), nvml=None)
     try:
@@ -81,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         print(str(issue), file=sys.stderr)
     if args.seed is not None:
         profile = dataclasses.replace(profile, seed=args.seed)
-    engine = EngineProcess(profile, instance=profile.name, topology=topology)
+    # llama.cpp's load log (hundreds of lines) only travels as events when it is shown.
+    engine = EngineProcess(profile, instance=profile.name, topology=topology, log_events=args.log)
+    _announce_demo_model(profile)
     try:
         engine.start()
     except (OSError, ValueError) as exc:
@@ -89,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ENGINE
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     engine.prompt(prompt, max_tokens=args.max_tokens or profile.sampling.max_tokens, **sampling)
-    load_s, code, done = None, EXIT_ENGINE, None
+    load_s, code, done, placement = None, EXIT_ENGINE, None, None
     try:
         for ev in engine.events():
             if args.json:
@@ -103,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, PolicyApplied):
                 for w in ev.warnings:
                     print(f"rigtui run: {w}", file=sys.stderr)
-            if isinstance(ev, Loaded):
+            if isinstance(ev, Placement):
+                placement = ev
+            elif isinstance(ev, Loaded):
                 load_s = ev.load_s
             elif isinstance(ev, Error):
                 print(f"rigtui run: {ev.kind + ' error' if ev.kind != 'error' else 'engine'}: {ev.message}" + (f"\n  hint: {ev.hint}" if ev.hint else ""),
@@ -114,10 +175,8 @@ def run(args: argparse.Namespace) -> int:
                 done, code = ev, EXIT_OK
                 engine.stop()
             elif isinstance(ev, Exit) and done is None:
-                print(f"rigtui run: the engine {ev.reason} (exit code {ev.code}, signal {ev.signal})",
-                      file=sys.stderr)  # fmt: skip
-                for line in ev.stderr_tail[-8:]:
-                    print(f"  | {line}", file=sys.stderr)
+                if ev.code != 0 or ev.signal is not None:  # a clean exit: the error said why
+                    print(exit_message(ev), file=sys.stderr)
                 code = EXIT_ENGINE
     except KeyboardInterrupt:
         engine.cancel()
@@ -129,4 +188,6 @@ def run(args: argparse.Namespace) -> int:
     if done is not None and not args.json:
         sys.stdout.write("\n")
         print(stats_line(done, load_s), file=sys.stderr)
+        if placement is not None:
+            print(placement_line(placement), file=sys.stderr)
     return code

@@ -85,7 +85,7 @@ def _emit(sample, args, recorder) -> None:
     if args.json:
         print_ndjson(sample)
     else:
-        print(format_sample(sample), flush=True)
+        print(format_sample(sample, _SHOWN_REASONS), flush=True)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -169,8 +169,13 @@ def _g(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def format_sample(s) -> str:
-    """A few lines per sample: time, CPU, traffic per socket, nodes, temps, GPUs, placement."""
+# Reasons already printed in this run: a missing source says why once, not every second.
+_SHOWN_REASONS: set[str] = set()
+
+
+def format_sample(s, shown: set[str] | None = None) -> str:
+    """A few lines per sample: time, CPU, traffic per socket, nodes, temps, GPUs, placement.
+    With `shown`, an unavailable source's reason is printed the first time only."""
     clock = time.strftime("%H:%M:%S", time.localtime(s.t))
     sockets = " ".join(f"s{k} {v:.0f}%" for k, v in s.cpu.per_socket.items())
     lines = [
@@ -194,7 +199,12 @@ def format_sample(s) -> str:
             ceil = f" of {m.ceiling_gbs:.0f}" if m.ceiling_gbs else ""
             lines.append(f"  mem traffic s{m.socket}: {fig}{ceil} [{m.source}]")
         else:
-            lines.append(f"  mem traffic s{m.socket}: n/a ({m.reason})")
+            if shown is not None and m.reason in shown:
+                lines.append(f"  mem traffic s{m.socket}: n/a (as above)")
+            else:
+                lines.append(f"  mem traffic s{m.socket}: n/a ({m.reason})")
+                if shown is not None and m.reason:
+                    shown.add(m.reason)
     for n in s.nodes:
         lines.append(
             f"  node{n.node}: free {_gib(n.free_bytes)}/{_gib(n.total_bytes)} GiB, "

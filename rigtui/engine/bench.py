@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rigtui.engine.client import EngineProcess
-from rigtui.model.engine import BenchResult, Error, Exit, Loaded
+from rigtui.model.engine import BenchResult, Error, Exit, Loaded, Placement
 from rigtui.model.profile import Profile
 from rigtui.model.topology import Topology
 
@@ -57,6 +57,10 @@ class BenchRow:
     load_s: float | None
     engine: str = "llama-cpp-python"
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # Where it really ran, read by the worker after the tests: bytes of the model file resident
+    # per NUMA node (numa_maps), and its compute threads' CPUs (/proc/self/task/*/status).
+    model_bytes_per_node: dict[int, int] = field(default_factory=dict)
+    cpus_allowed: str = ""
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
@@ -78,11 +82,16 @@ def sweep_profiles(profile: Profile, *, threads: Sequence[int] = (), gpu_layers:
 def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, n_gen: int = 128,
                   reps: int = 5, timeout: float = 3600.0,
                   on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:  # fmt: skip
-    """Run pp and tg for one profile in one engine process; raises BenchError on failure."""
+    """Run pp and tg for one profile in one engine process; raises BenchError on failure and
+    ValueError when there is nothing to measure (both tests at 0 tokens, reps < 1)."""
+    if n_prompt < 0 or n_gen < 0 or n_prompt + n_gen == 0 or reps < 1:
+        raise ValueError(f"nothing to measure: n_prompt {n_prompt}, n_gen {n_gen}, reps {reps}")
     need = max(n_prompt, n_gen + 1)
     ctx = max(256, -(-need // 256) * 256)
     profile = dataclasses.replace(profile, ctx=ctx)
-    engine = EngineProcess(profile, instance=f"bench-{profile.name}", topology=topology)
+    engine = EngineProcess(
+        profile, instance=f"bench-{profile.name}", topology=topology, log_events=False
+    )
     engine.start()
     rows: list[BenchRow] = []
     loaded: Loaded | None = None
@@ -102,17 +111,30 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
                     f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})"
                 )
             elif isinstance(ev, BenchResult) and loaded is not None:
-                row = _row(profile, engine, loaded, ev, topology)
-                rows.append(row)
-                if on_row:
-                    on_row(row)
-                if len(rows) == wanted:
-                    break
+                rows.append(_row(profile, engine, loaded, ev, topology))
+                if len(rows) == wanted:  # the weights are paged in: where did they land?
+                    engine.request_placement()
+            elif isinstance(ev, Placement) and len(rows) == wanted:
+                rows = [_placed(r, ev) for r in rows]
+                break
         else:
             raise BenchError(f"{profile.name}: no result within {timeout:.0f} s")
     finally:
         engine.stop()
+    for row in rows:
+        if on_row:
+            on_row(row)
     return rows
+
+
+def _placed(row: BenchRow, pl: Placement) -> BenchRow:
+    from rigtui.model.cpulist import format_cpulist
+
+    return dataclasses.replace(
+        row,
+        model_bytes_per_node={int(k): v for k, v in sorted(pl.model_file_bytes_per_node.items())},
+        cpus_allowed=format_cpulist(pl.thread_cpus_allowed or pl.cpus_allowed),
+    )
 
 
 def _row(

@@ -39,7 +39,7 @@ from rigtui.model.profile import LaunchPlan, Profile
 from rigtui.model.topology import Topology
 from rigtui.profiles import plan_launch
 
-_STDERR_TAIL = 40
+_STDERR_TAIL = 200  # llama.cpp log lines kept in the parent (a load writes ~300-700)
 _counter = itertools.count(1)
 _WORKER_EXIT_REASONS = {
     0: "exited normally",
@@ -106,7 +106,11 @@ def _live_topology() -> Topology:
 
 class EngineProcess:
     """One launched profile. `on_event` is called from a reader thread for every event; without
-    it, events are queued for `events()` (the CLI's way)."""
+    it, events are queued for `events()` (the CLI's way).
+
+    llama.cpp's log (300-700 INFO lines per load, none while generating) always lands in the
+    bounded `log_tail`; `log_events=False` keeps those lines out of the event stream, so a
+    consumer that does not show the log is not handed hundreds of events per launch."""
 
     def __init__(
         self,
@@ -116,8 +120,10 @@ class EngineProcess:
         on_event: Callable[[EngineEvent], None] | None = None,
         topology: Topology | None = None,
         python: str | None = None,
+        log_events: bool = True,
     ) -> None:
         self.profile = profile
+        self.log_events = log_events
         self.instance = instance or f"{profile.name}-{next(_counter)}"
         self.on_event = on_event
         self.topology = topology
@@ -132,6 +138,7 @@ class EngineProcess:
         )
         self._queue: queue.Queue[EngineEvent] = queue.Queue()
         self._tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self._tail_lock = threading.Lock()
         self._seq = 0
         self._exited = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -141,6 +148,12 @@ class EngineProcess:
     def stats(self) -> EngineStats:
         with self._lock:
             return self._stats
+
+    @property
+    def log_tail(self) -> tuple[str, ...]:
+        """The last llama.cpp log lines of this launch (at most 200), oldest first."""
+        with self._tail_lock:  # the log reader thread appends meanwhile
+            return tuple(self._tail)
 
     @property
     def pid(self) -> int | None:
@@ -270,8 +283,10 @@ class EngineProcess:
         assert self._proc is not None and self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self._tail.append(line)
-            self._dispatch(Log(instance=self.instance, t=time.time(), line=line))
+            with self._tail_lock:
+                self._tail.append(line)
+            if self.log_events:
+                self._dispatch(Log(instance=self.instance, t=time.time(), line=line))
 
     def _read_events(self, fd: int, log_thread: threading.Thread, oom_before: int | None) -> None:
         proc = self._proc
@@ -291,7 +306,7 @@ class EngineProcess:
         log_thread.join(timeout=5.0)
         c, sig, reason = exit_reason(code, oom_before, _oom_kills())
         self._dispatch(Exit(instance=self.instance, t=time.time(), code=c, signal=sig, reason=reason,
-                            stderr_tail=tuple(list(self._tail)[-20:])))  # fmt: skip
+                            stderr_tail=self.log_tail[-20:]))  # fmt: skip
         self._exited.set()
 
     # -- requests ------------------------------------------------------------------------------
@@ -318,7 +333,8 @@ class EngineProcess:
         self._send({"op": "cancel"})
 
     def stop(self, timeout: float = 5.0) -> Exit | None:
-        """Ask the worker to stop; SIGTERM then SIGKILL its process group if it does not."""
+        """Ask the worker to stop; SIGTERM then SIGKILL its process group if it does not.
+        From an `on_event` handler it only asks (the Exit event follows) and returns None."""
         proc = self._proc
         if proc is None:
             return None
@@ -329,6 +345,8 @@ class EngineProcess:
                     proc.stdin.close()
             except OSError:
                 pass
+        if threading.current_thread() in self._threads:
+            return None  # called from an on_event handler: waiting here would wait on ourselves
         if not self._exited.wait(timeout):
             for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
                 try:

@@ -1,7 +1,9 @@
 """Where a process runs and where its pages sit: /proc/PID/status and /proc/PID/numa_maps.
 
-Shell equivalent: `grep -E 'Cpus_allowed_list|Mems_allowed_list' /proc/PID/status` and
-`numastat -p PID` (numa_maps counts pages per node, `N0=1234`, for each mapping).
+Shell equivalent: `grep -E 'Cpus_allowed_list|Mems_allowed_list' /proc/PID/status`,
+`grep Cpus_allowed_list /proc/PID/task/*/status` (per thread: llama.cpp's numa = distribute /
+isolate re-pin their threads) and `numastat -p PID` (numa_maps counts pages per node, `N0=1234`,
+for each mapping).
 """
 
 from __future__ import annotations
@@ -58,14 +60,38 @@ def parse_numa_maps(text: str, model_path: str | None) -> tuple[dict[int, int], 
     return file_bytes, anon_bytes
 
 
+def thread_cpus(pid: int | str = "self") -> tuple[int, ...]:
+    """Union of Cpus_allowed_list over the threads of `pid` other than the main one (() if
+    /proc/PID/task is unreadable). The main thread is left out when there are others: llama.cpp
+    pins its compute threads (numa = distribute/isolate/numactl) but widens the main thread to
+    every CPU after each graph ("don't leave affinity set on the main thread")."""
+    union: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return ()
+    main = str(os.getpid() if pid == "self" else pid)
+    if len(tids) > 1:
+        tids = [t for t in tids if t != main]
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                union.update(parse_status_lists(f.read())[0])
+        except OSError:  # the thread ended meanwhile
+            continue
+    return tuple(sorted(union))
+
+
 def read_placement(pid: int | str = "self", model_path: str | None = None) -> dict[str, object]:
     """Placement facts of a live process, as plain values (the worker sends them as an event)."""
-    out: dict[str, object] = {"cpus_allowed": (), "mems_allowed": (), "file": {}, "anon": {}}
+    out: dict[str, object] = {"cpus_allowed": (), "mems_allowed": (), "file": {}, "anon": {},
+                              "thread_cpus": ()}  # fmt: skip
     try:
         with open(f"/proc/{pid}/status") as f:
             out["cpus_allowed"], out["mems_allowed"] = parse_status_lists(f.read())
     except OSError:
         pass
+    out["thread_cpus"] = thread_cpus(pid)
     try:
         with open(f"/proc/{pid}/numa_maps") as f:
             out["file"], out["anon"] = parse_numa_maps(f.read(), model_path)

@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any
 
+from rigtui.engine.compat import private_api_problem
 from rigtui.engine.placement import read_placement
 from rigtui.model.engine import (
     Done,
@@ -188,6 +189,13 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
         sys.exit(EXIT_LOAD_FAILED)
     load_s = time.monotonic() - t0
     del hook
+    problem = private_api_problem(llm)
+    if problem:
+        version = getattr(llama_cpp, "__version__", "?")
+        emit(Error, message=f"llama-cpp-python {version} is not supported: {problem} (rigtui's "
+             "sampler uses this private API of 0.3.x)", kind="load",
+             hint="install a supported release: pip install 'llama-cpp-python==0.3.36'")  # fmt: skip
+        sys.exit(EXIT_LOAD_FAILED)
     import logging
 
     logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
@@ -209,7 +217,8 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
 def emit_placement(cfg: dict[str, Any], emit: Emitter) -> None:
     p = read_placement("self", cfg["model_path"])
     emit(Placement, pid=os.getpid(), cpus_allowed=p["cpus_allowed"], mems_allowed=p["mems_allowed"],
-         model_file_bytes_per_node=p["file"], anon_bytes_per_node=p["anon"], model_path=cfg["model_path"])  # fmt: skip
+         model_file_bytes_per_node=p["file"], anon_bytes_per_node=p["anon"], model_path=cfg["model_path"],
+         thread_cpus_allowed=p["thread_cpus"])  # fmt: skip
 
 
 class Requests:

@@ -76,6 +76,10 @@ class Placement(EngineEvent):
     model_file_bytes_per_node: Mapping[int, int]  # resident pages of the model file mapping
     anon_bytes_per_node: Mapping[int, int]
     model_path: str | None = None
+    # Union of Cpus_allowed_list over /proc/PID/task/*/status but the main thread's: llama.cpp's
+    # numa strategies re-pin its compute threads (distribute/isolate: to whole nodes) and widen
+    # the main thread after each graph, so the process's own list is not the whole story.
+    thread_cpus_allowed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

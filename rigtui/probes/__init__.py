@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from rigtui.hostfs import HostFS
@@ -62,6 +63,7 @@ def detect(fs: HostFS, *, nvml: bool | None = None) -> Topology:
         lambda: memory.read_memory(fs, cpu_info.model_name, sockets, nodes),
         lambda: memory.unknown_memory("memory probe failed"),
     )
+    nodes = _note_unaccounted_memory(fs, nodes, meminfo.total_bytes)
     gpus, displays = _guard(
         fs, "gpus", lambda: gpu.read_pci_gpus(fs, nvml=use_nvml), lambda: ((), ())
     )
@@ -83,6 +85,30 @@ def detect(fs: HostFS, *, nvml: bool | None = None) -> Topology:
         problems=tuple(dict.fromkeys(fs.problems)),
         display_adapters=displays,
     )
+
+
+def _note_unaccounted_memory(
+    fs: HostFS, nodes: tuple[NumaNode, ...], total: int | None
+) -> tuple[NumaNode, ...]:
+    """Flag nodes whose meminfo misses memory the kernel has (/proc/meminfo MemTotal): seen in
+    VMs whose memory is hot-plugged or ballooned outside the node accounting. Per-node figures
+    then understate what the machine can allocate; say so rather than let a planner believe
+    them. (Node totals above MemTotal are normal: MemTotal excludes kernel-reserved memory.)"""
+    known = [n.mem_total_bytes for n in nodes if n.mem_total_bytes is not None]
+    if not total or not known or len(known) != len(nodes) or sum(known) >= 0.9 * total:
+        return nodes
+    gib = 1 << 30
+    why = (
+        f"node meminfo files count {sum(known) / gib:.1f} GiB of the {total / gib:.1f} GiB in "
+        "/proc/meminfo (memory hot-plugged or ballooned outside the node accounting, as in "
+        "some VMs): per-node sizes understate what can be allocated"
+    )
+    fs.note("sys/devices/system/node", why)
+    if len(nodes) == 1:
+        note = f"meminfo counts {sum(known) / gib:.1f} of the machine's {total / gib:.1f} GiB"
+        n = nodes[0]
+        return (replace(n, note=f"{n.note}; {note}" if n.note else note),)
+    return nodes
 
 
 def _read_sensors_once(fs: HostFS, sockets, gpus, use_nvml: bool) -> tuple[Sensor, ...]:
@@ -250,7 +276,7 @@ def _sockets(raw, cores, l3, nodes, facts) -> tuple[Socket, ...]:
         mem_nodes = [n.id for n in nodes if not n.cpus and n.socket == p]
         n_cores = sum(1 for c in cores if c.socket == p)
         dies = len({c.die for c in raw if c.online and c.package == p})
-        mode = _numa_mode(facts.vendor, len(cpu_nodes), spans)
+        mode = _numa_mode(facts.vendor, len(cpu_nodes), spans, facts.model_name)
         out.append(
             Socket(
                 id=p, model=facts.model_name, cores=n_cores, cpus=cpus,
@@ -261,12 +287,20 @@ def _sockets(raw, cores, l3, nodes, facts) -> tuple[Socket, ...]:
     return tuple(out)
 
 
-def _numa_mode(vendor: str | None, nodes_in_socket: int, node_spans_sockets: bool) -> str | None:
-    """Nodes per socket, named the way the BIOS option is: NPSn on AMD, SNCn on Intel."""
+def _numa_mode(
+    vendor: str | None, nodes_in_socket: int, node_spans_sockets: bool, model: str | None = None
+) -> str | None:
+    """Nodes per socket, named the way the BIOS option is: NPSn on EPYC/Threadripper, SNCn on
+    Xeon. Desktop parts and older server chips have no such option: "1 node", "2 nodes"."""
     if node_spans_sockets:
         return "nodes span sockets"  # old UMA boxes, node interleaving, IA-64 cells
     if nodes_in_socket == 0:
         return None
+    name = (model or "").upper()
+    if vendor == "AuthenticAMD" and not any(k in name for k in ("EPYC", "THREADRIPPER")):
+        vendor = None
+    if vendor == "GenuineIntel" and "XEON" not in name:
+        vendor = None
     if vendor == "AuthenticAMD":
         return (
             f"NPS{nodes_in_socket}" if nodes_in_socket in (1, 2, 4) else f"{nodes_in_socket} nodes"

@@ -15,6 +15,7 @@ Theoretical bandwidth = populated channels x 8 bytes x MT/s (configured speed).
 
 from __future__ import annotations
 
+import os
 import re
 
 from rigtui.hostfs import HostFS
@@ -27,14 +28,39 @@ HINT_ROOT = (
     "(dmi_memory_id) so that /run/udev/data/+dmi:id carries MEMORY_DEVICE_* properties"
 )
 PLATFORM_SOURCE = "platform-table (max supported, not measured)"
+HINT_NO_DMI = (
+    "no SMBIOS tables under sys/firmware/dmi (VMs and containers usually hide them): run "
+    "`sudo dmidecode -t 17` on the host for the DIMMs; `rigtui bench mem` measures what the "
+    "memory delivers"
+)
+HINT_NO_TYPE17 = (
+    "SMBIOS is readable but lists no memory devices (type 17): `rigtui bench mem` measures what "
+    "the memory delivers"
+)
+HINT_TREE = (
+    "this capture has no readable DIMM records (captured without root, or from a VM): capture "
+    "as root (`sudo rigtui capture OUT.tar.gz`) on the machine itself to include them"
+)
 
 
-def unknown_memory(reason: str, total: int | None = None) -> MemoryInfo:
+def no_dimm_hint(fs: HostFS) -> str:
+    """What to do about missing DIMM data, for the situation at hand: being root does not help
+    where the firmware exposes no SMBIOS (a VM), and a captured tree needs a root capture."""
+    if not fs.is_live:
+        return HINT_TREE
+    if not fs.exists("sys/firmware/dmi"):
+        return HINT_NO_DMI
+    if os.geteuid() == 0:
+        return HINT_NO_TYPE17
+    return HINT_ROOT
+
+
+def unknown_memory(reason: str, total: int | None = None, hint: str = HINT_ROOT) -> MemoryInfo:
     return MemoryInfo(
         total_bytes=total, dimms=(), populated_channels=None, channels_per_socket={},
         platform_channels_per_socket=None, platform_max_mts=None, speed_mts=None,
         theoretical_bandwidth_gbs=None, bandwidth_per_socket_gbs={}, source="unknown",
-        hint=HINT_ROOT, unknown={"populated_channels": reason, "theoretical_bandwidth_gbs": reason},
+        hint=hint, unknown={"populated_channels": reason, "theoretical_bandwidth_gbs": reason},
     )  # fmt: skip
 
 
@@ -141,10 +167,24 @@ def read_edac_dimms(fs: HostFS) -> list[dict]:
 
 # -- locators -> socket and channel --------------------------------------------------------------
 
-_SOCKET_RX = re.compile(r"(?:CPU|PROC|SOCKET|NODE|\bP)\s*[_-]?\s*(\d+)", re.IGNORECASE)
-_CHANNEL_RX = re.compile(
-    r"(?:CHANNEL|\bCH)\s*[_-]?\s*([A-Z0-9])\b|DIMM\s*[_-]?\s*([A-Z])\d", re.IGNORECASE
+# "P0" may follow an underscore (Gigabyte's "DIMM_P0_A0"), which \b would not see as a boundary.
+_SOCKET_RX = re.compile(r"(?:CPU|PROC|SOCKET|NODE|(?<![A-Z])P)\s*[_-]?\s*(\d+)", re.IGNORECASE)
+# Channel spellings, most explicit first: "CHANNEL A"/"CH_A", Gigabyte's "P0_A0", "DIMM_A1".
+_CHANNEL_RXS = tuple(
+    re.compile(rx, re.IGNORECASE)
+    for rx in (
+        r"(?:CHANNEL|\bCH)\s*[_-]?\s*([A-Z0-9])\b",
+        r"(?<![A-Z])P\d+[_-]([A-Z])\d",
+        r"DIMM\s*[_-]?\s*([A-Z])\d",
+    )
 )
+
+
+def _channel(text: str) -> str | None:
+    for rx in _CHANNEL_RXS:
+        if m := rx.search(text):
+            return m.group(1).upper()
+    return None
 
 
 def infer_slots(dimms: list[dict], socket_ids: list[int]) -> None:
@@ -180,8 +220,7 @@ def infer_slots(dimms: list[dict], socket_ids: list[int]) -> None:
             continue
         if d.get("channel") is None:
             text = " ".join(x for x in (d.get("locator"), d.get("bank_locator")) if x)
-            m = _CHANNEL_RX.search(text)
-            d["channel"] = (m.group(1) or m.group(2)).upper() if m else None
+            d["channel"] = _channel(text)
         if d.get("socket") is None and n_sockets == 1:
             d["socket"] = ids[0]
 
@@ -207,7 +246,7 @@ def read_memory(
     if not raw:
         raw, source = read_edac_dimms(fs), "edac"
     if not raw:
-        return _from_platform(plat, total, socket_ids)
+        return _from_platform(plat, total, socket_ids, no_dimm_hint(fs))
     infer_slots(raw, socket_ids)
     dimms = tuple(
         Dimm(
@@ -237,9 +276,14 @@ def read_memory(
             if d_count := len(on):
                 per_socket[s] = min(d_count, cap) if cap else d_count
         if not per_socket:
+            # Locators name neither socket nor channel ("DIMM 1".."DIMM 24"): split the DIMMs
+            # evenly over the sockets (boards are populated symmetrically), still capped.
+            n = len(populated)
             per_socket = {
-                socket_ids[0]: min(len(populated), (cap or 0) * n_sockets) or len(populated)
+                s: min(n // n_sockets + (i < n % n_sockets), cap or n)
+                for i, s in enumerate(socket_ids)
             }
+            per_socket = {s: c for s, c in per_socket.items() if c}
         hint = (
             "channels estimated: DIMM locators do not name channels (one DIMM per channel assumed)"
         )
@@ -266,12 +310,19 @@ def read_memory(
 
 
 def _from_platform(
-    plat: platforms.Platform | None, total: int | None, socket_ids: list[int]
+    plat: platforms.Platform | None, total: int | None, socket_ids: list[int], hint: str
 ) -> MemoryInfo:
     if plat is None:
         return unknown_memory(
-            "no DIMM data readable and the CPU model is not in the platform table", total
+            "no DIMM data readable and the CPU model is not in the platform table", total, hint
         )
+    # Name the platform row the figures come from, with its caveats (MRDIMM, LPDDR bus width).
+    extra = [f"{plat.name}: {plat.channels_per_socket} x {plat.memory_type}-{plat.max_mts}/socket"]
+    if plat.mrdimm_mts:
+        extra.append(f"MRDIMM-{plat.mrdimm_mts} where fitted")
+    if plat.note:
+        extra.append(plat.note)
+    hint = f"{'; '.join(extra)}. {hint[:1].upper()}{hint[1:]}"
     n_sockets = len(socket_ids)
     per_socket = {s: plat.channels_per_socket for s in socket_ids}
     bw = {s: plat.bandwidth_per_socket_gbs for s in socket_ids}
@@ -280,6 +331,6 @@ def _from_platform(
         channels_per_socket=per_socket, platform_channels_per_socket=plat.channels_per_socket,
         platform_max_mts=plat.max_mts, speed_mts=plat.max_mts,
         theoretical_bandwidth_gbs=sum(bw.values()), bandwidth_per_socket_gbs=bw,
-        source=PLATFORM_SOURCE, hint=HINT_ROOT,
+        source=PLATFORM_SOURCE, hint=hint,
         unknown={"dimms": "no SMBIOS, udev or EDAC memory data readable"},
     )  # fmt: skip

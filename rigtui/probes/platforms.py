@@ -35,15 +35,18 @@ class Platform:
 P = Platform
 # (regex on the model name, Platform). First match wins: specific before general.
 _TABLE: tuple[tuple[str, Platform], ...] = (
-    # AMD EPYC: the last digit of the 4-digit model is the generation.
-    (r"EPYC\s+9\d\d5", P("EPYC 9005 (Turin)", "AMD", 12, 6400, "DDR5", 2, note="DDR5-6000 at 2DPC")),
-    (r"EPYC\s+9\d\d4", P("EPYC 9004 (Genoa/Bergamo)", "AMD", 12, 4800, "DDR5", 2)),
+    # AMD EPYC: the last digit of the 4-digit model is the generation. The middle characters may
+    # be letters: F parts (7F32, 72F3) and cloud SKUs (7R13, 7B12, 9R14, 9B14, 9V84, 9R45), which
+    # are exactly the machines (VMs) where no DIMM data is readable.
+    (r"EPYC\s+9[0-9A-Z]{2}5", P("EPYC 9005 (Turin)", "AMD", 12, 6000, "DDR5", 2,
+                                 note="DDR5-6400 on some SKUs and qualified boards")),
+    (r"EPYC\s+9[0-9A-Z]{2}4", P("EPYC 9004 (Genoa/Bergamo)", "AMD", 12, 4800, "DDR5", 2)),
     (r"EPYC\s+8\d\d4", P("EPYC 8004 (Siena)", "AMD", 6, 4800, "DDR5", 1)),
     (r"EPYC\s+4\d\d4", P("EPYC 4004 (AM5)", "AMD", 2, 5200, "DDR5", 1)),
     (r"EPYC\s+4\d\d5", P("EPYC 4005 (AM5)", "AMD", 2, 5600, "DDR5", 1)),
-    (r"EPYC\s+7\d\d3", P("EPYC 7003 (Milan)", "AMD", 8, 3200, "DDR4", 2)),
-    (r"EPYC\s+7\d\d2", P("EPYC 7002 (Rome)", "AMD", 8, 3200, "DDR4", 2)),
-    (r"EPYC\s+7\d\d1", P("EPYC 7001 (Naples)", "AMD", 8, 2666, "DDR4", 2)),
+    (r"EPYC\s+7[0-9A-Z]{2}3", P("EPYC 7003 (Milan)", "AMD", 8, 3200, "DDR4", 2)),
+    (r"EPYC\s+7[0-9A-Z]{2}2", P("EPYC 7002 (Rome)", "AMD", 8, 3200, "DDR4", 2)),
+    (r"EPYC\s+7[0-9A-Z]{2}1", P("EPYC 7001 (Naples)", "AMD", 8, 2666, "DDR4", 2)),
     (r"EPYC\s+3\d\d1", P("EPYC 3001 (Snowy Owl)", "AMD", 4, 2666, "DDR4", 1)),
     # Threadripper: PRO (WX) parts have 8 channels, the HEDT parts 4.
     (r"Threadripper\s+PRO\s+99\d\dWX", P("Threadripper PRO 9000WX", "AMD", 8, 6400, "DDR5", 1)),
@@ -65,8 +68,9 @@ _TABLE: tuple[tuple[str, Platform], ...] = (
     # Intel Xeon 6 (Granite Rapids P-cores, Sierra Forest E-cores): 69xx = 12 channels.
     (r"Xeon.*\b69\d\dP", P("Xeon 6900P (Granite Rapids-AP)", "Intel", 12, 6400, "DDR5", 2,
                             mrdimm_mts=8800)),
-    (r"Xeon.*\b6[3-7]\d\dP", P("Xeon 6700P/6500P (Granite Rapids-SP)", "Intel", 8, 6400, "DDR5",
+    (r"Xeon.*\b6[5-7]\d\dP", P("Xeon 6700P/6500P (Granite Rapids-SP)", "Intel", 8, 6400, "DDR5",
                                 8, mrdimm_mts=8000)),
+    (r"Xeon.*\b63\d\dP", P("Xeon 6300P (entry, LGA1700)", "Intel", 2, 4800, "DDR5", 1)),
     (r"Xeon.*\b69\d\dE", P("Xeon 6900E (Sierra Forest-AP)", "Intel", 12, 6400, "DDR5", 2)),
     (r"Xeon.*\b67\d\dE", P("Xeon 6700E (Sierra Forest-SP)", "Intel", 8, 6400, "DDR5", 2)),
     # Xeon Scalable gen 1-5: "Platinum 8480+" - the second digit is the generation.
@@ -94,7 +98,11 @@ _TABLE: tuple[tuple[str, Platform], ...] = (
     (r"Xeon.*\bW-3[12]\d\d", P("Xeon W-3100/3200", "Intel", 6, 2933, "DDR4", 1)),
     (r"Xeon.*\bW-2[12]\d\d", P("Xeon W-2100/2200", "Intel", 4, 2933, "DDR4", 1)),
     (r"Xeon.*E5-\d\d\d\d\w?\s+v[34]", P("Xeon E5 v3/v4", "Intel", 4, 2400, "DDR4", 2)),
-    (r"Xeon.*E5-\d\d\d\d", P("Xeon E5 (v1/v2)", "Intel", 4, 1866, "DDR3", 2)),
+    # Sandy Bridge-EN/Ivy Bridge-EN (E5-24xx) have 3 channels; v1 runs DDR3-1600, v2 DDR3-1866.
+    (r"Xeon.*E5-24\d\d\w?\s+v2", P("Xeon E5-2400 v2", "Intel", 3, 1600, "DDR3", 2)),
+    (r"Xeon.*E5-24\d\d", P("Xeon E5-2400", "Intel", 3, 1600, "DDR3", 2)),
+    (r"Xeon.*E5-\d\d\d\d\w?\s+v2", P("Xeon E5 v2 (Ivy Bridge-EP)", "Intel", 4, 1866, "DDR3", 4)),
+    (r"Xeon.*E5-\d\d\d\d", P("Xeon E5 (Sandy Bridge-EP)", "Intel", 4, 1600, "DDR3", 4)),
     (r"Xeon.*\bX75\d\d", P("Xeon 7500 (Nehalem-EX)", "Intel", 4, 1066, "DDR3", 8)),
     # Desktop Core: two channels.
     (r"Core.*Ultra\s+\d\s+2\d\d", P("Core Ultra 200 (Arrow Lake)", "Intel", 2, 6400, "DDR5", 1)),

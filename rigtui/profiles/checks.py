@@ -22,6 +22,31 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
+def _numa_repin_problem(profile: Profile, plan: LaunchPlan, topology: Topology) -> str | None:
+    """llama.cpp's `distribute` and `isolate` strategies re-pin each compute thread to every
+    CPU of a whole node (ggml-cpu.c set_numa_thread_affinity, on machines with more than one
+    node): thread i to node i % N, or all to the node the process starts on. A narrower CPU set
+    from cpus / nodes / physical_cores_only then does not hold for those threads."""
+    if profile.numa not in ("distribute", "isolate") or plan.cpus is None:
+        return None
+    cpu_nodes = [n for n in topology.nodes if n.cpus]
+    if len(topology.nodes) < 2 or not cpu_nodes:
+        return None  # one node: llama.cpp leaves the affinity alone
+    pinned = set(plan.cpus)
+    if profile.numa == "distribute":
+        every = {c for n in cpu_nodes for c in n.cpus}
+        if pinned == every:
+            return None
+        return (f'numa = "distribute" re-pins llama.cpp\'s threads to every CPU of all '
+                f"{len(cpu_nodes)} nodes (thread i to node i % {len(cpu_nodes)}), so the CPU set "
+                f"{format_cpulist(plan.cpus)} rigtui pins does not hold for them")  # fmt: skip
+    if any(pinned == set(n.cpus) for n in cpu_nodes):
+        return None
+    return (f'numa = "isolate" re-pins llama.cpp\'s threads to every CPU of the node the engine '
+            f"starts on, so the CPU set {format_cpulist(plan.cpus)} rigtui pins does not hold for "
+            "them")  # fmt: skip
+
+
 def plan_launch(profile: Profile, topology: Topology) -> LaunchPlan:
     """Resolve CPU set, threads and memory-policy nodes. Unknown CPUs/nodes are left out (the
     checks report them); the result is what the worker will apply."""
@@ -131,6 +156,11 @@ def check_machine(profile: Profile, topology: Topology, where: Where) -> list[Pr
     elif profile.threads is not None and n_cpus and profile.threads > n_cpus:
         add("threads", f"{profile.threads} threads on {n_cpus} CPU(s): oversubscribed, generation slows down",
             f"use at most {n_cpus}; one per physical core is usually fastest", "warning")  # fmt: skip
+    repin = _numa_repin_problem(profile, plan, topology)
+    if repin:
+        add("numa", repin, 'use numa = "numactl": llama.cpp then gives its threads exactly this CPU '
+            'set (memory_policy still places the pages), or leave cpus/nodes/physical_cores_only '
+            'unset', "warning")  # fmt: skip
     if profile.numa == "numactl" and not (profile.cpus or profile.nodes):
         add("numa", "numa = \"numactl\" makes llama.cpp use the CPU set rigtui applies, but none is set",
             "set cpus or nodes, or use numa = \"distribute\"", "warning")  # fmt: skip

@@ -72,9 +72,38 @@ def _type_ok(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
+# llama.cpp / llama-cpp-python spellings people carry over from their command lines.
+_ALIASES = {"n_ctx": "ctx", "c": "ctx", "n_threads": "threads", "t": "threads",
+            "n_threads_batch": "batch_threads", "n_batch": "batch", "n_ubatch": "ubatch",
+            "ngl": "gpu_layers", "n_gpu_layers": "gpu_layers", "model_path": "model",
+            "temp": "temperature", "n_predict": "max_tokens", "max_tokens": "max_tokens",
+            "cpunodebind": "nodes", "membind": "memory_nodes", "interleave": "memory_policy",
+            "use_mmap": "mmap", "use_mlock": "mlock", "type_k": "cache_type_k",
+            "type_v": "cache_type_v", "ctk": "cache_type_k", "ctv": "cache_type_v",
+            "fa": "flash_attn", "sm": "split_mode", "mg": "main_gpu", "ts": "tensor_split"}  # fmt: skip
+
+
 def _suggest(key: str, known: list[str]) -> str | None:
+    alias = _ALIASES.get(key.lower().lstrip("-").replace("-", "_"))
+    if alias in known:
+        return f"did you mean `{alias}`?"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def _type_hint(key: str, expected: Any, value: Any) -> str | None:
+    """How to write the value, for a wrong TOML type (a quoted number is the usual slip)."""
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(value, str) and expected in (int, float):
+        return f"write a number without quotes, e.g. {name} = 4096" if expected is int else \
+            f"write a number without quotes, e.g. {name} = 0.8"  # fmt: skip
+    if expected is bool:
+        return f"write {name} = true or {name} = false (lower case, no quotes)"
+    if expected is str:
+        return f'quote it: {name} = "{value}"'
+    if expected is list and isinstance(value, (int, float)):
+        return f"write a list in brackets: {name} = [{value}]"
+    return "see the commented example profiles (`rigtui profiles show demo`)"
 
 
 def _int_list(value: list[Any]) -> str | None:
@@ -155,7 +184,8 @@ def read_profile_text(text: str, file: str) -> tuple[dict[str, Located], list[Pr
             bad(key, f"unknown key `{key}`", hint)
             continue
         if not _type_ok(value, expected):
-            bad(key, f"must be {_TYPE_NAMES[expected]}, got {type(value).__name__} {value!r}", None)
+            bad(key, f"must be {_TYPE_NAMES[expected]}, got {type(value).__name__} {value!r}",
+                _type_hint(key, expected, value))  # fmt: skip
             continue
         if key == "sampling":
             for sub, sv in value.items():
@@ -164,7 +194,11 @@ def read_profile_text(text: str, file: str) -> tuple[dict[str, Located], list[Pr
                 if sexp is None:
                     bad(dotted, f"unknown sampling key `{sub}`", _suggest(sub, list(SAMPLING_KEYS)))
                 elif not _type_ok(sv, sexp):
-                    bad(dotted, f"must be {_TYPE_NAMES[sexp]}, got {sv!r}", None)
+                    bad(
+                        dotted,
+                        f"must be {_TYPE_NAMES[sexp]}, got {sv!r}",
+                        _type_hint(dotted, sexp, sv),
+                    )
                 elif (problem := _check_value(dotted, sv)) is not None:
                     bad(dotted, *problem)
                 else:

@@ -29,8 +29,8 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(escape(self.question), classes="question")
             with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", variant="error", id="yes")
-                yield Button("No (n)", variant="primary", id="no")
+                yield Button("Yes (y)", variant="error", id="yes", compact=True)
+                yield Button("No (n)", variant="primary", id="no", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -75,9 +75,11 @@ class FormModal(ModalScreen[dict[str, str] | None]):
                     if f.options:
                         yield Select(
                             [(o, o) for o in f.options],
-                            value=f.value if f.value in f.options else Select.BLANK,
+                            value=f.value if f.value in f.options else Select.NULL,
                             id=f"field-{_id(f.key)}",
                             allow_blank=f.value not in f.options,
+                            prompt="(not set)",
+                            compact=True,
                         )
                     else:
                         yield Input(f.value, placeholder=f.placeholder, id=f"field-{_id(f.key)}")
@@ -85,8 +87,12 @@ class FormModal(ModalScreen[dict[str, str] | None]):
                 yield Static(escape(self.note), classes="form-note")
             yield Static("", id="form-error")
             with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", variant="primary", id="save")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", variant="primary", id="save", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        if self.fields:
+            self.query_one(f"#field-{_id(self.fields[0].key)}").focus()
 
     def values(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -94,7 +100,7 @@ class FormModal(ModalScreen[dict[str, str] | None]):
             widget = self.query_one(f"#field-{_id(f.key)}")
             if isinstance(widget, Select):
                 v = widget.value
-                out[f.key] = "" if v is Select.BLANK or v is None else str(v)
+                out[f.key] = "" if v is Select.NULL or v is None else str(v)
             else:
                 out[f.key] = widget.value  # type: ignore[attr-defined]
         return out

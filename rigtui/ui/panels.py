@@ -134,7 +134,7 @@ class SocketPanel(Vertical):
             return ""
         ceiling = next((t.ceiling_gbs for t in reversed(mine) if t and t.ceiling_gbs), None)
         ceiling = ceiling or self.topology.memory.bandwidth_per_socket_gbs.get(self.socket_id)
-        cols = max(8, width - 4)
+        cols = max(8, width - 8)  # room for the label and a scrollbar that may appear
         split = any(t is not None and t.read_gbs is not None for t in mine)
         if not split:
             return "R+W " + spark([traffic_total(t) for t in mine], cols, ceiling)
@@ -306,7 +306,7 @@ class EnginePanel(Vertical):
         prompt = stats.prompt_tok_s if stats else None
         set_text(self.query_one("#gen-label", Static), f"gen    {tok_s(gen):>12}")
         set_text(self.query_one("#prompt-label", Static), f"prompt {tok_s(prompt):>12}")
-        cols = max(8, width - 24)
+        cols = max(8, width - 30)  # label (21) + borders + a possible scrollbar
         set_text(self.query_one("#gen-spark", Static), spark(list(gen_history), cols))
         set_text(self.query_one("#prompt-spark", Static), spark(list(prompt_history), cols))
         set_text(
@@ -354,6 +354,10 @@ class EnginePanel(Vertical):
                 f"roofline {bar(frac, max(8, min(24, width - 40)))} {frac:.0%} of {limit:.1f} tok/s"
             )
             lines.append(f"[$text-muted]{escape(basis)}[/]")
+            if frac > 1.05:  # faster than the limit: the bandwidth figure is too low
+                lines.append(
+                    "[$warning]above the roofline: re-measure bandwidth when idle (b, m)[/]"
+                )
         elif limit:
             lines.append(f"roofline {limit:.1f} tok/s [$text-muted]{escape(basis)}[/]")
         else:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from textual.app import SystemCommand
+from textual.binding import Binding
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -12,6 +16,8 @@ if TYPE_CHECKING:
 
 class RigScreen(Screen):
     """`refresh_data()` is called by the app for the active screen only, and on resume."""
+
+    PALETTE_GROUP = ""  # "Profiles", "Run", ...: prefixes this screen's palette entries
 
     @property
     def rig(self) -> RigApp:
@@ -22,3 +28,15 @@ class RigScreen(Screen):
 
     def refresh_data(self) -> None:  # overridden
         pass
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """Every key binding of this screen, as a command palette entry."""
+        group = self.PALETTE_GROUP or type(self).__name__.removesuffix("Screen")
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.description:
+                continue
+            yield SystemCommand(
+                f"{group}: {binding.tooltip or binding.description}",
+                f"key {binding.key_display or binding.key.split(',')[0]}",
+                partial(self.run_action, binding.action),
+            )

@@ -37,7 +37,7 @@ def bench_plot(result: Any, width: int) -> str:
 
 
 class BenchScreen(RigScreen):
-    BINDINGS = [Binding("m", "measure", "Measure")]
+    BINDINGS = [Binding("m", "measure", "Measure", tooltip="Measure memory bandwidth now")]
 
     def __init__(self) -> None:
         super().__init__()

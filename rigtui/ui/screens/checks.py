@@ -19,7 +19,7 @@ STATUS_ORDER = {"fail": 0, "warn": 1, "unknown": 2, "pass": 3}
 
 
 class ChecksScreen(RigScreen):
-    BINDINGS = [Binding("g", "rerun", "Re-run")]
+    BINDINGS = [Binding("g", "rerun", "Re-run", tooltip="Re-run the sanity checks")]
 
     def __init__(self) -> None:
         super().__init__()

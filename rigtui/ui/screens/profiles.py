@@ -7,6 +7,7 @@ render the text and issues they are handed.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ FORM_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("model", "model (path or demo:SIZE)", "str"),
     ("threads", "threads (empty: auto)", "int"),
     ("ctx", "context length", "int"),
-    ("nodes", "NUMA nodes (0,1 — empty: all)", "ints"),
+    ("nodes", "NUMA nodes (e.g. 0,1)", "ints"),
     ("memory_policy", "memory policy", "policy"),
     ("numa", "llama.cpp NUMA strategy", "numa"),
     ("gpu_layers", "GPU layers (-1 all)", "int"),
@@ -55,15 +56,26 @@ def form_value_to_toml(kind: str, text: str) -> Any:
     return text
 
 
-def profile_value_text(profile: Any, key: str) -> str:
-    obj = profile
+def file_value_text(values: dict[str, Any] | None, key: str) -> str:
+    """The value of dotted `key` as written in the file (not the resolved default), as text."""
+    obj: Any = values
     for part in key.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
+        if not isinstance(obj, dict) or part not in obj:
             return ""
+        obj = obj[part]
     if isinstance(obj, (tuple, list)):
         return ",".join(str(v) for v in obj)
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
     return str(obj)
+
+
+def parse_toml(text: str) -> dict[str, Any] | None:
+    """The file's own keys (None when it is not valid TOML: the issues say where)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 def render_profile(text: str, issues: list[Any]) -> str:
@@ -97,12 +109,14 @@ def _issue_markup(issue: Any, width: int) -> str:
 
 class ProfilesScreen(RigScreen):
     BINDINGS = [
-        Binding("l", "launch", "Launch"),
-        Binding("v", "validate", "Check"),
-        Binding("e", "edit", "Edit"),
-        Binding("n", "new", "New"),
-        Binding("y", "duplicate", "Dup"),
-        Binding("delete,D", "delete", "Delete", key_display="Del"),
+        Binding("l", "launch", "Launch", tooltip="Launch the selected profile"),
+        Binding("v", "validate", "Check", tooltip="Validate the selected profile"),
+        Binding("e", "edit", "Edit", tooltip="Edit the selected profile"),
+        Binding("n", "new", "New", tooltip="New profile from this machine"),
+        Binding("y", "duplicate", "Dup", tooltip="Duplicate the selected profile"),
+        Binding(
+            "delete,D", "delete", "Delete", key_display="Del", tooltip="Delete the selected profile"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -110,6 +124,7 @@ class ProfilesScreen(RigScreen):
         self.refs: list[Any] = []
         self.current: Any = None  # the ProfileRef shown
         self.loaded: Any = None  # its Profile, when it loads
+        self.file_values: dict[str, Any] | None = None  # the keys the file itself sets
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="profiles-body"):
@@ -123,19 +138,6 @@ class ProfilesScreen(RigScreen):
 
     def on_mount(self) -> None:
         self.reload()
-
-    def palette_commands(self):
-        from textual.app import SystemCommand
-
-        for action, title in (
-            ("launch", "Launch selected profile"),
-            ("validate", "Validate selected profile"),
-            ("edit", "Edit selected profile"),
-            ("new", "New profile from this machine"),
-            ("duplicate", "Duplicate selected profile"),
-            ("delete", "Delete selected profile"),
-        ):
-            yield SystemCommand(title, "profiles screen", getattr(self, f"action_{action}"))
 
     # -- list -----------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
@@ -170,6 +172,7 @@ class ProfilesScreen(RigScreen):
     def show(self, ref: Any) -> None:
         self.current = ref
         self.loaded = None
+        self.file_values = None
         self._load(ref)
 
     @work(thread=True, exclusive=True, group="profile-show", exit_on_error=False)
@@ -195,6 +198,7 @@ class ProfilesScreen(RigScreen):
         if ref is not self.current:
             return
         self.loaded = profile
+        self.file_values = parse_toml(text)
         self.query_one("#profile-text", Static).update(render_profile(text, issues))
         errors = sum(1 for i in issues if getattr(i, "severity", "error") == "error")
         warnings = len(issues) - errors
@@ -236,14 +240,20 @@ class ProfilesScreen(RigScreen):
                 severity="warning",
             )
             return
+        if self.file_values is None:
+            self.notify(
+                f"{ref.name} is not valid TOML (or still loading): fix the line shown first.",
+                severity="warning",
+            )
+            return
         fields = []
         for key, label, kind in FORM_FIELDS:
-            current = values[key] if values else profile_value_text(self.loaded, key)
+            current = values[key] if values else file_value_text(self.file_values, key)
             options = (
                 MEMORY_POLICIES if kind == "policy" else NUMA_STRATEGIES if kind == "numa" else ()
             )
             fields.append(Field(key, label, current, options))
-        original = {key: profile_value_text(self.loaded, key) for key, _, _ in FORM_FIELDS}
+        original = {key: file_value_text(self.file_values, key) for key, _, _ in FORM_FIELDS}
 
         def done(result: dict[str, str] | None) -> None:
             if result is not None:

@@ -15,10 +15,12 @@ from rigtui.ui.screens.base import RigScreen
 
 class RunScreen(RigScreen):
     BINDINGS = [
-        Binding("escape", "leave_input", "Keys", tooltip="leave the prompt to use the keys"),
-        Binding("i", "focus_input", "Prompt"),
-        Binding("ctrl+k", "cancel", "Cancel", priority=True),
-        Binding("l", "launch", "Launch"),
+        Binding(
+            "escape", "leave_input", "Keys", tooltip="Leave the prompt (screen keys work again)"
+        ),
+        Binding("i", "focus_input", "Prompt", tooltip="Type a prompt"),
+        Binding("ctrl+k", "cancel", "Cancel", priority=True, tooltip="Cancel the reply"),
+        Binding("l", "launch", "Launch", tooltip="Launch the --launch profile or demo"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -33,6 +33,7 @@ def build_tree(tree: Tree, topo: Topology) -> None:
     root = tree.root
     root.set_label(f"Machine · {gib(topo.memory.total_bytes)} GiB · {len(topo.cores)} cores")
     l3_of_cpu = {c.id: c.l3 for c in topo.cpus}
+    small = len(topo.cores) <= 32  # small machines open fully; big ones stay readable
     for sock in topo.sockets:
         s_node = root.add(
             f"Socket {sock.id} · {escape(sock.model or topo.cpu.model_name or '?')} · "
@@ -61,7 +62,7 @@ def build_tree(tree: Tree, topo: Topology) -> None:
                 dom = topo.l3_domains[l3] if l3 is not None and l3 < len(topo.l3_domains) else None
                 size = human_bytes(dom.size_bytes) if dom and dom.size_bytes else "?"
                 label = f"L3 #{l3} {size}" if l3 is not None else "L3 unknown"
-                l_node = n_node.add(f"{label} · {_cores_label(topo, core_ids)}")
+                l_node = n_node.add(f"{label} · {_cores_label(topo, core_ids)}", expand=small)
                 for ci in core_ids:
                     core = topo.cores[ci]
                     kind_txt = f" {core.kind}-core" if core.kind else ""
@@ -88,9 +89,9 @@ def build_tree(tree: Tree, topo: Topology) -> None:
     for (sock_id, channel), dimms in sorted(
         by_channel.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or "")
     ):
-        c_node = m_node.add(
-            f"socket {sock_id if sock_id is not None else '?'} channel {channel or '?'}"
-        )
+        where = f"socket {sock_id if sock_id is not None else '?'}"
+        where += f" channel {channel}" if channel else " (channel not reported)"
+        c_node = m_node.add(where, expand=small)
         for d in dimms:
             if d.populated:
                 c_node.add_leaf(
@@ -111,8 +112,8 @@ def build_tree(tree: Tree, topo: Topology) -> None:
 
 class TopologyScreen(RigScreen):
     BINDINGS = [
-        Binding("e", "expand_all", "Expand"),
-        Binding("w", "collapse_all", "Collapse"),
+        Binding("e", "expand_all", "Expand", tooltip="Expand the whole tree"),
+        Binding("w", "collapse_all", "Collapse", tooltip="Collapse to sockets"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -1,0 +1,180 @@
+"""Bad input and faults of `rigtui run` / `rigtui bench` / the engine: each a clear message, a
+non-zero exit, no hang (the issue's "Bad input" list, end to end where it matters)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from engine_helpers import write_profile
+
+from rigtui.cli import EXIT_ENGINE, EXIT_OK, EXIT_USAGE, main
+from rigtui.engine import EngineProcess
+from rigtui.engine.bench import bench_profile
+from rigtui.engine.compat import private_api_problem
+from rigtui.model.engine import Done, Exit, Log, Placement
+from rigtui.model.profile import Profile, Sampling
+
+pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture()
+def prof(tmp_path, demo8m):
+    return write_profile(
+        tmp_path,
+        "tiny",
+        f'model = "{demo8m}"\nctx = 4096\nthreads = 1\n[sampling]\ntemperature = 0\n',
+    )
+
+
+def test_bench_with_nothing_to_measure_is_a_usage_error_not_a_hang(demo8m, live_topology, capsys):
+    t0 = time.monotonic()
+    assert main(["bench", "--model", str(demo8m), "-p", "0", "-n", "0"]) == EXIT_USAGE
+    assert "-p 0 -n 0: nothing to measure" in capsys.readouterr().err
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(ValueError, match="nothing to measure"):
+        bench_profile(Profile(name="x", path=None, model=str(demo8m)), live_topology,
+                      n_prompt=0, n_gen=0)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["-t", "2,0"], "-t 2,0: every thread count must be at least 1"),
+        (["-ngl", "-5"], "-ngl -5: GPU layers must be -1"),
+        (["--numa", "disabled,interleave"], "--numa interleave: not a llama.cpp NUMA strategy"),
+        (["-r", "0"], "-r 0: at least 1"),
+        (["-n", "-1"], "cannot be negative"),
+    ],
+)
+def test_bench_usage_errors_name_the_flag(demo8m, capsys, flags, needle):
+    assert main(["bench", "--model", str(demo8m), *flags]) == EXIT_USAGE
+    assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_run_rejects_a_token_count_below_one(prof, capsys, n):
+    assert main(["run", str(prof), "-p", "x", "-n", n]) == EXIT_USAGE
+    assert f"-n {n}: the number of tokens to generate must be at least 1" in capsys.readouterr().err
+
+
+def test_run_proves_placement_on_stderr(prof, capsys):
+    assert main(["run", str(prof), "-p", "Hello", "-n", "2"]) == EXIT_OK
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("placement: "))
+    allowed = sorted(os.sched_getaffinity(0))
+    assert "CPUs " in line and "model pages node" in line and "%)" in line
+    assert str(allowed[0]) in line.split("|")[0]
+
+
+def test_run_engine_sigkilled_mid_generation(prof):
+    """The real CLI in a subprocess; the worker is SIGKILLed after its first token."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    cmd = [sys.executable, "-m", "rigtui", "run", str(prof), "-p", "go", "-n", "4000", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    worker = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            ev = json.loads(line)
+            if ev["event"] == "starting":
+                worker = ev["pid"]
+            if ev["event"] == "token":
+                os.kill(worker, signal.SIGKILL)
+                break
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_ENGINE
+    assert json.loads(out.splitlines()[-1])["signal"] == signal.SIGKILL
+    assert "killed by SIGKILL" in err and "dmesg | grep -i oom" in err
+
+
+def test_log_lines_kept_as_a_bounded_tail_without_events(demo8m, live_topology):
+    p = Profile(name="t", path=None, model=str(demo8m), ctx=256, threads=1,
+                sampling=Sampling(temperature=0.0))  # fmt: skip
+    engine = EngineProcess(p, topology=live_topology, log_events=False)
+    engine.start()
+    try:
+        engine.prompt("hi", max_tokens=2)
+        events = []
+        for ev in engine.events(timeout=60):
+            events.append(ev)
+            if isinstance(ev, Done):
+                break
+        assert not [e for e in events if isinstance(e, Log)]
+        assert [e for e in events if isinstance(e, Placement)]
+        tail = engine.log_tail
+        assert 0 < len(tail) <= 200 and any("llama" in line for line in tail)
+    finally:
+        ex = engine.stop()
+    assert isinstance(ex, Exit) and ex.stderr_tail and ex.stderr_tail == engine.log_tail[-20:]
+
+
+def test_private_sampler_api_of_the_installed_llama_cpp():
+    """rigtui's worker uses Llama._init_sampler: this fails when an upgrade renames it."""
+    from llama_cpp import Llama
+
+    class Fake:  # what the check sees on a Llama instance: the class's method + the attribute
+        _sampler = None
+        _init_sampler = Llama._init_sampler
+
+    assert private_api_problem(Fake()) is None
+
+    class Renamed:
+        _sampler = None
+
+        def _build_sampler(self, top_k=40):
+            return None
+
+    assert private_api_problem(Renamed()) == "Llama._init_sampler is missing"
+
+    class NewSignature:
+        _sampler = None
+
+        def _init_sampler(self, top_k=40, top_p=0.95, min_p=0.05, temperature=0.8):
+            return None
+
+    assert "no temp, repeat_penalty argument" in private_api_problem(NewSignature())
+
+
+def test_exit_reasons_tell_oom_from_kill_and_crash():
+    from rigtui.engine import exit_reason
+
+    assert exit_reason(-9, 4, 5) == (None, 9, "killed by the kernel's OOM killer (out of memory)")
+    assert exit_reason(-9, 4, 4)[2] == "killed by SIGKILL (`kill -9`, or the OOM killer)"
+    assert exit_reason(-9, None, None)[2].startswith("killed by SIGKILL")  # no /proc/vmstat
+    assert exit_reason(-11, 0, 0) == (None, 11, "crashed (SIGSEGV) inside llama.cpp")
+    assert exit_reason(-15, 0, 0)[2] == "terminated by SIGTERM"
+    assert exit_reason(3, 0, 0) == (3, None, "failed to load the model")
+    assert exit_reason(1, 0, 0) == (1, None, "exited with code 1")
+
+
+def test_stop_from_an_event_handler_does_not_deadlock(demo8m, live_topology):
+    import threading
+
+    exited = threading.Event()
+    engine_box: list[EngineProcess] = []
+
+    def on_event(ev):
+        if isinstance(ev, Done):
+            t0 = time.monotonic()
+            assert engine_box[0].stop() is None and time.monotonic() - t0 < 1.0
+        if isinstance(ev, Exit):
+            exited.set()
+
+    p = Profile(name="t", path=None, model=str(demo8m), ctx=256, threads=1,
+                sampling=Sampling(temperature=0.0))  # fmt: skip
+    engine = EngineProcess(p, topology=live_topology, on_event=on_event)
+    engine_box.append(engine)
+    engine.start()
+    engine.prompt("hi", max_tokens=2)
+    assert exited.wait(30)
+    assert engine.stats.exit is not None and engine.stats.exit.code == 0
