@@ -47,15 +47,21 @@ def main() -> int:
         start = time.monotonic()
         first = None
         k = 0
-        for _tok in llm.generate(prompt, temp=0.8, reset=True):
-            k += 1
-            now = time.monotonic()
-            if first is None:
-                first = now
-            if k % 8 == 0 and now > first:
-                emit(event="progress", n_gen=k, gen_tok_s=(k - 1) / (now - first))
-            if k >= n:
-                break
+        # The context holds n_ctx tokens: a long request restarts from the prompt before it
+        # fills (llama.cpp fails a decode past n_ctx, which would kill this process).
+        per_round = llm.n_ctx() - len(prompt) - 1
+        while k < n:
+            in_round = 0
+            for _tok in llm.generate(prompt, temp=0.8, reset=True):
+                k += 1
+                in_round += 1
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                if k % 8 == 0 and now > first:
+                    emit(event="progress", n_gen=k, gen_tok_s=(k - 1) / (now - first))
+                if k >= n or in_round >= per_round:
+                    break
         end = time.monotonic()
         emit(
             event="done",

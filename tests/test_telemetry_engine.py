@@ -98,7 +98,7 @@ def test_sampler_follows_engine_then_pid_exits(engine, tmp_path):
     topo = make_topology(sockets=1, cpus_per_socket=os.cpu_count() or 1)
     with Sampler(HostFS("/"), topo, pid=proc.pid, placement_interval_s=0.0, nvml=False) as sm:
         sm.sample()
-        proc.stdin.write("gen 2000\n")
+        proc.stdin.write("gen 200000\n")  # busy for the whole check, even at ~4000 tok/s
         proc.stdin.flush()
         time.sleep(0.3)
         s = sm.sample()
