@@ -297,13 +297,14 @@ def read_memory(
     channels = sum(per_socket.values()) if per_socket else None
     if channels is None:
         unknown["populated_channels"] = "no populated DIMM found in " + (source or "any source")
-    bw_socket = {s: c * 8 * speed / 1000 for s, c in per_socket.items()} if speed else {}
+    # Rounded to MB/s: the product is exact in decimal, float sums print 51.199999999999996.
+    bw_socket = {s: round(c * 8 * speed / 1000, 3) for s, c in per_socket.items()} if speed else {}
     return MemoryInfo(
         total_bytes=total, dimms=dimms, populated_channels=channels,
         channels_per_socket=per_socket,
         platform_channels_per_socket=plat.channels_per_socket if plat else None,
         platform_max_mts=plat.max_mts if plat else None, speed_mts=speed,
-        theoretical_bandwidth_gbs=sum(bw_socket.values()) if bw_socket else None,
+        theoretical_bandwidth_gbs=round(sum(bw_socket.values()), 3) if bw_socket else None,
         bandwidth_per_socket_gbs=bw_socket, source=(source or "unknown").split(":")[0],
         hint=hint, unknown=unknown,
     )  # fmt: skip
@@ -325,12 +326,12 @@ def _from_platform(
     hint = f"{'; '.join(extra)}. {hint[:1].upper()}{hint[1:]}"
     n_sockets = len(socket_ids)
     per_socket = {s: plat.channels_per_socket for s in socket_ids}
-    bw = {s: plat.bandwidth_per_socket_gbs for s in socket_ids}
+    bw = {s: round(plat.bandwidth_per_socket_gbs, 3) for s in socket_ids}
     return MemoryInfo(
         total_bytes=total, dimms=(), populated_channels=plat.channels_per_socket * n_sockets,
         channels_per_socket=per_socket, platform_channels_per_socket=plat.channels_per_socket,
         platform_max_mts=plat.max_mts, speed_mts=plat.max_mts,
-        theoretical_bandwidth_gbs=sum(bw.values()), bandwidth_per_socket_gbs=bw,
+        theoretical_bandwidth_gbs=round(sum(bw.values()), 3), bandwidth_per_socket_gbs=bw,
         source=PLATFORM_SOURCE, hint=hint,
         unknown={"dimms": "no SMBIOS, udev or EDAC memory data readable"},
     )  # fmt: skip

@@ -1,0 +1,129 @@
+"""Streaming generation through rigtui's engine vs plain llama-cpp-python (target ratio >= 0.97).
+
+    .venv/bin/python benchmarks/generation_path.py [--size 1G] [--threads N] [--n-gen 64]
+                                                   [--reps 3] [--rounds 3]
+
+`engine_overhead.py` compares `rigtui bench` (timed evals inside the worker) with a plain loop.
+This one measures what a user of `rigtui run` or the TUI gets: prompts sent to an
+`EngineProcess` (worker child, pinning, sampling chain, one NDJSON `token` event per token,
+read by the parent), against a plain llama-cpp-python script doing what its users do
+(`Llama.generate` with the same sampling settings), both on the same demo model with the same
+threads and context.
+
+Both sides are timed the same way, per token and not per text chunk (the demo model emits invalid
+UTF-8, which a text stream holds back): (tokens - 1) / (time of the last token - time of the
+first), so prompt processing is left out of both. The two alternate ROUNDS times (A B A B ...)
+so that drift on a shared machine hits both alike. Prints each round and the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPT = "The memory bandwidth of a dual-socket server"
+
+PLAIN = r"""
+import json, sys, time
+import llama_cpp
+path, threads, n_gen, reps, prompt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+                      n_gpu_layers=0, use_mmap=True, verbose=False, seed=1)
+tokens = llm.tokenize(prompt.encode(), add_bos=True, special=False)
+out = []
+for rep in range(reps + 1):
+    stamps = []
+    for tok in llm.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=0.8,
+                            repeat_penalty=1.0, reset=True):
+        stamps.append(time.perf_counter())
+        if len(stamps) >= n_gen:
+            break
+    if rep > 0:  # the first is a warm-up (pages faulted in)
+        out.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+print(json.dumps(out))
+"""
+
+
+def run_plain(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
+    cmd = [sys.executable, "-c", PLAIN, str(model), str(threads), str(n_gen), str(reps), PROMPT]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_rigtui(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
+    from rigtui.engine.client import EngineProcess
+    from rigtui.model.engine import Done, Error, Exit, Token
+    from rigtui.profiles import load_profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = Path(tmp, "genpath.toml")
+        prof.write_text(
+            f'model = "{model}"\nthreads = {threads}\nctx = 1024\nnuma = "disabled"\n'
+            'memory_policy = "default"\n[sampling]\ntemperature = 0.8\ntop_k = 40\n'
+            "top_p = 0.95\nmin_p = 0.05\nrepeat_penalty = 1.0\n"
+        )
+        engine = EngineProcess(load_profile(prof), log_events=False)
+        engine.start()
+        out: list[float] = []
+        try:
+            for rep in range(reps + 1):
+                engine.prompt(PROMPT, max_tokens=n_gen)
+                stamps: list[float] = []
+                for ev in engine.events(timeout=300):
+                    if isinstance(ev, Token):
+                        stamps.append(ev.t)  # taken in the worker when the token was sampled
+                    elif isinstance(ev, (Error, Exit)):
+                        raise RuntimeError(f"engine failed: {ev}")
+                    elif isinstance(ev, Done):
+                        break
+                if rep > 0 and len(stamps) > 1:
+                    out.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+        finally:
+            engine.stop()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from rigtui.engine.demo_model import ensure_demo_model
+
+    model = ensure_demo_model(args.size)
+    print(f"model {model} ({model.stat().st_size / 1e9:.2f} GB), threads {args.threads}, "
+          f"{args.n_gen} tokens x {args.reps} reps x {args.rounds} rounds")  # fmt: skip
+    a_all: list[float] = []
+    b_all: list[float] = []
+    for rnd in range(args.rounds):
+        t0 = time.monotonic()
+        a = run_rigtui(model, args.threads, args.n_gen, args.reps)
+        b = run_plain(model, args.threads, args.n_gen, args.reps)
+        a_all += a
+        b_all += b
+        print(f"round {rnd + 1}: rigtui engine {statistics.median(a):7.2f} tok/s   "
+              f"plain llama-cpp-python {statistics.median(b):7.2f} tok/s   "
+              f"ratio {statistics.median(a) / statistics.median(b):.3f}   "
+              f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
+    ratio = statistics.median(a_all) / statistics.median(b_all)
+    print(f"median over all reps: rigtui {statistics.median(a_all):.2f} tok/s, "
+          f"plain {statistics.median(b_all):.2f} tok/s, ratio {ratio:.3f} (target >= 0.97)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
