@@ -2,7 +2,10 @@
 
     .venv/bin/python assets/make_screenshots.py
 
-- dashboard-demo.svg: this machine, live, with the `demo` profile launched and prompted;
+- dashboard-demo.svg: this machine, live, with the `demo` profile launched, prompted a few
+  times, and shot while it generates (tok/s and the estimated memory traffic visible). Real: the
+  engine, its tok/s, placement and model pages; the traffic is the sampler's labelled estimate
+  (bytes per token x tok/s: this VM has no memory counters);
 - topology-2socket.svg / dashboard-2socket.svg: the hwloc fixture 32em64t-2n8c+dax+nvme+mic+dimms
   (needs ../shared/fixtures) plus a constructed GPU on node 1, with constructed samples;
 - profiles.svg, checks.svg: this machine.
@@ -22,12 +25,26 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))  # ui_helpers: constructed samples
 
 
+def preserve_spaces(path: Path) -> None:
+    """Textual writes spaces as &#160; in <text> elements; librsvg (rsvg-convert, many image
+    viewers) drops a leading one and stretches the rest over the textLength, so 'READY demo'
+    reads 'READYdemo'. xml:space="preserve" keeps them; browsers render it the same."""
+    text = path.read_text()
+    if 'xml:space="preserve"' not in text:
+        path.write_text(text.replace("<svg ", '<svg xml:space="preserve" ', 1))
+
+
 async def shoot(app, name: str, size: tuple[int, int], steps) -> None:
     async with app.run_test(size=size) as pilot:
         await steps(pilot)
         app.save_screenshot(str(HERE / name))
+        preserve_spaces(HERE / name)
         print("wrote", HERE / name)
-        await app.action_quit()
+        await app.action_quit()  # stops engines in a worker; wait for it, at most its cap
+        for _ in range(80):
+            if not app.is_running:
+                break
+            await pilot.pause(0.1)
 
 
 async def main(prompts: int) -> None:
@@ -51,7 +68,15 @@ async def main(prompts: int) -> None:
                 if app.engine_stats.state is EngineState.READY and app.transcript[-1] == "\n":
                     break
             await pilot.pause(1.0)
-        await pilot.pause(1.5)
+        # shoot while generating: live tok/s, and the traffic estimate the sampler derives
+        app.send_prompt("Now a long story about NUMA nodes and memory bandwidth", max_tokens=512)
+        for _ in range(300):
+            await pilot.pause(0.1)
+            t = app.latest.memory_traffic if app.latest else ()
+            generating = app.engine_stats.state is EngineState.GENERATING
+            if generating and app.engine_stats.gen_tok_s and any(m.available for m in t):
+                break
+        await pilot.pause(2.5)  # a few more samples of the estimate
 
     await shoot(app, "dashboard-demo.svg", (120, 36), demo)
 

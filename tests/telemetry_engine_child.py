@@ -51,10 +51,8 @@ def main() -> int:
         # fills (llama.cpp fails a decode past n_ctx, which would kill this process).
         per_round = llm.n_ctx() - len(prompt) - 1
         while k < n:
-            in_round = 0
-            for _tok in llm.generate(prompt, temp=0.8, reset=True):
+            for in_round, _tok in enumerate(llm.generate(prompt, temp=0.8, reset=True), 1):
                 k += 1
-                in_round += 1
                 now = time.monotonic()
                 if first is None:
                     first = now

@@ -8,7 +8,8 @@ from ui_helpers import aio, engine_stats, make_services, synthetic_sample, topol
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
-from rigtui.ui.panels import EnginePanel, SocketPanel
+from rigtui.ui.engine_panel import EnginePanel
+from rigtui.ui.panels import SocketPanel
 
 TWO_SOCKET = "8em64t-2s4c-asymcaches"
 FOUR_NODE = "16amd64-8n2c"
@@ -40,8 +41,11 @@ async def test_dashboard_shows_a_panel_per_socket_and_the_samples(two_socket):
         traffic = _text(panels.first().query_one(".traffic-label", Static))
         assert "GB/s" in traffic and "test:constructed" in traffic
         spark = _text(panels.first().query_one(".traffic", Static))
-        assert spark.startswith("R ") and "\nW " in spark
-        assert len(spark.splitlines()[0].split()[1]) == 3  # one column per sample
+        rows = spark.splitlines()
+        assert [r[:4].strip() for r in rows if r[:4].strip()] == ["R", "W"]  # last row labelled
+        r_row = next(r for r in rows if r.startswith("R "))
+        assert r_row[4:] == r_row[4:].rstrip()  # newest sample in the rightmost column
+        assert len(r_row[4:].strip()) == 3  # one column per sample
         host = _text(app.screen.query_one("#host-line", Static))
         assert "2 sockets" in host
         assert "end of recording" in (app.source_note or "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 
 import pytest
 from textual.widgets import Input, Static
@@ -15,7 +16,7 @@ from rigtui.hostfs import HostFS
 from rigtui.model.engine import EngineState
 from rigtui.probes import detect
 from rigtui.ui.app import RigApp
-from rigtui.ui.panels import EnginePanel
+from rigtui.ui.engine_panel import EnginePanel
 from rigtui.ui.services import Services
 
 pytest.importorskip("llama_cpp")
@@ -108,3 +109,33 @@ async def test_a_model_that_cannot_load_shows_the_error_panel(live, cache_dir):
         text = str(panel.render())
         assert "Engine failed" in text
         assert len(text.splitlines()) >= 2  # the reason plus log lines or issues
+
+
+@aio
+async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
+    services, d = live
+    (d / "tiny2.toml").write_text('model = "demo:8M"\nctx = 128\nthreads = 1\n')
+    app = RigApp(services)
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.launch_profile("tiny")
+        app.launch_profile("tiny2")
+
+        def both_ready() -> bool:
+            run = app.running()
+            return len(run) == 2 and all(i.stats.state is EngineState.READY for i in run)
+
+        assert await _wait(pilot, both_ready, 120), [i.stats for i in app.instances.values()]
+        pids = {i.stats.pid for i in app.running()}
+        assert len(pids) == 2 and None not in pids  # two worker processes
+        assert app.current.profile == "tiny2"
+        assert app.send_prompt("hello", max_tokens=16)
+        assert await _wait(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
+        await pilot.pause(0.3)
+        listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list").render())
+        assert TOK_S.search(listing) and "tiny2" in listing, listing
+        engines = [i.engine for i in app.running()]
+        t0 = time.monotonic()
+        await pilot.press("q")
+        assert time.monotonic() - t0 < 0.5  # stops run in a worker
+        assert await _wait(pilot, lambda: not app.is_running, 8)
+    assert all(not e.running for e in engines)

@@ -19,6 +19,7 @@ from rigtui.model.engine import (
     Loaded,
     LoadProgress,
     Log,
+    Placement,
     PromptDone,
     Starting,
     Token,
@@ -178,10 +179,23 @@ class FakeEngine:
     """Emits a believable event sequence from a thread, like EngineProcess's reader thread.
     `fail_load=True` makes loading fail with a log tail and exit code 1."""
 
-    def __init__(self, profile: Any, on_event: Callable, *, fail_load: bool = False) -> None:
+    def __init__(
+        self,
+        profile: Any,
+        on_event: Callable,
+        *,
+        fail_load: bool = False,
+        stop_delay: float = 0.0,
+        cpus: tuple[int, ...] = (0, 1),
+        thread_cpus: tuple[int, ...] = (),
+    ) -> None:
         self.profile = profile
         self.on_event = on_event
         self.fail_load = fail_load
+        self.stop_delay = stop_delay  # seconds stop() blocks, like a worker slow to exit
+        self.cpus, self.thread_cpus = cpus, thread_cpus
+        # EngineProcess keeps llama.cpp's log here (log_events=False) rather than in events
+        self.log_tail: tuple[str, ...] = ()
         self._stats = EngineStats("fake", getattr(profile, "name", "fake"), EngineState.STARTING)
         self.pid = 999
         self.stopped = False
@@ -201,6 +215,7 @@ class FakeEngine:
             self._emit(Starting("fake", time.time(), 999, self._stats.profile or ""), pid=999)
             self._emit(LoadProgress("fake", time.time(), 0.5), state=EngineState.LOADING)
             if self.fail_load:
+                self.log_tail = ("llama_model_loader: loaded meta data", "gguf: tensor data cut")
                 self._emit(Log("fake", time.time(), "llama_model_load: error loading model"))
                 self._emit(
                     Exit("fake", time.time(), 1, None, "exited with code 1", ("gguf: bad magic",)),
@@ -212,8 +227,14 @@ class FakeEngine:
                 Loaded("fake", time.time(), 0.1, "/m.gguf", 8_000_000, 1000, 512, 2, 0),
                 state=EngineState.READY,
                 model_bytes=8_000_000,
+                model_path="/m.gguf",
                 load_progress=1.0,
             )
+            pl = Placement(
+                "fake", time.time(), 999, self.cpus, (0,), {0: 8_000_000}, {}, "/m.gguf",
+                self.thread_cpus,
+            )  # fmt: skip
+            self._emit(pl, placement=pl)
 
         threading.Thread(target=go, daemon=True).start()
 
@@ -237,6 +258,7 @@ class FakeEngine:
         pass
 
     def stop(self) -> None:
+        time.sleep(self.stop_delay)
         self.stopped = True
         self._stats = EngineStats("fake", self._stats.profile, EngineState.EXITED)
 

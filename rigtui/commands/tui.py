@@ -68,8 +68,14 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
     counter = iter(range(1, 1_000_000))
 
     def make(profile: Any, on_event: Callable[[Any], None]) -> Any:
+        # log_events=False: llama.cpp's log stays in the engine's log_tail (read for the error
+        # panel) instead of ~500 Log events per load, each of which would redraw the UI
         return EngineProcess(
-            profile, instance=f"ui-{next(counter)}", on_event=on_event, topology=topology
+            profile,
+            instance=f"ui-{next(counter)}",
+            on_event=on_event,
+            topology=topology,
+            log_events=False,
         )
 
     return make
@@ -84,10 +90,18 @@ def _checks(fs: Any) -> Callable[[Any], list[Any]] | None:
     except ImportError:
         return None
 
-    def run(topology: Any) -> list[Any]:
+    def run(
+        topology: Any, *, model_path: str | None = None, profile_threads: int | None = None
+    ) -> list[Any]:
         info, offload, reason = engine_facts(fs.is_live)
         ctx = build_context(
-            fs, engine_system_info=info, engine_gpu_offload=offload, engine_reason=reason
+            fs,
+            model_path=model_path,
+            model_source="the running engine" if model_path else None,
+            profile_threads=profile_threads,
+            engine_system_info=info,
+            engine_gpu_offload=offload,
+            engine_reason=reason,
         )
         return list(run_checks(topology, ctx))
 

@@ -116,3 +116,31 @@ def spark(values: list[float | None], width: int, top: float | None = None) -> s
             frac = max(0.0, min(1.0, v / scale))
             out.append(SPARK_GLYPHS[min(7, int(frac * 8))])
     return "".join(out).rjust(width)
+
+
+def spark_rows(
+    values: list[float | None], width: int, rows: int, top: float | None = None
+) -> list[str]:
+    """A `rows`-high sparkline (top line first): each column fills bottom-up in eighths of a
+    row, one column per sample like `spark`, so a taller panel shows finer steps."""
+    if rows <= 1:
+        return [spark(values, width, top)]
+    width = max(1, width)
+    tail = values[-width:]
+    known = [v for v in tail if v is not None]
+    scale = top if top else max(known, default=0.0)
+    eighths: list[int | None] = []
+    for v in tail:
+        if v is None:
+            eighths.append(None)
+        else:
+            frac = 0.0 if scale <= 0 else max(0.0, min(1.0, v / scale))
+            eighths.append(max(1, round(frac * rows * 8)))  # a known zero still shows a floor
+    lines = []
+    for r in range(rows - 1, -1, -1):
+        cells = []
+        for e in eighths:
+            cell = 0 if e is None else e - r * 8
+            cells.append("█" if cell >= 8 else " " if cell <= 0 else SPARK_GLYPHS[cell - 1])
+        lines.append("".join(cells).rjust(width))
+    return lines

@@ -29,21 +29,27 @@ class SourceFailed(Message):
 
 
 class EngineEventMsg(Message):
-    """One event from the engine's reader thread, plus the stats folded so far."""
+    """One event from an engine's reader thread, plus the stats folded so far."""
 
-    def __init__(self, event: EngineEvent, stats: EngineStats | None) -> None:
+    def __init__(
+        self, event: EngineEvent, stats: EngineStats | None, *, key: str | None = None
+    ) -> None:
         super().__init__()
         self.event = event
         self.stats = stats
+        self.key = key  # the app's instance key ("1", "2", …)
 
 
 class EngineChanged(Message):
     """The engine was launched, stopped or failed to launch (state for every screen)."""
 
-    def __init__(self, stats: EngineStats | None, note: str | None = None) -> None:
+    def __init__(
+        self, stats: EngineStats | None, note: str | None = None, *, key: str | None = None
+    ) -> None:
         super().__init__()
         self.stats = stats
         self.note = note
+        self.key = key
 
 
 class PrepareProgress(Message):

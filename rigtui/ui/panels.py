@@ -1,4 +1,5 @@
-"""Dashboard panels: one per socket, one per GPU, the engine, and the host line.
+"""Dashboard panels: one per socket, one per GPU, and the host line (the engine panel is in
+`rigtui.ui.engine_panel`).
 
 Each panel is handed snapshots (`update_from(...)`) by the dashboard screen and renders them;
 none of them reads anything. Text uses Textual content markup with theme variables
@@ -10,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import Static
 
-from rigtui.model.engine import EngineState, EngineStats
+from rigtui.model.engine import EngineState
 from rigtui.model.sample import GpuSample, MemoryTraffic, NodeMemory, Sample
 from rigtui.model.topology import Topology
-from rigtui.ui.fmt import bar, gib, human_bytes, num, spark, tok_s
+from rigtui.ui.fmt import bar, gib, human_bytes, num, spark_rows
 from rigtui.ui.heat import socket_heat
 
 LEVEL_STYLE = {
@@ -42,8 +43,8 @@ STATE_STYLE = {
 def host_line(topology: Topology, mode: str, detail: str) -> str:
     """`host · CPU · 2 sockets · 8 nodes · 24 ch DDR5-4800 · kernel` (markup)."""
     h, cpu, mem = topology.host, topology.cpu, topology.memory
-    parts = [f"[b]{escape(h.hostname or 'unknown host')}[/b]"]
-    parts.append(escape(cpu.model_name or cpu.arch or "unknown CPU"))
+    host = f"[b]{escape(h.hostname or 'unknown host')} [/b]· "
+    parts = [escape(cpu.model_name or cpu.arch or "unknown CPU")]
     parts.append(
         f"{len(topology.sockets)} socket{'s' if len(topology.sockets) != 1 else ''} · "
         f"{len(topology.nodes)} node{'s' if len(topology.nodes) != 1 else ''} · "
@@ -65,7 +66,7 @@ def host_line(topology: Topology, mode: str, detail: str) -> str:
         parts.append(escape(h.kernel))
     if mode != "live":
         parts.append(f"[$warning]{escape(mode)}{': ' + escape(detail) if detail else ''}[/]")
-    return " · ".join(parts)
+    return host + " · ".join(parts)
 
 
 def set_text(widget: Static, text: str) -> None:
@@ -93,6 +94,22 @@ def traffic_total(t: MemoryTraffic | None) -> float | None:
     return (t.read_gbs or 0.0) + (t.write_gbs or 0.0)
 
 
+def node_breakdown(n: NodeMemory) -> str:
+    """'page cache 1.2 · anon 0.4 · free 6.1 GiB · huge 0/0' (unknown parts say so)."""
+
+    def part(label: str, v: int | None) -> str:
+        return f"{label} {gib(v)}" if v is not None else f"{label} ?"
+
+    text = " · ".join(
+        (part("page cache", n.file_bytes), part("anon", n.anon_bytes), part("free", n.free_bytes))
+    )
+    text += " GiB"
+    if n.hugepages_total:
+        text += f" · huge pages {n.hugepages_free if n.hugepages_free is not None else '?'}"
+        text += f"/{n.hugepages_total} free"
+    return f"[$text-muted]{text}[/]"
+
+
 class SocketPanel(Vertical):
     """Load heat map, memory traffic vs the ceiling, memory per node, temperatures."""
 
@@ -112,21 +129,32 @@ class SocketPanel(Vertical):
         yield Static("", classes="nodes")
         yield Static("", classes="temps")
 
-    def update_from(self, history: Sequence[Sample]) -> None:
+    def update_from(
+        self,
+        history: Sequence[Sample],
+        *,
+        spark_height: int = 1,
+        node_detail: bool = False,
+        engine: str | None = None,
+    ) -> None:
+        """`spark_height`: rows per traffic sparkline; `node_detail`: a second line per node
+        (page cache, anonymous, free, huge pages); `engine`: "generating", "running" (loaded,
+        not generating) or None, to say when the traffic estimate will appear."""
         sample = history[-1] if history else None
         width = max(20, self.content_region.width or self.size.width or 78)
         set_text(self.query_one(".heat", Static), self._heat_text(sample, width))
-        traffic = self._traffic_text(sample)
+        traffic = self._traffic_text(sample, engine)
         set_text(self.query_one(".traffic-label", Static), traffic)
-        spark_text = self._traffic_spark(history, width)
+        spark_text = self._traffic_spark(history, width, max(1, spark_height))
         spark_widget = self.query_one(".traffic", Static)
         set_text(spark_widget, spark_text)
         spark_widget.display = bool(spark_text)
-        set_text(self.query_one(".nodes", Static), self._nodes_text(sample, width))
+        set_text(self.query_one(".nodes", Static), self._nodes_text(sample, width, node_detail))
         set_text(self.query_one(".temps", Static), self._temps_text(sample))
 
-    def _traffic_spark(self, history: Sequence[Sample], width: int) -> str:
-        """Read and write (or R+W) history, one column per sample, scaled to the ceiling."""
+    def _traffic_spark(self, history: Sequence[Sample], width: int, rows: int = 1) -> str:
+        """Read and write (or R+W) history, one column per sample, scaled to the ceiling;
+        `rows` lines high each (the label sits on the bottom line)."""
         mine = [
             next((m for m in s.memory_traffic if m.socket == self.socket_id), None) for s in history
         ]
@@ -135,14 +163,21 @@ class SocketPanel(Vertical):
         ceiling = next((t.ceiling_gbs for t in reversed(mine) if t and t.ceiling_gbs), None)
         ceiling = ceiling or self.topology.memory.bandwidth_per_socket_gbs.get(self.socket_id)
         cols = max(8, width - 8)  # room for the label and a scrollbar that may appear
+
+        def block(label: str, values: list[float | None]) -> list[str]:
+            body = spark_rows(values, cols, rows, ceiling)
+            return [
+                (label if k == len(body) - 1 else "").ljust(4) + line for k, line in enumerate(body)
+            ]
+
         split = any(t is not None and t.read_gbs is not None for t in mine)
         if not split:
-            return "R+W " + spark([traffic_total(t) for t in mine], cols, ceiling)
+            return "\n".join(block("R+W", [traffic_total(t) for t in mine]))
         reads = [t.read_gbs if t and t.available else None for t in mine]
         writes = [t.write_gbs if t and t.available else None for t in mine]
-        lines = [f"R   {spark(reads, cols, ceiling)}"]
+        lines = block("R", reads)
         if any(w is not None for w in writes):  # estimates have no write figure
-            lines.append(f"W   {spark(writes, cols, ceiling)}")
+            lines += block("W", writes)
         return "\n".join(lines)
 
     def _heat_text(self, sample: Sample | None, width: int) -> str:
@@ -161,7 +196,7 @@ class SocketPanel(Vertical):
             lines.append(f"{row.label} {cells} [$text-muted]{row.summary}[/]{unit}")
         return "\n".join(lines) or "[$text-muted]no cores in this socket[/]"
 
-    def _traffic_text(self, sample: Sample | None) -> str:
+    def _traffic_text(self, sample: Sample | None, engine: str | None = None) -> str:
         t: MemoryTraffic | None = None
         if sample is not None:
             t = next((m for m in sample.memory_traffic if m.socket == self.socket_id), None)
@@ -173,12 +208,20 @@ class SocketPanel(Vertical):
         basis = self.topology.memory.source
         if t is None or not t.available:
             why = (t.reason if t else None) or "no memory-traffic counters on this machine"
-            self.tooltip = why  # the whole reason; the panel shows its first clause
+            self.tooltip = why  # the whole reason (also in ? help); the panel shows its start
+            if engine == "running":
+                # the estimate needs generation: say when it comes, not only why counters lack
+                return (
+                    f"mem R/W [$text-muted]estimate appears while the engine generates "
+                    f"(no counters: {escape(first_clause(why, 32))}){ceil_note}[/]"
+                )
             return f"mem R/W [$text-muted]unavailable: {escape(first_clause(why))}[/]{ceil_note}"
         total = traffic_total(t) or 0.0
         pct = f" {100 * total / ceiling:.0f}%" if ceiling else ""
         if t.read_gbs is None and t.write_gbs is None:
             figures = f"mem R+W {total:.1f} GB/s"
+        elif t.write_gbs is None:  # an estimate reads weights: it has no write figure
+            figures = f"mem R {num(t.read_gbs)} GB/s"
         else:
             figures = f"mem R {num(t.read_gbs)} W {num(t.write_gbs)} GB/s"
         where = f"src {t.source or '?'}"
@@ -186,7 +229,7 @@ class SocketPanel(Vertical):
             where += f", ceiling from {basis}"
         return f"{figures}{ceil_txt}{pct} [$text-muted]{escape(where)}[/]"
 
-    def _nodes_text(self, sample: Sample | None, width: int) -> str:
+    def _nodes_text(self, sample: Sample | None, width: int, detail: bool = False) -> str:
         sock = self.topology.socket(self.socket_id)
         node_ids = sock.nodes if sock else ()
         by_id: dict[int, NodeMemory] = {n.node: n for n in sample.nodes} if sample else {}
@@ -204,6 +247,8 @@ class SocketPanel(Vertical):
             used = total - free
             gauge = bar(used / total, max(6, min(20, width - 36)))
             lines.append(f"n{nid} mem {gauge} {gib(used)}/{gib(total)} GiB used")
+            if detail and n is not None:
+                lines.append("    " + node_breakdown(n))
         return "\n".join(lines)
 
     def _temps_text(self, sample: Sample | None) -> str:
@@ -266,110 +311,5 @@ class GpuPanel(Vertical):
             f"util {bar((util or 0) / 100, 12)} {num(util, '.0f')}%   temp {num(g.temp_c, '.0f')}°C\n"
             f"VRAM {bar(mem_frac, 12)} {human_bytes(g.mem_used_bytes)}/"
             f"{human_bytes(g.mem_total_bytes)}   {power}\n"
-            f"PCIe [{link_style}]{link_now}[/] (max {link_max})"
+            f"PCIe [{link_style}]{link_now} [/](max {link_max})"
         )
-
-
-class EnginePanel(Vertical):
-    """State, profile, gen/prompt tok/s sparklines, TTFT, tokens, roofline gauge, pages/node."""
-
-    def __init__(self) -> None:
-        super().__init__(id="engine", classes="panel")
-        self.border_title = "Engine"
-
-    def compose(self) -> ComposeResult:
-        yield Static("", id="engine-state")
-        with Horizontal(classes="spark-row"):
-            yield Static("", id="gen-label", classes="spark-label")
-            yield Static("", id="gen-spark")
-        with Horizontal(classes="spark-row"):
-            yield Static("", id="prompt-label", classes="spark-label")
-            yield Static("", id="prompt-spark")
-        yield Static("", id="engine-detail")
-
-    def update_from(
-        self,
-        stats: EngineStats | None,
-        *,
-        gen_history: Sequence[float],
-        prompt_history: Sequence[float],
-        roofline: tuple[float | None, str],
-        prepare: tuple[str, float | None] | None,
-        note: str | None,
-        width: int,
-    ) -> None:
-        set_text(self.query_one("#engine-state", Static), self._state_text(stats, prepare, note))
-        for row in self.query(".spark-row"):
-            row.display = stats is not None
-        self.query_one("#engine-detail", Static).display = stats is not None
-        gen = stats.gen_tok_s if stats else None
-        prompt = stats.prompt_tok_s if stats else None
-        set_text(self.query_one("#gen-label", Static), f"gen    {tok_s(gen):>12}")
-        set_text(self.query_one("#prompt-label", Static), f"prompt {tok_s(prompt):>12}")
-        cols = max(8, width - 30)  # label (21) + borders + a possible scrollbar
-        set_text(self.query_one("#gen-spark", Static), spark(list(gen_history), cols))
-        set_text(self.query_one("#prompt-spark", Static), spark(list(prompt_history), cols))
-        set_text(
-            self.query_one("#engine-detail", Static), self._detail_text(stats, roofline, width)
-        )
-
-    def _state_text(
-        self,
-        stats: EngineStats | None,
-        prepare: tuple[str, float | None] | None,
-        note: str | None,
-    ) -> str:
-        if stats is None:
-            if note:
-                return f"[$text-muted]{escape(note)}[/]"
-            return "[$text-muted]idle: no engine launched — p for profiles, l to launch[/]"
-        style = STATE_STYLE.get(stats.state, "$text")
-        text = f"[{style}][b]{stats.state.value.upper()}[/b][/] {escape(stats.profile or '')}"
-        if stats.pid:
-            text += f" [$text-muted]pid {stats.pid}[/]"
-        if prepare is not None:
-            what, frac = prepare
-            text += f"\n{escape(what)} {bar(frac, 20)} " + (
-                f"{frac:.0%}" if frac is not None else ""
-            )
-        elif stats.state is EngineState.LOADING:
-            frac = stats.load_progress
-            text += f"\nloading {bar(frac, 20)} {num((frac or 0) * 100, '.0f')}%"
-        if stats.state is EngineState.FAILED:
-            why = stats.last_error or (stats.exit.reason if stats.exit else None) or note
-            text += f"\n[$error]{escape(why or 'failed')}[/] [$text-muted](r: run screen shows the log)[/]"
-        return text
-
-    def _detail_text(
-        self, stats: EngineStats | None, roofline: tuple[float | None, str], width: int
-    ) -> str:
-        if stats is None:
-            return ""
-        ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
-        lines = [f"TTFT {ttft} · tokens {stats.n_gen} (total {stats.total_gen})"]
-        limit, basis = roofline
-        if limit and stats.gen_tok_s is not None:
-            frac = stats.gen_tok_s / limit
-            lines.append(
-                f"roofline {bar(frac, max(8, min(24, width - 40)))} {frac:.0%} of {limit:.1f} tok/s"
-            )
-            lines.append(f"[$text-muted]{escape(basis)}[/]")
-            if frac > 1.05:  # faster than the limit: the bandwidth figure is too low
-                lines.append(
-                    "[$warning]above the roofline: re-measure bandwidth when idle (b, m)[/]"
-                )
-        elif limit:
-            lines.append(f"roofline {limit:.1f} tok/s [$text-muted]{escape(basis)}[/]")
-        else:
-            lines.append(f"roofline [$text-muted]{escape(basis)}[/]")
-        pl = stats.placement
-        if pl is not None and pl.model_file_bytes_per_node:
-            pages = " · ".join(
-                f"n{n} {human_bytes(b)}" for n, b in sorted(pl.model_file_bytes_per_node.items())
-            )
-            lines.append(f"model pages {pages}")
-        elif stats.model_bytes:
-            lines.append(
-                f"model {human_bytes(stats.model_bytes)} [$text-muted]pages per node: not read yet[/]"
-            )
-        return "\n".join(lines)

@@ -93,7 +93,8 @@ class Services:
     # prepare before launching (the demo model on first use): prepare(profile, progress_cb)
     prepare_launch: Callable[[Any, Callable[[str, float | None], None]], None] | None = None
     # analysis: run_checks(topology) -> list[Check]; membench cache; bytes per token for a model
-    run_checks: Callable[[Topology], list[Any]] | None = None
+    # run_checks(topology, *, model_path=None, profile_threads=None) -> list[Check]
+    run_checks: Callable[..., list[Any]] | None = None
     load_membench: Callable[[], Any] | None = None
     run_membench: Callable[[Callable[[str], None]], Any] | None = None
     bytes_per_token: Callable[[str, int], float | None] | None = None

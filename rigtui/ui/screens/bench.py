@@ -50,7 +50,7 @@ class BenchScreen(RigScreen):
             yield Static("", id="bench-plot")
             yield DataTable(id="bench-runs", cursor_type="row")
             yield Static(
-                "[b]read matrix[/b] GB/s: rows = CPU node, columns = memory node", id="matrix-title"
+                "[b]read matrix [/b]GB/s: rows = CPU node, columns = memory node", id="matrix-title"
             )
             yield DataTable(id="bench-matrix", cursor_type="cell")
         yield Footer(compact=True)
@@ -120,7 +120,7 @@ class BenchScreen(RigScreen):
         secs = f" in {r.seconds:.1f} s" if r.seconds else ""
         notes = "".join(f"\n[$text-muted]{escape(n)}[/]" for n in r.notes)
         self.query_one("#bench-summary", Static).update(
-            f"[b]memory bandwidth[/b] · kernel {escape(r.kernel)}{secs} · m re-measures{notes}"
+            f"[b]memory bandwidth [/b]· kernel {escape(r.kernel)}{secs} · m re-measures{notes}"
         )
         self.query_one("#bench-plot", Static).update(bench_plot(r, self.size.width or 80))
         runs = self.query_one("#bench-runs", DataTable)

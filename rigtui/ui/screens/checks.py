@@ -24,6 +24,7 @@ class ChecksScreen(RigScreen):
     def __init__(self) -> None:
         super().__init__()
         self.checks: tuple[Any, ...] = ()
+        self._model_kw: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("running checks…", id="checks-summary")
@@ -36,6 +37,11 @@ class ChecksScreen(RigScreen):
     def on_mount(self) -> None:
         self.action_rerun()
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.is_mounted and self.model_context() != self._model_kw:
+            self.action_rerun()  # an engine started or stopped since: judge the model in use
+
     def action_rerun(self) -> None:
         run = self.rig.services.run_checks
         if run is None:
@@ -43,13 +49,36 @@ class ChecksScreen(RigScreen):
                 "[$text-muted]checks are not available in this mode[/]"
             )
             return
-        self.query_one("#checks-summary", Static).update("running checks…")
+        self._model_kw = self.model_context()  # read here: workers must not walk app state
+        about = f" for {self._model_kw['model_path']}" if self._model_kw else ""
+        self.query_one("#checks-summary", Static).update(f"running checks{escape(about)}…")
         self._run()
+
+    def model_context(self) -> dict[str, Any]:
+        """The selected running engine's model and threads, so `free_memory` and
+        `model_page_cache` judge the model in use instead of saying "no model given"."""
+        inst = self.rig.current
+        if inst is None or inst.engine is None or not inst.active:
+            inst = next((i for i in self.rig.running() if i.engine is not None), None)
+        if inst is None:
+            return {}
+        engine = inst.engine
+        path = inst.stats.model_path or getattr(engine, "model_path", None)
+        if not path:
+            return {}
+        threads = getattr(getattr(engine, "plan", None), "threads", None)
+        if threads is None:
+            threads = getattr(getattr(engine, "profile", None), "threads", None)
+        kw: dict[str, Any] = {"model_path": path}
+        if isinstance(threads, int):
+            kw["profile_threads"] = threads
+        return kw
 
     @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
     def _run(self) -> None:
+        kw = self._model_kw
         try:
-            checks = tuple(self.rig.services.run_checks(self.rig.topology))  # type: ignore[misc]
+            checks = tuple(self.rig.services.run_checks(self.rig.topology, **kw))  # type: ignore[misc]
         except Exception as exc:
             self.post_message(ChecksReady((), error=f"{type(exc).__name__}: {exc}"))
             return
@@ -64,6 +93,11 @@ class ChecksScreen(RigScreen):
         counts = {s: sum(1 for c in self.checks if c.status == s) for s in STATUS_ORDER}
         summary.update(
             "  ".join(f"[{STATUS_STYLE[s]}]{n} {s}[/]" for s, n in counts.items())
+            + (
+                f"  [$text-muted]model: {escape(self._model_kw['model_path'])}[/]"
+                if self._model_kw
+                else "  [$text-muted]no engine running: model checks need one[/]"
+            )
             + "  [$text-muted]↑↓ select · g re-run[/]"
         )
         table = self.query_one("#checks-table", DataTable)
@@ -91,10 +125,10 @@ class ChecksScreen(RigScreen):
             detail.update("")
             return
         c = self.checks[row]
-        lines = [f"[b]{escape(c.title)}[/b] [$text-muted]({escape(c.id)})[/]", escape(c.summary)]
-        lines.append(f"[$text-muted]why:[/] {escape(c.why)}")
+        lines = [f"[b]{escape(c.title)} [/b][$text-muted]({escape(c.id)})[/]", escape(c.summary)]
+        lines.append(f"[$text-muted]why: [/]{escape(c.why)}")
         if c.fix:
-            lines.append(f"[$text-muted]fix:[/] {escape(c.fix)}")
+            lines.append(f"[$text-muted]fix: [/]{escape(c.fix)}")
         for ev in c.evidence[:4]:
-            lines.append(f"[$text-muted]{escape(ev.source)}:[/] {escape(ev.value)}")
+            lines.append(f"[$text-muted]{escape(ev.source)}: [/]{escape(ev.value)}")
         detail.update("\n".join(lines))

@@ -1,6 +1,13 @@
-"""Dashboard (home): host line, engine panel, a panel per socket and per GPU."""
+"""Dashboard (home): host line, engine panel, a panel per socket and per GPU.
+
+Panels are sized for 80x24 first; on a taller terminal the rows left over go to taller
+sparklines (tok/s, memory traffic), a per-node memory breakdown and the engine's last request
+and output tail, instead of leaving the bottom of the screen empty.
+"""
 
 from __future__ import annotations
+
+import math
 
 from textual import events
 from textual.app import ComposeResult
@@ -8,10 +15,20 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Footer, Static
 
-from rigtui.ui.panels import EnginePanel, GpuPanel, SocketPanel, host_line
+from rigtui.model.engine import EngineState
+from rigtui.ui.engine_panel import EnginePanel, EngineView
+from rigtui.ui.panels import GpuPanel, SocketPanel, host_line
 from rigtui.ui.screens.base import RigScreen
 
 WIDE = 120  # columns from which panels sit in two columns
+ENGINE_BASE = 10  # rows of the engine panel with one-row sparklines (borders included)
+MAX_SPARK = 6  # rows per sparkline at most: taller only stretches the same 120 samples
+
+
+def socket_base(nodes: int) -> int:
+    """Rows of a socket panel at its smallest: borders, a heat line and a memory line per node,
+    the traffic label (two lines when it wraps), R and W sparklines, temperatures."""
+    return 2 + 2 * nodes + 2 + 2 + 1
 
 
 class DashboardScreen(RigScreen):
@@ -21,7 +38,7 @@ class DashboardScreen(RigScreen):
         yield Static(host_line(topo, services.mode, services.mode_detail), id="host-line")
         yield Static("", id="source-note")
         with VerticalScroll(id="dash-body"):
-            yield EnginePanel()
+            yield EnginePanel(topo)
             for sock in topo.sockets:
                 yield SocketPanel(topo, sock.id)
             for gpu in topo.gpus:
@@ -35,18 +52,16 @@ class DashboardScreen(RigScreen):
     def roofline(self) -> tuple[float | None, str]:
         """(limit tok/s, basis): theoretical bandwidth / bytes read per token."""
         rig = self.rig
-        mem = rig.topology.memory
-        bw = mem.theoretical_bandwidth_gbs
-        bw_basis = f"theoretical, {mem.source}"
-        measured = getattr(rig.membench, "machine", None)
-        if bw is None and measured is not None and measured.read_gbs:
-            bw, bw_basis = measured.read_gbs, "measured by rigtui bench mem"
-        stats = rig.engine_stats
-        bpt, basis = rig.bytes_per_token, rig.bytes_per_token_basis
+        bw, bw_basis = self.bandwidth()
+        inst = rig.current
+        stats = inst.stats if inst else None
+        bpt = inst.bytes_per_token if inst else None
+        basis = inst.bytes_per_token_basis if inst else None
         if bpt is None and stats is not None and stats.model_bytes:
             bpt = float(stats.model_bytes)
             basis = "estimate: model file size per token"
         if bw is None:
+            mem = rig.topology.memory
             why = mem.unknown.get("theoretical_bandwidth_gbs") or "memory bandwidth unknown"
             hint = " (b, then m measures it)" if rig.services.run_membench is not None else ""
             return None, f"no roofline: {why}{hint}"
@@ -57,6 +72,54 @@ class DashboardScreen(RigScreen):
             f"{bw:.0f} GB/s ({bw_basis}) ÷ {bpt / 1e6:.1f} MB/token ({basis})",
         )
 
+    def bandwidth(self) -> tuple[float | None, str]:
+        mem = self.rig.topology.memory
+        if mem.theoretical_bandwidth_gbs is not None:
+            return mem.theoretical_bandwidth_gbs, f"theoretical, {mem.source}"
+        measured = getattr(self.rig.membench, "machine", None)
+        if measured is not None and measured.read_gbs:
+            return measured.read_gbs, "measured by rigtui bench mem"
+        return None, ""
+
+    def machine_line(self) -> str | None:
+        """With several engines generating they share the memory bandwidth: their bytes per
+        second together against it (each engine's own roofline assumes it is alone)."""
+        running = [i for i in self.rig.running() if i.stats.gen_tok_s]
+        if len(running) < 2:
+            return None
+        total_tok = sum(i.stats.gen_tok_s or 0.0 for i in running)
+        bw, _ = self.bandwidth()
+        line = f"all {len(running)} engines: {total_tok:.1f} tok/s"
+        bytes_s = [
+            (i.stats.gen_tok_s or 0.0) * (i.bytes_per_token or float(i.stats.model_bytes or 0))
+            for i in running
+        ]
+        if bw and all(bytes_s):
+            line += (
+                f" · {sum(bytes_s) / 1e9:.1f} GB/s = {sum(bytes_s) / (bw * 1e9):.0%} of {bw:.0f}"
+            )
+        return line
+
+    def layout_budget(self) -> tuple[int, int, int, bool]:
+        """(engine sparkline rows, output tail lines, socket sparkline rows, node detail) from
+        the rows each grid row of panels gets on this terminal."""
+        topo = self.rig.topology
+        width, height = self.size.width, self.size.height
+        panels = 1 + len(topo.sockets) + len(topo.gpus)
+        grid_rows = math.ceil(panels / 2) if width >= WIDE else panels
+        per_row = max(0, height - 2) // max(1, grid_rows)  # host line and footer
+        n_inst = len(self.rig.instances)
+        engine_extra = per_row - ENGINE_BASE - (n_inst + 1 if n_inst > 1 else 0)
+        spark_h = max(1, min(MAX_SPARK, 1 + engine_extra // 4))
+        tail = max(0, min(12, engine_extra - 2 * (spark_h - 1) - 1))
+        nodes = max((len(s.nodes) for s in topo.sockets), default=1)
+        sock_extra = per_row - socket_base(nodes)
+        node_detail = sock_extra >= nodes + 3  # 80x24 keeps its one-line-per-node panel
+        if node_detail:
+            sock_extra -= nodes
+        sock_h = max(1, min(MAX_SPARK, 1 + sock_extra // 3))  # R and W each grow
+        return spark_h, tail, sock_h, node_detail
+
     def refresh_data(self) -> None:
         rig = self.rig
         history = list(rig.history)
@@ -65,19 +128,30 @@ class DashboardScreen(RigScreen):
         note.update(f"[$warning]{escape(rig.source_note)}[/]" if rig.source_note else "")
         note.display = bool(rig.source_note)
         panel_width = width // 2 - 4 if width >= WIDE else width - 4
-        engine_note = rig.engine_note
-        if rig.services.engine_factory is None and rig.engine_stats is None:
+        engine_note = None
+        if rig.services.engine_factory is None and not rig.instances:
             engine_note = f"no live engine in {rig.services.mode} mode"
+        spark_h, tail, sock_h, node_detail = self.layout_budget()
         self.query_one(EnginePanel).update_from(
-            rig.engine_stats,
-            gen_history=list(rig.gen_history),
-            prompt_history=list(rig.prompt_history),
-            roofline=self.roofline(),
-            prepare=rig.prepare,
-            note=engine_note,
-            width=panel_width,
+            EngineView(
+                instances=tuple(rig.instances.values()),
+                selected=rig.selected,
+                roofline=self.roofline(),
+                machine_line=self.machine_line(),
+                prepare=rig.prepare,
+                note=engine_note,
+                width=panel_width,
+                spark_height=spark_h,
+                tail_lines=tail,
+            )
         )
+        running = rig.running()
+        engine = None
+        if any(i.stats.state is EngineState.GENERATING for i in running):
+            engine = "generating"
+        elif any(i.stats.state is EngineState.READY for i in running):
+            engine = "running"
         for panel in self.query(SocketPanel):
-            panel.update_from(history)
+            panel.update_from(history, spark_height=sock_h, node_detail=node_detail, engine=engine)
         for gpanel in self.query(GpuPanel):
             gpanel.update_from(history)

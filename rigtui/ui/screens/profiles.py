@@ -88,7 +88,7 @@ def render_profile(text: str, issues: list[Any]) -> str:
     width = len(str(len(lines)))
     for i, line in enumerate(lines, start=1):
         mark = "[$error]▌[/]" if i in by_line else " "
-        out.append(f"[$text-muted]{i:>{width}}[/] {mark}{escape(line)}")
+        out.append(f"[$text-muted]{i:>{width}} [/]{mark}{escape(line)}")
         for issue in by_line.get(i, []):
             out.append(_issue_markup(issue, width))
     for issue in by_line.get(None, []) + [
@@ -205,7 +205,7 @@ class ProfilesScreen(RigScreen):
         verdict = (
             "[$success]valid[/]"
             if not issues
-            else f"[$error]{errors} error(s)[/] {warnings} warning(s)"
+            else f"[$error]{errors} error(s) [/]{warnings} warning(s)"
             if errors
             else f"[$warning]{warnings} warning(s)[/]"
         )

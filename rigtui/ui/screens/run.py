@@ -9,6 +9,7 @@ from textual.widgets import Footer, Input, Log, ProgressBar, Static
 
 from rigtui.model.engine import EngineEvent, EngineState, Token
 from rigtui.ui.fmt import num, tok_s
+from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE
 from rigtui.ui.screens.base import RigScreen
 
@@ -33,6 +34,7 @@ class RunScreen(RigScreen):
 
     def on_mount(self) -> None:
         self._shown = 0  # transcript parts already written to the Log
+        self._shown_key: str | None = None  # the engine whose transcript the Log holds
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -67,11 +69,12 @@ class RunScreen(RigScreen):
     def _sync_transcript(self) -> None:
         parts = self.rig.transcript
         log = self.query_one("#transcript", Log)
-        if self._shown > len(parts):  # transcript was reset
+        if self._shown_key != self.rig.selected or self._shown > len(parts):  # another engine
+            self._shown_key = self.rig.selected
             log.clear()
             self._shown = 0
         if self._shown < len(parts):
-            log.write("".join(parts[self._shown :]))
+            log.write(printable("".join(parts[self._shown :])))
             self._shown = len(parts)
 
     def refresh_data(self) -> None:
@@ -93,8 +96,12 @@ class RunScreen(RigScreen):
             return
         style = STATE_STYLE.get(stats.state, "$text")
         ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
+        inst = rig.current
+        which = ""
+        if len(rig.instances) > 1 and inst is not None:
+            which = f"engine {inst.key}/{len(rig.instances)} (s switches) · "
         status.update(
-            f"[{style}][b]{stats.state.value.upper()}[/b][/] {escape(stats.profile or '')} · "
+            f"{which}[{style}][b]{stats.state.value.upper()} [/b][/]{escape(stats.profile or '')} · "
             f"gen {tok_s(stats.gen_tok_s)} · prompt {tok_s(stats.prompt_tok_s)} · TTFT {ttft} · "
             f"tokens {stats.n_gen} (total {stats.total_gen})"
         )
@@ -108,12 +115,13 @@ class RunScreen(RigScreen):
             progress.display = False
         if stats.state is EngineState.FAILED:
             why = stats.last_error or (stats.exit.reason if stats.exit else None) or rig.engine_note
-            lines = [f"[$error][b]Engine failed:[/b] {escape(why or 'unknown reason')}[/]"]
+            lines = [f"[$error][b]Engine failed: [/b]{escape(why or 'unknown reason')}[/]"]
             for issue in rig.engine_issues:
                 lines.append(escape(str(issue)))
-            if rig.engine_log:
+            log_lines = inst.log_lines(10) if inst is not None else []
+            if log_lines:
                 lines.append("[$text-muted]last engine log lines:[/]")
-                lines.extend(escape(line) for line in list(rig.engine_log)[-10:])
+                lines.extend(escape(line) for line in log_lines)
             errors.update("\n".join(lines))
             errors.display = True
         else:

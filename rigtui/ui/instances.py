@@ -1,0 +1,73 @@
+"""The engines launched from the UI: one `Instance` per launch, several may run at once
+(issue 3: one model isolated per NUMA node). Plain state, no Textual: the app folds engine
+events into it and the screens render it."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rigtui.model.engine import Done, EngineState, EngineStats
+
+HISTORY = 120  # samples kept for sparklines (2 minutes at the default 1 s)
+EVENT_LINES = 40  # error/exit lines kept from events (llama.cpp's log is the engine's log_tail)
+
+ACTIVE_STATES = frozenset(
+    {EngineState.STARTING, EngineState.LOADING, EngineState.READY, EngineState.GENERATING}
+)
+
+
+def printable(text: str) -> str:
+    """Model output with control characters (a random-weight demo model emits any byte) shown
+    as '�': they would move the cursor in a terminal and are invalid in an SVG screenshot."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in text)
+
+
+@dataclass
+class Instance:
+    """One launch: its engine (None until started, or in a replay), the stats folded from its
+    events, its chat transcript and tok/s history, and why it failed."""
+
+    key: str  # "1", "2", …: the number the UI shows
+    profile: str
+    stats: EngineStats
+    engine: Any = None
+    note: str | None = None  # why the launch failed before the engine ran
+    issues: tuple[Any, ...] = ()  # ProfileIssue list of a profile that failed to load
+    event_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
+    transcript: list[str] = field(default_factory=list)
+    gen_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    prompt_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    bytes_per_token: float | None = None
+    bytes_per_token_basis: str | None = None
+    last_done: Done | None = None
+    stopping: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.stats.state in ACTIVE_STATES
+
+    @property
+    def name(self) -> str:
+        """The engine's own instance name (matches `Sample.engines[i].instance`)."""
+        return self.stats.instance
+
+    def log_lines(self, n: int) -> list[str]:
+        """The last `n` lines for the error panel: llama.cpp's log (the engine's bounded
+        `log_tail`, read now rather than streamed as events) then error/exit lines."""
+        tail: tuple[str, ...] = ()
+        if self.engine is not None:
+            try:
+                tail = tuple(getattr(self.engine, "log_tail", ()) or ())
+            except Exception:  # a log we cannot read only means fewer lines shown
+                tail = ()
+        lines = list(tail)
+        lines += [line for line in self.event_lines if line not in tail]
+        return lines[-n:]
+
+    def output_tail(self, n: int, width: int) -> list[str]:
+        """The last `n` lines of the chat (prompts and replies), cut to `width`."""
+        text = printable("".join(self.transcript[-200:]))
+        lines = [line for line in text.splitlines() if line.strip()]
+        return [line if len(line) <= width else line[: width - 1] + "…" for line in lines[-n:]]
