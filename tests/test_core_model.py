@@ -63,3 +63,23 @@ def test_event_from_json_rejects_unknown_and_incomplete():
         event_from_json({"event": "nope"})
     with pytest.raises(ValueError, match="bad token event"):
         event_from_json({"event": "token", "instance": "a", "t": 1.0})
+
+
+def test_every_public_name_resolves_and_lazy_ones_stay_lazy():
+    import subprocess
+    import sys
+
+    import rigtui.model as m
+
+    for name in m.__all__:
+        assert getattr(m, name) is not None
+    from rigtui.model import Plan, Profile, parse_cpulist  # resolved on first use
+
+    assert parse_cpulist("0-2,5") == (0, 1, 2, 5)
+    assert Plan.__module__ == "rigtui.model.analysis" and Profile.__module__ == "rigtui.model.profile"
+    # A fresh interpreter that only imports the model does not build the analysis/profile types.
+    code = "import sys, rigtui.model; print('rigtui.model.analysis' in sys.modules, 'rigtui.model.profile' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    with pytest.raises(AttributeError):
+        m.NoSuchThing  # noqa: B018
