@@ -128,8 +128,10 @@ def main() -> int:
               f"ratio {statistics.median(a) / statistics.median(b):.3f}   "
               f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
     ratio = statistics.median(a_all) / statistics.median(b_all)
-    print(f"median over all reps: rigtui {statistics.median(a_all):.2f} tok/s, "
-          f"plain {statistics.median(b_all):.2f} tok/s, ratio {ratio:.3f}")
+    print(
+        f"median over all reps: rigtui {statistics.median(a_all):.2f} tok/s, "
+        f"plain {statistics.median(b_all):.2f} tok/s, ratio {ratio:.3f}"
+    )
     # The paired figure: each round's two sides ran back to back, so their ratio is the least
     # disturbed by a shared machine changing speed between rounds.
     print(f"median of per-round ratios: {statistics.median(ratios):.3f} (target >= 0.97)")

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rigtui {__version__}")
     add_root_arg(parser)
     parser.set_defaults(root=None)
-    parser.add_argument("--launch", metavar="PROFILE", help="open the dashboard with PROFILE started")
+    parser.add_argument(
+        "--launch", metavar="PROFILE", help="open the dashboard with PROFILE started"
+    )
     parser.add_argument("--replay", metavar="FILE", help="open the dashboard on a recorded session")
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="dashboard refresh (seconds)"

@@ -76,7 +76,9 @@ def test_every_public_name_resolves_and_lazy_ones_stay_lazy():
     from rigtui.model import Plan, Profile, parse_cpulist  # resolved on first use
 
     assert parse_cpulist("0-2,5") == (0, 1, 2, 5)
-    assert Plan.__module__ == "rigtui.model.analysis" and Profile.__module__ == "rigtui.model.profile"
+    assert (
+        Plan.__module__ == "rigtui.model.analysis" and Profile.__module__ == "rigtui.model.profile"
+    )
     # A fresh interpreter that only imports the model does not build the analysis/profile types.
     code = "import sys, rigtui.model; print('rigtui.model.analysis' in sys.modules, 'rigtui.model.profile' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -156,10 +156,16 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
         kv_per_layer = ()
     head_dim_k = as_int(key("attention.key_length"))
     head_dim_v = as_int(key("attention.value_length"))
-    if head_dim_k is None and n_embd and n_head:
-        head_dim_k = n_embd // n_head
-    if head_dim_v is None and n_embd and n_head:
-        head_dim_v = n_embd // n_head
+    # llama.cpp's default head size is n_embd / n_head() of layer 0 (not the largest count of a
+    # per-layer array); a layer without attention (0) cannot give it, so the first non-zero.
+    heads_raw = key("attention.head_count")
+    n_head_0 = (
+        as_int(next((h for h in heads_raw if h), None)) if isinstance(heads_raw, list) else n_head
+    )
+    if head_dim_k is None and n_embd and n_head_0:
+        head_dim_k = n_embd // n_head_0
+    if head_dim_v is None and n_embd and n_head_0:
+        head_dim_v = n_embd // n_head_0
 
     mix: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     layer_bytes: dict[int, int] = defaultdict(int)

@@ -87,12 +87,28 @@ def _bandwidth(
     if nodes:
         socks = {topology.socket_of_node(n) for n in nodes}
         if socks and None not in socks and all(s in mem.bandwidth_per_socket_gbs for s in socks):
-            total = sum(mem.bandwidth_per_socket_gbs[s] for s in socks)  # type: ignore[index]
+            # NPS/SNC split a socket's channels evenly over its nodes with memory: bound to k of
+            # its n nodes, a model reads at k/n of the socket's figure (as the bench splits it).
+            def share(s: int) -> tuple[int, int]:
+                on = [
+                    n.id
+                    for n in topology.nodes
+                    if n.socket == s and n.kind == "cpu" and (n.mem_total_bytes or 0) > 0
+                ]
+                n_on = len(on) or 1
+                return min(len([n for n in on if n in nodes]) or 1, n_on), n_on
+
+            shares = {s: share(s) for s in socks}  # type: ignore[arg-type]
+            total = sum(mem.bandwidth_per_socket_gbs[s] * k / n for s, (k, n) in shares.items())
+            split = ", ".join(
+                f"socket {s}: {k} of its {n} nodes" for s, (k, n) in sorted(shares.items()) if k < n
+            )
             return Figure(
                 total,
-                basis,
+                "estimated" if split else basis,
                 f"theoretical, sockets {sorted(socks)} of {where} "
-                f"({mem.source}); run `rigtui bench mem` to measure",
+                + (f"({split}: channels split evenly by NPS/SNC) " if split else "")
+                + f"({mem.source}); run `rigtui bench mem` to measure",
                 "GB/s",
             )
     if mem.theoretical_bandwidth_gbs:

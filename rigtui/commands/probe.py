@@ -152,7 +152,7 @@ def render(topo, console=None) -> None:
             if node_cpus:
                 text += f", CPUs {format_cpulist(node_cpus)}"
             if n.note:
-                text += f"  [yellow]{n.note}[/yellow]"
+                text += f"  [yellow]{escape(n.note)}[/yellow]"
             nb = branch.add(text)
             doms = [d for d in l3 if set(d.cpus) & node_cpus]
             if doms:
@@ -171,7 +171,7 @@ def render(topo, console=None) -> None:
         )
     orphans = [n for n in topo.nodes if not any(n.id in s.nodes for s in topo.sockets)]
     for n in orphans:
-        tree.add(f"Node {n.id} ({n.kind}): {_gib(n.mem_total_bytes)}  {n.note or ''}")
+        tree.add(f"Node {n.id} ({n.kind}): {_gib(n.mem_total_bytes)}  {escape(n.note or '')}")
     con.print(tree)
 
     if 1 < len(topo.nodes) <= 16 and all(n.distances for n in topo.nodes):
@@ -196,6 +196,8 @@ def render(topo, console=None) -> None:
 
 
 def _render_memory(con, topo, Table) -> None:
+    from rich.markup import escape
+
     m = topo.memory
     con.print(f"[bold]Memory[/bold]  {_gib(m.total_bytes)} total, source: {m.source}")
     if m.populated_channels is not None:
@@ -246,8 +248,9 @@ def _render_memory(con, topo, Table) -> None:
             t.add_column(col)
         for (size, typ, speed, part, rank), locs in groups.items():
             slots = ", ".join(x.strip() for x in locs[:6]) + (" ..." if len(locs) > 6 else "")
-            t.add_row(str(len(locs)), _gib(size), typ or "?", str(speed or "?"), str(rank or "?"),
-                      part or "?", slots)  # fmt: skip
+            # SMBIOS strings are the firmware's: print them as text, never as Rich markup
+            t.add_row(str(len(locs)), _gib(size), escape(typ or "?"), str(speed or "?"),
+                      str(rank or "?"), escape(part or "?"), escape(slots))  # fmt: skip
         con.print(t)
         empty = len(m.dimms) - len(populated)
         if empty:
@@ -255,6 +258,8 @@ def _render_memory(con, topo, Table) -> None:
 
 
 def _render_gpus(con, topo, Table) -> None:
+    from rich.markup import escape
+
     if not topo.gpus:
         con.print("[bold]GPUs[/bold]  none found on PCI")
     else:
@@ -266,15 +271,21 @@ def _render_gpus(con, topo, Table) -> None:
                 f"gen{g.pcie_gen or '?'} x{g.link_width or '?'} / "
                 f"gen{g.pcie_gen_max or '?'} x{g.link_max_width or '?'}"
             )
-            t.add_row(str(g.index), g.pci_address, g.name or "?", _gib(g.memory_total_bytes),
-                      g.compute_capability or "-", link,
-                      "?" if g.numa_node is None else str(g.numa_node), g.driver or "-")  # fmt: skip
+            t.add_row(str(g.index), escape(g.pci_address), escape(g.name or "?"),
+                      _gib(g.memory_total_bytes), escape(g.compute_capability or "-"), link,
+                      "?" if g.numa_node is None else str(g.numa_node),
+                      escape(g.driver or "-"))  # fmt: skip
         con.print(t)
     for g in topo.display_adapters:
-        con.print(f"  [dim]display adapter (not for compute): {g.pci_address} {g.vendor}[/dim]")
+        con.print(
+            f"  [dim]display adapter (not for compute): {escape(g.pci_address)} "
+            f"{escape(g.vendor or '?')}[/dim]"
+        )
 
 
 def _render_sensors(con, topo) -> None:
+    from rich.markup import escape
+
     if not topo.sensors:
         con.print("[bold]Sensors[/bold]  none readable (VM, or hwmon drivers not loaded)")
         return
@@ -284,7 +295,7 @@ def _render_sensors(con, topo) -> None:
             continue
         where = f"socket {s.socket} " if s.socket is not None else ""
         temp = "?" if s.temp_c is None else f"{s.temp_c:.0f}°C"
-        parts.append(f"{where}{s.chip}/{s.label} {temp}")
+        parts.append(escape(f"{where}{s.chip}/{s.label} {temp}"))
     cores = [s for s in topo.sensors if s.kind == "core" and s.temp_c is not None]
     if cores:
         parts.append(f"cores max {max(s.temp_c for s in cores):.0f}°C")  # type: ignore[type-var]

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         print("rigtui sample: --count must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    if not args.interval or args.interval <= 0:
+    if not 0 < args.interval < float("inf"):  # nan fails this too (it never slept)
         print("rigtui sample: --interval must be > 0 seconds", file=sys.stderr)
         return EXIT_USAGE
     if args.replay:

@@ -250,7 +250,7 @@ class EngineProcess:
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,), start_new_session=True, env=self._env(), close_fds=True,
             )  # fmt: skip
-        except OSError:
+        except BaseException:  # OSError, or ValueError for an environment execve refuses
             os.close(read_fd)
             raise
         finally:
@@ -281,12 +281,14 @@ class EngineProcess:
 
     def _read_log(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            with self._tail_lock:
-                self._tail.append(line)
-            if self.log_events:
-                self._dispatch(Log(instance=self.instance, t=time.time(), line=line))
+        stdout = self._proc.stdout
+        with stdout:  # closed at EOF: a stopped engine kept in a list must not hold its pipe
+            for raw in stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                with self._tail_lock:
+                    self._tail.append(line)
+                if self.log_events:
+                    self._dispatch(Log(instance=self.instance, t=time.time(), line=line))
 
     def _read_events(self, fd: int, log_thread: threading.Thread, oom_before: int | None) -> None:
         proc = self._proc
@@ -294,7 +296,10 @@ class EngineProcess:
         with os.fdopen(fd, "rb") as stream:
             for raw in stream:
                 try:
-                    ev = event_from_json(json.loads(raw))
+                    obj = json.loads(raw)
+                    if not isinstance(obj, dict):  # .get() below would kill this thread
+                        raise ValueError(f"not a JSON object: {raw[:80]!r}")
+                    ev = event_from_json(obj)
                 except (ValueError, TypeError) as exc:
                     ev = Error(
                         instance=self.instance,
@@ -304,6 +309,9 @@ class EngineProcess:
                 self._dispatch(ev)
         code = proc.wait()
         log_thread.join(timeout=5.0)
+        with self._stdin_lock, contextlib.suppress(OSError):  # after a kill nobody closed it
+            if proc.stdin:
+                proc.stdin.close()
         c, sig, reason = exit_reason(code, oom_before, _oom_kills())
         self._dispatch(Exit(instance=self.instance, t=time.time(), code=c, signal=sig, reason=reason,
                             stderr_tail=self.log_tail[-20:]))  # fmt: skip

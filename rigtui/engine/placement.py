@@ -13,6 +13,12 @@ import re
 
 _NODE_RE = re.compile(r"\bN(\d+)=(\d+)")
 _PAGESIZE_RE = re.compile(r"\bkernelpagesize_kB=(\d+)")
+_OCTAL_RE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(path: str) -> str:
+    """numa_maps writes "\\n", "\\t", "=" and space in a path as \\ooo (seq_file_path)."""
+    return _OCTAL_RE.sub(lambda m: chr(int(m.group(1), 8)), path)
 
 
 def parse_list(text: str) -> tuple[int, ...]:
@@ -49,7 +55,7 @@ def parse_numa_maps(text: str, model_path: str | None) -> tuple[dict[int, int], 
         page = int(m.group(1)) * 1024 if m else 4096
         target: dict[int, int] | None = None
         file_m = re.search(r"\bfile=(\S+)", line)
-        if file_m and model_real and os.path.realpath(file_m.group(1)) == model_real:
+        if file_m and model_real and os.path.realpath(_unescape(file_m.group(1))) == model_real:
             target = file_bytes
         elif " anon=" in line or " heap" in line:
             target = anon_bytes
@@ -92,8 +98,8 @@ def read_placement(pid: int | str = "self", model_path: str | None = None) -> di
     except OSError:
         pass
     out["thread_cpus"] = thread_cpus(pid)
-    try:
-        with open(f"/proc/{pid}/numa_maps") as f:
+    try:  # mapped file names need not be UTF-8: a bad byte must not crash the worker
+        with open(f"/proc/{pid}/numa_maps", errors="surrogateescape") as f:
             out["file"], out["anon"] = parse_numa_maps(f.read(), model_path)
     except OSError:
         pass  # kernels without CONFIG_NUMA have no numa_maps

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from rigtui.engine.compat import private_api_problem
+from rigtui.engine.parent_watch import watch_parent
 from rigtui.engine.placement import read_placement
 from rigtui.model.engine import (
     Done,
@@ -383,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         emit(Error, message=f"bad launch config on stdin: {exc}", kind="bad-request", hint=None)
         return EXIT_BAD_CONFIG
     apply_policy(cfg, emit)
+    watch_parent()  # after pinning: the watcher thread inherits the CPUs and memory policy
     llm = load_model(cfg, emit)
     emit_placement(cfg, emit)
     serve(llm, cfg, emit)

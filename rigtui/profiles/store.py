@@ -66,8 +66,9 @@ def find_profile(name_or_path: str | os.PathLike[str], *, near: str | None = Non
 
 def save_profile_text(path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` atomically (temp file in the same directory, fsync, rename): a
-    crash never leaves a half-written profile."""
-    path = Path(path)
+    crash never leaves a half-written profile. A symlinked profile is written through the link
+    (the temp file sits beside the target, so the rename stays on one filesystem)."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -75,12 +76,25 @@ def save_profile_text(path: str | os.PathLike[str], text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
+        # mkstemp makes 0600; keep an existing file's mode, else what open() would give
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask from /proc/self/status (os.umask would change it for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def update_text(text: str, changes: dict[str, Any]) -> str:
@@ -148,10 +162,10 @@ def update_profile(path: str | os.PathLike[str], changes: dict[str, Any]) -> Non
 
 def delete_profile(path: str | os.PathLike[str]) -> None:
     """Remove a user profile. Shipped examples are refused (they are part of the install)."""
-    p = Path(path).resolve()
-    if p.parent == example_dir().resolve():
+    p = Path(path)
+    if p.parent.resolve() == example_dir().resolve():
         raise PermissionError(f"{p} is a shipped example; duplicate it to make your own")
-    p.unlink()
+    p.unlink()  # a symlinked profile: remove the link, not the file it points to
 
 
 def duplicate_profile(src: str | os.PathLike[str], new_name: str) -> Path:

@@ -123,7 +123,7 @@ def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
         return f"{value!r} is not one of {', '.join(choices)}", _suggest(str(value), list(choices))
     if key in _RANGES:
         lo, hi, hint = _RANGES[key]
-        if value < lo or (hi is not None and value > hi):
+        if not value >= lo or (hi is not None and not value <= hi):  # nan fails both
             bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
             return f"{value} is out of range (must be {bound})", hint
     if key == "cpus":
@@ -213,6 +213,10 @@ def read_profile_text(text: str, file: str) -> tuple[dict[str, Located], list[Pr
                         f"environment values are strings, got {ev!r}",
                         f'write {name} = "{ev}"',
                     )
+                elif not name or "=" in name or "\0" in name or "\0" in ev:
+                    # the OS refuses these at launch (execve cannot pass them)
+                    bad(dotted, f"environment variable {name!r} = {ev!r} cannot be passed to a "
+                        "process", "names are non-empty without '=', and no NUL characters")  # fmt: skip
                 else:
                     out[dotted] = Located(ev, file, lines.get(dotted))
             continue

@@ -16,7 +16,7 @@ from textual.widgets import Static
 from rigtui.model.engine import EngineState, EngineStats
 from rigtui.model.topology import Topology
 from rigtui.ui.fmt import bar, human_bytes, num, short_cpu_list, spark_rows, tok_s
-from rigtui.ui.instances import Instance
+from rigtui.ui.instances import Instance, printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 
 
@@ -145,7 +145,7 @@ class EnginePanel(Vertical):
             text += f"\nloading {bar(frac, 20)} {num((frac or 0) * 100, '.0f')}%"
         if stats.state is EngineState.FAILED:
             why = stats.last_error or (stats.exit.reason if stats.exit else None) or inst.note
-            text += f"\n[$error]{escape(why or 'failed')} [/][$text-muted](r: run screen shows the log)[/]"
+            text += f"\n[$error]{escape(printable(why or 'failed'))} [/][$text-muted](r: run screen shows the log)[/]"
         return text
 
     def _detail_text(self, stats: EngineStats | None, view: EngineView) -> str:

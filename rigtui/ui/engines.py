@@ -38,6 +38,16 @@ QUIT_CAP_S = 6.0  # quit exits after this even when an engine has not confirmed 
 STOP_TIMEOUT_S = 4.0  # each engine's own stop: ask, then SIGTERM/SIGKILL its process group
 
 
+def _stop_quietly(engine: Any) -> None:
+    """Stop an engine; a failure to stop must not keep the user from quitting."""
+    try:
+        engine.stop(timeout=STOP_TIMEOUT_S)
+    except TypeError:  # an engine whose stop() takes no timeout
+        engine.stop()
+    except Exception:
+        pass
+
+
 class EngineMixin:
     """Engine state and actions of `RigApp` (kept apart so each module stays small)."""
 
@@ -168,7 +178,15 @@ class EngineMixin:
         except Exception as exc:
             self.call_from_thread(self._launch_failed, key, f"starting {profile.name}: {exc}", ())
             return
-        self.call_from_thread(self._engine_started, key, engine)
+        # q pressed while it spawned: the app may be gone (call_from_thread then raises) and the
+        # child, in its own session, would outlive the UI; stop it here rather than hand it over.
+        if self.quitting or not self.is_running:
+            _stop_quietly(engine)
+            return
+        try:
+            self.call_from_thread(self._engine_started, key, engine)
+        except RuntimeError:  # the app exited between the check and the call
+            _stop_quietly(engine)
 
     def _engine_started(self: RigApp, key: str, engine: Any) -> None:
         inst = self.instances.get(key)
@@ -369,15 +387,7 @@ class EngineMixin:
 
     @work(thread=True, group="quit", exit_on_error=False)
     def _stop_all(self: RigApp, engines: list[Any]) -> None:
-        def stop(engine: Any) -> None:
-            try:
-                engine.stop(timeout=STOP_TIMEOUT_S)
-            except TypeError:  # an engine whose stop() takes no timeout
-                engine.stop()
-            except Exception:  # a failure to stop must not keep the user from quitting
-                pass
-
-        threads = [threading.Thread(target=stop, args=(e,), daemon=True) for e in engines]
+        threads = [threading.Thread(target=_stop_quietly, args=(e,), daemon=True) for e in engines]
         for t in threads:
             t.start()
         deadline = time.monotonic() + QUIT_CAP_S - 0.2

@@ -64,7 +64,9 @@ class Instance:
                 tail = ()
         lines = list(tail)
         lines += [line for line in self.event_lines if line not in tail]
-        return lines[-n:]
+        # The log repeats strings from the GGUF file (model name, token texts): no control
+        # characters may reach the terminal (an ESC would clear the screen or retitle it).
+        return [printable(line) for line in lines[-n:]]
 
     def output_tail(self, n: int, width: int) -> list[str]:
         """The last `n` lines of the chat (prompts and replies), cut to `width`."""

@@ -115,7 +115,9 @@ class RunScreen(RigScreen):
             progress.display = False
         if stats.state is EngineState.FAILED:
             why = stats.last_error or (stats.exit.reason if stats.exit else None) or rig.engine_note
-            lines = [f"[$error][b]Engine failed: [/b]{escape(why or 'unknown reason')}[/]"]
+            lines = [
+                f"[$error][b]Engine failed: [/b]{escape(printable(why or 'unknown reason'))}[/]"
+            ]
             for issue in rig.engine_issues:
                 lines.append(escape(str(issue)))
             log_lines = inst.log_lines(10) if inst is not None else []
