@@ -59,9 +59,28 @@ def run_plain(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def stream_rate(engine, n_gen: int) -> float | None:
+    """Send PROMPT to a started EngineProcess (no on_event) and time its streamed tokens:
+    (tokens - 1) / (last - first), stamps taken in the worker when each token was sampled.
+    None when fewer than two tokens came back (an early end-of-sequence)."""
+    from rigtui.model.engine import Done, Error, Exit, Token
+
+    engine.prompt(PROMPT, max_tokens=n_gen)
+    stamps: list[float] = []
+    for ev in engine.events(timeout=300):
+        if isinstance(ev, Token):
+            stamps.append(ev.t)
+        elif isinstance(ev, (Error, Exit)):
+            raise RuntimeError(f"engine failed: {ev}")
+        elif isinstance(ev, Done):
+            break
+    if len(stamps) < 2:
+        return None
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
 def run_rigtui(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
     from rigtui.engine.client import EngineProcess
-    from rigtui.model.engine import Done, Error, Exit, Token
     from rigtui.profiles import load_profile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,17 +95,9 @@ def run_rigtui(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
         out: list[float] = []
         try:
             for rep in range(reps + 1):
-                engine.prompt(PROMPT, max_tokens=n_gen)
-                stamps: list[float] = []
-                for ev in engine.events(timeout=300):
-                    if isinstance(ev, Token):
-                        stamps.append(ev.t)  # taken in the worker when the token was sampled
-                    elif isinstance(ev, (Error, Exit)):
-                        raise RuntimeError(f"engine failed: {ev}")
-                    elif isinstance(ev, Done):
-                        break
-                if rep > 0 and len(stamps) > 1:
-                    out.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+                rate = stream_rate(engine, n_gen)
+                if rep > 0 and rate is not None:  # the first is a warm-up
+                    out.append(rate)
         finally:
             engine.stop()
     return out

@@ -26,8 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# The same prompt and per-token timing as generation_path.py (run as a script: this folder is on
+# sys.path).
+from generation_path import stream_rate
+
 REPO = Path(__file__).resolve().parent.parent
-PROMPT = "The memory bandwidth of a dual-socket server"
 SESSION = "rigtui-interference"
 
 
@@ -82,21 +85,8 @@ class Monitor:
 
 
 def generate(engine, n_gen: int, reps: int) -> list[float]:
-    from rigtui.model.engine import Done, Error, Exit, Token
-
-    out = []
-    for _ in range(reps):
-        engine.prompt(PROMPT, max_tokens=n_gen)
-        stamps: list[float] = []
-        for ev in engine.events(timeout=300):
-            if isinstance(ev, Token):
-                stamps.append(ev.t)
-            elif isinstance(ev, (Error, Exit)):
-                raise RuntimeError(f"engine failed: {ev}")
-            elif isinstance(ev, Done):
-                break
-        out.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
-    return out
+    rates = (stream_rate(engine, n_gen) for _ in range(reps))
+    return [r for r in rates if r is not None]
 
 
 def main() -> int:

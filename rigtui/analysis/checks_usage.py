@@ -14,6 +14,14 @@ from rigtui.model.topology import Topology
 MiB = 1 << 20
 
 
+def _no_model(cid: str, title: str, ev: list, why: str) -> Check:
+    """The model-dependent checks without a model: unknown, and how to give one."""
+    return check(
+        cid, title, "unknown", "no model given", ev, why,
+        "pass --model MODEL.gguf or --profile NAME",
+    )  # fmt: skip
+
+
 def swap(top: Topology) -> Check:
     title, cid = "Swap in use", "swap"
     why = "A swapped-out page of weights or KV cache costs a disk read on the next token."
@@ -100,15 +108,7 @@ def free_memory(top: Topology, ctx: CheckContext) -> Check:
         ("memory total", total),
     ]
     if not ctx.model_bytes:
-        return check(
-            cid,
-            title,
-            "unknown",
-            "no model given",
-            ev,
-            why,
-            "pass --model MODEL.gguf or --profile NAME",
-        )
+        return _no_model(cid, title, ev, why)
     need = ctx.model_bytes
     biggest = max((n.mem_total_bytes or 0 for n in top.nodes), default=0)
     if total and need > total:
@@ -170,15 +170,7 @@ def model_page_cache(top: Topology, ctx: CheckContext) -> Check:
         f"dd if={ctx.model_path or 'MODEL'} iflag=nocache count=0) before a NUMA launch"
     )
     if not ctx.model_path:
-        return check(
-            cid,
-            title,
-            "unknown",
-            "no model given",
-            ev,
-            why,
-            "pass --model MODEL.gguf or --profile NAME",
-        )
+        return _no_model(cid, title, ev, why)
     if per_node is None:
         return check(
             cid,
