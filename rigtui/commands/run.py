@@ -91,7 +91,7 @@ def exit_message(ev) -> str:
     return "\n".join(lines)
 
 
-def _announce_demo_model(profile) -> None:
+def _announce_demo_model(profile, command: str = "run") -> None:
     """The demo model is generated on first use: say so, it takes a few seconds."""
     if not profile.is_demo:
         return
@@ -99,7 +99,7 @@ def _announce_demo_model(profile) -> None:
 
     path = demo_model_path(profile.demo_size or "300M")
     if not path.is_file():
-        print(f"rigtui run: generating the synthetic demo model ({profile.demo_size or '300M'}, "
+        print(f"rigtui {command}: generating the synthetic demo model ({profile.demo_size or '300M'}, "
               f"first use) into {path} ...", file=sys.stderr)  # fmt: skip
 
 

@@ -121,8 +121,10 @@ class EngineProcess:
         topology: Topology | None = None,
         python: str | None = None,
         log_events: bool = True,
+        listen: tuple[str, int] | None = None,
     ) -> None:
         self.profile = profile
+        self.listen = listen  # serve the OpenAI-compatible API on (host, port)
         self.log_events = log_events
         self.instance = instance or f"{profile.name}-{next(_counter)}"
         self.on_event = on_event
@@ -205,6 +207,8 @@ class EngineProcess:
                 "seed": p.seed,
             },  # fmt: skip
             "drop_caches_first": p.drop_caches_first,
+            "serve": {"host": self.listen[0], "port": self.listen[1], "alias": p.name,
+                      "api_key_env": p.api_key_env} if self.listen else None,  # fmt: skip
             "sampling": {
                 k: getattr(p.sampling, k)
                 for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens")

@@ -4,7 +4,11 @@ Every feature (launch, placement, bench, roofline) works on a fresh machine with
 the text is gibberish, the speeds are real, because a token costs the same bytes read whatever the
 weights hold. The vocabulary is llama.cpp's SPM ("llama") tokenizer reduced to `<unk> <s> </s>`,
 the 256 byte tokens `<0x00>..<0xFF>` and the printable ASCII characters, so any prompt tokenizes
-(unknown characters fall back to their UTF-8 bytes).
+(unknown characters fall back to their UTF-8 bytes), plus a few hundred English words. Only the
+words can come out: the output matrix's rows of every other token are zero and the words' rows
+are larger, so their logits win by a wide margin. The text is readable word salad, every token
+streams as a whole UTF-8 word (a stray byte token would make llama-cpp-python hold back a
+stream until a character completes), and no end-of-text token cuts a benchmark short.
 
 Dimensions follow from the requested size (file bytes, "300M" = 300e6) so the parameter count is
 exactly `DemoDims.n_params`: grouped-query attention (n_head_kv = n_head / 4, or / 2 when n_head
@@ -86,8 +90,29 @@ class DemoModelInfo:
     file_bytes: int
 
 
+WORDS = """the of and to in is it that was for on are with as be at by this have from or one
+had not but what all were when we there can an your which their said if do will each about how
+up out them then she many some so these would other into has more her two like him see time could
+no make than first been its who now people my made over did down only way find use may water long
+little very after words called just where most know get through back much before go good new
+write our used me man too any day same right look think also around another came come work three
+word must because does part even place well such here take why things help put years different
+away again off went old number great tell men say small every found still between name should home
+big give air line set own under read last never us left end along while might next sound below saw
+something thought both few those always looked show large often together asked house world going
+want school important until form food keep children feet land side without boy once animals life
+enough took sometimes four head above kind began almost live page got earth need far hand high year
+mother light parts country father let night following picture being study second eyes soon times
+story boys since white days ever paper hard near sentence better best across during today others
+however sure means knew its try told young miles sun ways thing whole hear example heard several
+change answer room sea against top turned learn point city play toward five using himself usually
+memory channel socket node thread token model bandwidth cache core rig server fast quiet river
+stone garden window morning evening bright silver golden green blue red small quick slow warm cold
+""".split()
+
+
 def demo_vocab() -> tuple[list[str], list[float], list[int]]:
-    """(tokens, scores, token types) of the byte-level SPM vocabulary."""
+    """(tokens, scores, token types) of the byte-level SPM vocabulary with whole words."""
     # gguf TokenType values: NORMAL=1, UNKNOWN=2, CONTROL=3, BYTE=6
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     types = [2, 3, 3] + [6] * 256
@@ -99,7 +124,17 @@ def demo_vocab() -> tuple[list[str], list[float], list[int]]:
     tokens.append("\u2581")  # SPM's word-boundary marker, so spaces get one token
     types.append(1)
     scores.append(0.0)
+    for i, word in enumerate(dict.fromkeys(WORDS)):  # "\u2581word" detokenizes as " word"
+        tokens.append("\u2581" + word)
+        types.append(1)
+        scores.append(-1000.0 - i)
     return tokens, scores, types
+
+
+def word_token_ids() -> range:
+    """The ids of the whole-word tokens (the only ones the demo model's output favours)."""
+    n_words = len(dict.fromkeys(WORDS))
+    return range(N_VOCAB - n_words, N_VOCAB)
 
 
 N_VOCAB = len(demo_vocab()[0])
@@ -210,7 +245,17 @@ def write_demo_model(
             matrix(f"blk.{i}.ffn_up.weight", ff, e)
             matrix(f"blk.{i}.ffn_down.weight", e, ff)
         norm("output_norm.weight")
-        matrix("output.weight", dims.n_vocab, e)
+        # Words only: zero rows give logit 0 while word rows (std 0.1, ~3 after the norm's
+        # sqrt(n_embd) scale) give a top logit many units above it, so no byte, character or
+        # end-of-text token is ever sampled at the usual temperatures and min_p.
+        out = np.zeros((dims.n_vocab, e), dtype=np.float32)
+        words = word_token_ids()
+        out[words.start : words.stop] = rng.standard_normal((len(words), e), dtype=np.float32)
+        out[words.start : words.stop] *= 0.1
+        if qtype == gguf.GGMLQuantizationType.Q8_0:
+            writer.add_tensor("output.weight", gguf.quants.quantize(out, qtype), raw_dtype=qtype)
+        else:
+            writer.add_tensor("output.weight", out.astype(np.float16))
 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -244,7 +289,8 @@ def cache_dir() -> Path:
 
 def demo_model_path(size: str = "300M", dtype: str = "f16") -> Path:
     """Where `ensure_demo_model` keeps the model of this size and dtype."""
-    return cache_dir() / f"demo-{size}-{dtype}.gguf"
+    # v2: the vocabulary with words (older cached files stay valid models, just not these)
+    return cache_dir() / f"demo-{size}-{dtype}-v2.gguf"
 
 
 def ensure_demo_model(size: str = "300M", dtype: str = "f16") -> Path:

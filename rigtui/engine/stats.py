@@ -16,12 +16,15 @@ from rigtui.model.engine import (
     LoadProgress,
     Placement,
     PolicyApplied,
+    Progress,
     PromptDone,
+    Requests,
+    Serving,
     Starting,
     Token,
 )
 
-_FATAL_ERRORS = ("load", "policy")
+_FATAL_ERRORS = ("load", "policy", "serve")
 
 
 def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
@@ -53,8 +56,18 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return r(
             s, state=EngineState.GENERATING, n_gen=n_gen, total_gen=s.total_gen + 1, gen_tok_s=live
         )
+    if isinstance(ev, Progress):
+        rate = ev.n_gen / ev.seconds if ev.seconds > 0 else s.gen_tok_s
+        return r(s, state=EngineState.GENERATING, n_gen=ev.n_gen, gen_tok_s=rate,
+                 total_gen=s.total_gen + max(0, ev.n_gen - s.n_gen))  # fmt: skip
+    if isinstance(ev, Serving):
+        return r(s, url=ev.url)
+    if isinstance(ev, Requests):
+        return r(s, requests_in_flight=ev.in_flight, requests_total=ev.total)
     if isinstance(ev, Done):
-        return r(s, state=EngineState.READY, n_prompt=ev.n_prompt, n_gen=ev.n_gen,
+        # served requests send no Token events: count what the Progress events did not
+        total = s.total_gen + max(0, ev.n_gen - s.n_gen)
+        return r(s, state=EngineState.READY, n_prompt=ev.n_prompt, n_gen=ev.n_gen, total_gen=total,
                  prompt_tok_s=ev.prompt_tok_s if ev.prompt_tok_s is not None else s.prompt_tok_s,
                  gen_tok_s=ev.gen_tok_s, ttft_s=ev.ttft_s)  # fmt: skip
     if isinstance(ev, Error):
@@ -64,6 +77,7 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return r(s, state=state, last_error=ev.message)
     if isinstance(ev, Exit):
         ok = ev.code == 0 and ev.signal is None and s.state is not EngineState.FAILED
-        return r(s, state=EngineState.EXITED if ok else EngineState.FAILED, exit=ev,
+        return r(s, state=EngineState.EXITED if ok else EngineState.FAILED, exit=ev, url=None,
+                 requests_in_flight=0,
                  last_error=s.last_error if ok or s.last_error else ev.reason)  # fmt: skip
     return s

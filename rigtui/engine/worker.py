@@ -321,7 +321,8 @@ def _decode_loop(llm: Any, seq: int, max_tokens: int, t0: float, reqs: Requests,
 _SAMPLING = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens")
 
 
-def serve(llm: Any, cfg: dict[str, Any], emit: Emitter) -> None:
+def serve(llm: Any, cfg: dict[str, Any], emit: Emitter, lock: threading.Lock) -> None:
+    """The stdin request loop. `lock` serialises these requests with the HTTP endpoint's."""
     reqs = Requests()
     placed_after_prompt = False
     while True:
@@ -334,14 +335,16 @@ def serve(llm: Any, cfg: dict[str, Any], emit: Emitter) -> None:
                 emit(Done, n_prompt=0, n_gen=0, prompt_s=0.0, gen_s=0.0, prompt_tok_s=None,
                      gen_tok_s=None, ttft_s=None, stop_reason="cancelled")  # fmt: skip
                 continue
-            generate(llm, req, cfg, reqs, emit)
+            with lock:
+                generate(llm, req, cfg, reqs, emit)
             if not placed_after_prompt:  # weights are paged in by now: where did they land?
                 emit_placement(cfg, emit)
                 placed_after_prompt = True
         elif op == "bench":
             from rigtui.engine.worker_bench import bench
 
-            bench(llm, req, cfg, reqs.cancelled, emit)
+            with lock:
+                bench(llm, req, cfg, reqs.cancelled, emit)
         elif op == "placement":
             emit_placement(cfg, emit)
         else:
@@ -384,11 +387,69 @@ def main(argv: list[str] | None = None) -> int:
         emit(Error, message=f"bad launch config on stdin: {exc}", kind="bad-request", hint=None)
         return EXIT_BAD_CONFIG
     apply_policy(cfg, emit)
+    listener = open_listener(cfg, emit)  # before the load: a port in use fails at once
     watch_parent()  # after pinning: the watcher thread inherits the CPUs and memory policy
     llm = load_model(cfg, emit)
     emit_placement(cfg, emit)
-    serve(llm, cfg, emit)
+    lock = threading.Lock()
+    server = start_server(llm, cfg, listener, emit, lock) if listener is not None else None
+    try:
+        serve(llm, cfg, emit, lock)
+    finally:
+        if server is not None:
+            server.stop()
     return 0
+
+
+def open_listener(cfg: dict[str, Any], emit: Emitter) -> Any:
+    """The endpoint's socket when the launch serves (cfg["serve"]), else None; exits with
+    EXIT_BAD_CONFIG when the address cannot be bound or the API key is missing."""
+    srv = cfg.get("serve")
+    if not srv:
+        return None
+    from rigtui.engine.serve_embedded import bind_listener
+
+    key_env = srv.get("api_key_env")
+    if key_env and not os.environ.get(key_env):
+        emit(Error, message=f"api_key_env = {key_env!r}, but the environment variable {key_env} is "
+             "empty or not set", kind="serve", hint=f"export {key_env}=... before launching")  # fmt: skip
+        sys.exit(EXIT_BAD_CONFIG)
+    try:
+        return bind_listener(srv["host"], int(srv["port"]))
+    except OSError as exc:
+        emit(Error, message=f"cannot listen on {srv['host']}:{srv['port']}: {exc.strerror or exc}",
+             kind="serve", hint=_LISTEN_HINT.get(exc.errno or 0, "check the listen address"))  # fmt: skip
+        sys.exit(EXIT_BAD_CONFIG)
+
+
+_LISTEN_HINT = {
+    98: "another server holds that port (a llama-server, an earlier `rigtui serve`?): "
+    "`ss -ltnp` shows who; pick another with --listen HOST:PORT or the profile's listen key",
+    99: "that address is not on this machine: use 127.0.0.1, or an address `ip addr` lists",
+    13: "ports below 1024 need root: pick a port above 1024",
+}
+
+
+def start_server(llm: Any, cfg: dict[str, Any], listener: Any, emit: Emitter,
+                 lock: threading.Lock) -> Any:  # fmt: skip
+    srv = cfg["serve"]
+    try:
+        from rigtui.engine.serve_embedded import EmbeddedServer
+
+        key_env = srv.get("api_key_env")
+        server = EmbeddedServer(llm, listener, alias=srv["alias"], model_path=cfg["model_path"],
+                                api_key=os.environ.get(key_env) if key_env else None,
+                                emit=emit, lock=lock)  # fmt: skip
+        server.start()
+    except ImportError as exc:
+        emit(Error, message=f"llama-cpp-python's server is not installed ({exc.name} missing)",
+             kind="serve", hint="pip install 'llama-cpp-python[server]' (or rigtui's extra: "
+             "pip install 'rigtui[server]')")  # fmt: skip
+        sys.exit(EXIT_BAD_CONFIG)
+    except OSError as exc:
+        emit(Error, message=str(exc), kind="serve", hint="see the engine log lines")
+        sys.exit(EXIT_BAD_CONFIG)
+    return server
 
 
 if __name__ == "__main__":

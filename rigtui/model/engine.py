@@ -107,6 +107,34 @@ class Done(EngineEvent):
 
 
 @dataclass(frozen=True)
+class Serving(EngineEvent):
+    """The engine answers the OpenAI-compatible API at `url` (".../v1")."""
+
+    url: str
+    host: str
+    port: int
+    model: str  # the name /v1/models lists (the profile's name)
+    auth: bool = False  # requests need `Authorization: Bearer KEY`
+    server: str = ""  # "llama_cpp.server" | "llama-server"
+
+
+@dataclass(frozen=True)
+class Requests(EngineEvent):
+    """API requests being answered now (streaming ones until their last chunk) and since start."""
+
+    in_flight: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Progress(EngineEvent):
+    """A served generation under way (coalesced: a few a second, not one per token)."""
+
+    n_gen: int
+    seconds: float  # since the first token
+
+
+@dataclass(frozen=True)
 class BenchResult(EngineEvent):
     """One llama-bench style test run by the worker: "pp" (prompt of n_prompt tokens in
     batches) or "tg" (n_gen tokens one at a time); seconds of each timed repetition."""
@@ -121,7 +149,7 @@ class BenchResult(EngineEvent):
 @dataclass(frozen=True)
 class Error(EngineEvent):
     message: str
-    kind: str = "error"  # "load" | "prompt" | "policy" | "bad-request" | "error"
+    kind: str = "error"  # "load" | "prompt" | "policy" | "serve" | "bad-request" | "error"
     hint: str | None = None
 
 
@@ -147,6 +175,9 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
     "prompt_done": PromptDone,
     "token": Token,
     "done": Done,
+    "serving": Serving,
+    "requests": Requests,
+    "progress": Progress,
     "bench": BenchResult,
     "error": Error,
     "log": Log,
@@ -209,6 +240,9 @@ class EngineStats:
     placement: Placement | None = None
     last_error: str | None = None
     exit: Exit | None = None
+    url: str | None = None  # the OpenAI-compatible endpoint, once it answers
+    requests_in_flight: int = 0
+    requests_total: int = 0
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 

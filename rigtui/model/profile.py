@@ -20,6 +20,7 @@ SPLIT_MODES = ("none", "layer", "row")
 KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 DEMO_PREFIX = "demo:"  # model = "demo:300M" -> the synthetic model, generated on first use
 
+DEFAULT_LISTEN = "127.0.0.1:8080"  # where `rigtui serve` answers unless told otherwise
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 
 
@@ -30,6 +31,36 @@ def parse_size(text: str) -> int:
         raise ValueError(f"size {text!r}: write a number with an optional K, M, G or T suffix")
     scale = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}[m.group(2).upper()]
     return int(float(m.group(1)) * scale)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ "127.0.0.1:8080" -> ("127.0.0.1", 8080); "[::1]:8080", ":8080" (loopback), "8080".
+    Port 0 means any free port. Raises ValueError with what to write instead."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"listen {text!r}: write [IPv6]:PORT, e.g. [::1]:8080")
+    elif text.count(":") == 1 or text.isdigit():
+        host, _, port = text.rpartition(":")
+    else:
+        raise ValueError(f"listen {text!r}: write HOST:PORT, e.g. 127.0.0.1:8080")
+    host = host or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen {text!r}: the port must be a number from 0 to 65535")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -101,6 +132,8 @@ class Profile:
     mmap: bool = True
     mlock: bool = False
     seed: int = -1
+    listen: str | None = None  # HOST:PORT of the OpenAI-compatible endpoint (DEFAULT_LISTEN)
+    api_key_env: str | None = None  # the environment variable holding the endpoint's API key
     sampling: Sampling = field(default_factory=Sampling)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -143,6 +176,8 @@ def _field_types() -> dict[str, Any]:
         "mmap": bool,
         "mlock": bool,
         "seed": int,
+        "listen": str,
+        "api_key_env": str,
         "sampling": dict,
         "env": dict,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from rigtui.model.profile import LaunchPlan, Profile, ProfileIssue
+from rigtui.model.profile import LaunchPlan, Profile, ProfileIssue, is_loopback, parse_listen
 from rigtui.model.topology import Topology
 from rigtui.profiles.gguf_check import GgufProblem, check_gguf
 from rigtui.profiles.textutil import format_cpulist, parse_cpulist
@@ -224,3 +224,18 @@ def check_model(profile: Profile, topology: Topology | None, where: Where) -> li
                      "pages will be evicted and reread from disk", "free memory or offload layers to a GPU",
                      "warning")  # fmt: skip
     return []
+
+
+def check_serving(profile: Profile, where: Where) -> list[ProfileIssue]:
+    """An endpoint reachable from other machines needs an API key (`api_key_env`)."""
+    if profile.listen is None:
+        return []
+    host, _ = parse_listen(profile.listen)
+    if is_loopback(host) or profile.api_key_env:
+        return []
+    file, line = where("listen")
+    return [ProfileIssue(file, line, "listen", f"listen = {profile.listen!r} answers other machines, "
+                         "but the profile names no API key",
+                         'add api_key_env = "RIGTUI_API_KEY" and export RIGTUI_API_KEY=<a long '
+                         'random string> (the key is never stored in the profile), or listen on '
+                         '127.0.0.1')]  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 
 from rigtui.model.profile import Profile, ProfileIssue, Sampling
 from rigtui.model.topology import Topology
-from rigtui.profiles.checks import check_machine, check_model
+from rigtui.profiles.checks import check_machine, check_model, check_serving
 from rigtui.profiles.store import find_profile
 from rigtui.profiles.validate import Located, read_profile_text
 
@@ -130,6 +130,7 @@ def _load(
         loc = values.get(key)
         return (loc.file, loc.line) if loc else (str(path), None)
 
+    issues.extend(check_serving(profile, where))
     if topology is not None:
         issues.extend(check_machine(profile, topology, where))
     else:

@@ -22,6 +22,7 @@ from rigtui.model.profile import (
     SAMPLING_KEYS,
     SPLIT_MODES,
     ProfileIssue,
+    parse_listen,
     parse_size,
 )
 from rigtui.profiles.textutil import key_lines, parse_cpulist, toml_error_line
@@ -141,6 +142,14 @@ def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
         )
         if not ok or sum(value) <= 0:
             return "must be non-negative numbers, one per GPU", "e.g. [3, 1] puts 3/4 on GPU 0"
+    if key == "listen":
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            return str(exc), 'e.g. listen = "127.0.0.1:8080"'
+    if key == "api_key_env" and (not value or not value.replace("_", "").isalnum()):
+        return (f"{value!r} is not an environment variable name",
+                'name the variable that holds the key, e.g. api_key_env = "RIGTUI_API_KEY"')
     if key == "model":
         if not value.strip():
             return "is empty", 'give the path of a .gguf file, or "demo:300M"'

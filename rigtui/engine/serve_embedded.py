@@ -1,0 +1,268 @@
+"""The embedded engine's OpenAI-compatible endpoint, inside the worker child.
+
+llama-cpp-python's own server (`llama_cpp.server`, FastAPI + uvicorn, extra `[server]`) answers
+`/v1/models`, `/v1/completions`, `/v1/chat/completions` (SSE when `stream`), `/v1/embeddings`;
+rigtui adds `GET /health` (llama-server's shape: 200 `{"status": "ok"}`) and serves the Llama
+object the worker already loaded, pinned and placed: `LlamaProxy` is asked for a model and gets
+that one instead of loading a second copy.
+
+Whatever client calls it, each completion is measured where it runs: llama.cpp's own perf
+counters (`llama_perf_context`: prompt tokens evaluated and their time, tokens decoded) and the
+wall clock around the stream (time to first token, generation rate as the client sees it). The
+parent gets `PromptDone` / `Progress` (at most 4 a second) / `Done`, and `Requests` when the
+number of requests in flight changes — one short JSON line each, never one per token.
+
+The socket is bound before the model loads (`bind_listener`), so a port in use fails at once
+with a clear error instead of after a minute of loading.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rigtui.model.engine import Done, Progress, PromptDone, Requests, Serving
+
+PROGRESS_INTERVAL_S = 0.25
+Emit = Callable[..., None]
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free port). Raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_for(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/v1"
+
+
+class _Request:
+    """What one HTTP request started: the stream to close if the client hangs up."""
+
+    stream: Iterator[Any] | None = None
+
+
+# Set by InFlight for each request; starlette's threadpool and sse-starlette's task group
+# carry it to the thread that calls create_completion.
+_CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("rigtui_request",
+                                                                           default=None)
+
+
+class InFlight:
+    """ASGI middleware: counts POST /v1/* requests until their response has been sent whole
+    (a streamed completion counts until its last SSE chunk).
+
+    When a client hangs up mid-stream, llama_cpp.server stops reading the completion's
+    generator but never closes it: it would sit suspended, holding the engine, until the
+    garbage collector found it. Closing it here, once the response is over, ends the
+    generation, reports it (`Done`, stop_reason "cancelled") and frees the engine."""
+
+    def __init__(self, app: Any, emit: Emit) -> None:
+        self.app = app
+        self.emit = emit
+        self.in_flight = 0
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def _change(self, delta: int) -> None:
+        with self._lock:
+            self.in_flight += delta
+            self.total += max(0, delta)
+            in_flight, total = self.in_flight, self.total
+        self.emit(Requests, in_flight=in_flight, total=total)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        counted = (scope.get("type") == "http" and scope.get("method") == "POST"
+                   and str(scope.get("path", "")).startswith("/v1/"))  # fmt: skip
+        if not counted:
+            await self.app(scope, receive, send)
+            return
+        self._change(+1)
+        request = _Request()
+        token = _CURRENT.set(request)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _CURRENT.reset(token)
+            if request.stream is not None:
+                try:
+                    request.stream.close()  # a no-op once it ran to its end
+                except (ValueError, RuntimeError):  # still executing elsewhere: it ends itself
+                    pass
+            self._change(-1)
+
+
+class Meter:
+    """Wraps `llm.create_completion` (which `__call__` and every chat handler call) to time
+    each request and to serialise it with the worker's own stdin requests (`lock`)."""
+
+    def __init__(self, llm: Any, emit: Emit, lock: threading.Lock) -> None:
+        import llama_cpp
+
+        self._perf = llama_cpp.llama_perf_context
+        self._perf_reset = llama_cpp.llama_perf_context_reset
+        self.llm = llm
+        self.emit = emit
+        self.lock = lock
+        self._original = llm.create_completion
+        llm.create_completion = self.create_completion  # instance attribute: shadows the method
+
+    def _counters(self) -> tuple[int, float, int]:
+        d = self._perf(self.llm.ctx)
+        return int(d.n_p_eval), float(d.t_p_eval_ms) / 1000.0, int(d.n_eval)
+
+    def create_completion(self, *args: Any, **kwargs: Any) -> Any:
+        self.lock.acquire()
+        try:
+            self._perf_reset(self.llm.ctx)
+            t0 = time.monotonic()
+            result = self._original(*args, **kwargs)
+        except BaseException:
+            self.lock.release()
+            raise
+        if kwargs.get("stream"):
+            stream = self._stream(result, t0)
+            request = _CURRENT.get()
+            if request is not None:
+                request.stream = stream
+            return stream
+        try:
+            n_prompt, prompt_s, n_eval = self._counters()
+            self.emit(PromptDone, n_tokens=n_prompt, seconds=round(prompt_s, 6))
+            self._done(n_prompt, prompt_s, n_eval, time.monotonic() - t0 - prompt_s, None,
+                       _finish(result))  # fmt: skip
+        finally:
+            self.lock.release()
+        return result
+
+    def _stream(self, chunks: Iterator[Any], t0: float) -> Iterator[Any]:
+        t_first: float | None = None
+        last_progress = 0.0
+        n_chunks = 0
+        finish = "cancelled"  # the client went away before the last chunk
+        try:
+            for chunk in chunks:
+                now = time.monotonic()
+                if t_first is None:
+                    t_first = last_progress = now
+                    n_prompt, prompt_s, _ = self._counters()
+                    self.emit(PromptDone, n_tokens=n_prompt, seconds=round(prompt_s, 6))
+                else:
+                    n_chunks += 1
+                    if now - last_progress >= PROGRESS_INTERVAL_S:
+                        last_progress = now
+                        self.emit(Progress, n_gen=n_chunks, seconds=round(now - t_first, 6))
+                fin = _finish(chunk)
+                if fin:
+                    finish = fin
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+            try:
+                n_prompt, prompt_s, n_eval = self._counters()
+                end = time.monotonic()
+                gen_s = end - t_first if t_first is not None else 0.0
+                ttft = t_first - t0 if t_first is not None else None
+                self._done(n_prompt, prompt_s, n_eval, gen_s, ttft, finish)
+            finally:
+                self.lock.release()
+
+    def _done(self, n_prompt: int, prompt_s: float, n_eval: int, gen_s: float,
+              ttft: float | None, finish: str) -> None:  # fmt: skip
+        # n_eval counts the tokens decoded after the prompt; the last token sampled is not
+        # decoded, so the tokens generated are one more (llama-server's n_decoded likewise).
+        n_gen = n_eval + 1 if (n_eval or gen_s > 0) else 0
+        self.emit(Done, n_prompt=n_prompt, n_gen=n_gen, prompt_s=round(prompt_s, 6),
+                  gen_s=round(max(gen_s, 0.0), 6),
+                  prompt_tok_s=n_prompt / prompt_s if n_prompt and prompt_s > 0 else None,
+                  gen_tok_s=n_eval / gen_s if n_eval and gen_s > 0 else None,
+                  ttft_s=round(ttft, 6) if ttft is not None else None,
+                  stop_reason=_STOP.get(finish, finish))  # fmt: skip
+
+
+_STOP = {"length": "length", "stop": "stop", "cancelled": "cancelled"}
+
+
+def _finish(obj: Any) -> str:
+    try:
+        return obj["choices"][0].get("finish_reason") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
+class EmbeddedServer:
+    """llama_cpp.server's app over an already loaded Llama, run by uvicorn in a thread."""
+
+    def __init__(self, llm: Any, sock: socket.socket, *, alias: str, model_path: str,
+                 api_key: str | None, emit: Emit, lock: threading.Lock) -> None:  # fmt: skip
+        import uvicorn
+        from llama_cpp.server import app as server_app
+        from llama_cpp.server.settings import ModelSettings, ServerSettings
+
+        class LoadedProxy(server_app.LlamaProxy):  # type: ignore[misc, name-defined]
+            @staticmethod
+            def load_llama_from_model_settings(settings: Any) -> Any:
+                return llm
+
+        server_app.LlamaProxy = LoadedProxy  # what create_app's set_llama_proxy instantiates
+        host, port = sock.getsockname()[:2]
+        self.host, self.port = host, port
+        self.url = url_for(host, port)
+        self.alias = alias
+        self.auth = api_key is not None
+        self.emit = emit
+        self.meter = Meter(llm, emit, lock)
+        app = server_app.create_app(
+            server_settings=ServerSettings(host=host, port=port, api_key=api_key,
+                                           interrupt_requests=False),  # queue, do not cut off
+            model_settings=[ModelSettings(model=model_path, model_alias=alias)],
+        )  # fmt: skip
+
+        @app.get("/health", include_in_schema=False)
+        def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        config = uvicorn.Config(InFlight(app, emit), log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=2)  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self.failed: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as exc:  # SystemExit from uvicorn's startup, or a bug
+            self.failed = exc
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start answering; emits `Serving` once uvicorn accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the HTTP server did not start: {self.failed!r}")
+            time.sleep(0.02)
+        self.emit(Serving, url=self.url, host=self.host, port=self.port, model=self.alias,
+                  auth=self.auth, server="llama_cpp.server")  # fmt: skip
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)

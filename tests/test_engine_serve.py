@@ -1,0 +1,260 @@
+"""`rigtui serve` end to end: a real engine child serving the 8M demo model on loopback, the
+official `openai` client talking to it, and the ways it must fail or stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from engine_helpers import write_profile
+
+pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
+pytestmark = pytest.mark.timeout(240)
+openai = pytest.importorskip("openai")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Served:
+    """`python -m rigtui serve PROFILE --json` as a child; its NDJSON events read in a thread."""
+
+    def __init__(self, profile: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rigtui", "serve", str(profile), "--json", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def wait_for(self, kind: str, timeout: float = 120.0, **fields: object) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ev = self.events.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.events.empty():
+                    break
+                continue
+            self.seen.append(ev)
+            if ev["event"] == kind and all(ev.get(k) == v for k, v in fields.items()):
+                return ev
+        raise AssertionError(f"no {kind} event; got {[e['event'] for e in self.seen]}, "
+                             f"stderr: {self.stderr_now()}")  # fmt: skip
+
+    def stderr_now(self) -> str:
+        if self.proc.poll() is None:
+            return "(still running)"
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+    def worker_pid(self) -> int:
+        return next(e["pid"] for e in self.seen if e["event"] == "starting")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        return code, self.proc.stderr.read() if self.proc.stderr else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is not a running engine
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture()
+def prof(tmp_path, demo8m):
+    return write_profile(tmp_path, "tiny", f'model = "{demo8m}"\nctx = 512\nthreads = 1\n'
+                         '[sampling]\ntemperature = 0\n')  # fmt: skip
+
+
+@pytest.fixture()
+def served(prof):
+    s = Served(prof, "--listen", "127.0.0.1:0")
+    yield s
+    if s.proc.poll() is None:
+        s.proc.kill()
+        s.proc.wait()
+
+
+def test_openai_client_streamed_and_not(served):
+    ev = served.wait_for("serving")
+    url = ev["url"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1") and ev["model"] == "tiny"
+    with urllib.request.urlopen(url[: -len("/v1")] + "/health", timeout=10) as r:
+        assert json.load(r) == {"status": "ok"}
+    client = openai.OpenAI(base_url=url, api_key="unused", timeout=60)
+    assert [m.id for m in client.models.list()] == ["tiny"]
+
+    chat = client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "Hello"}], max_tokens=8
+    )
+    assert chat.choices[0].finish_reason == "length" and chat.usage.completion_tokens >= 8
+    done = served.wait_for("done")
+    assert done["n_prompt"] == chat.usage.prompt_tokens and done["gen_tok_s"] > 0
+    # llama.cpp's own counters agree with what llama-cpp-python told the client
+    assert done["n_gen"] == chat.usage.completion_tokens
+    assert done["ttft_s"] is None  # a non-streamed answer has no first token to time
+
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model="tiny", prompt="Once", max_tokens=12, stream=True)
+    ]
+    assert len(pieces) >= 12 and "".join(pieces)
+    done = served.wait_for("done")
+    # llama-cpp-python stops at max_tokens only between whole UTF-8 characters: the random
+    # demo vocabulary makes it decode a few more tokens, which the counters do see
+    assert 12 <= done["n_gen"] <= 20 and done["stop_reason"] == "length"
+    assert done["ttft_s"] > 0 and done["prompt_tok_s"] > 0 and done["gen_tok_s"] > 0
+
+    deltas = [
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="anything", messages=[{"role": "user", "content": "Hi"}], max_tokens=5,
+            stream=True)
+    ]  # fmt: skip
+    assert "".join(deltas)
+    served.wait_for("done")
+    # the in-flight count went up and back to zero for each of the three requests
+    served.wait_for("requests", in_flight=0, total=3, timeout=10)
+    counts = [e for e in served.seen if e["event"] == "requests"]
+    assert max(e["in_flight"] for e in counts) == 1
+
+    worker = served.worker_pid()
+    code, err = served.stop(signal.SIGTERM)
+    assert code == 0
+    time.sleep(0.2)
+    assert not _alive(worker), "the engine outlived `rigtui serve`"
+
+
+def test_client_disconnect_mid_stream_then_next_request(tmp_path, demo8m):
+    prof = write_profile(tmp_path, "long", f'model = "{demo8m}"\nctx = 4096\nthreads = 1\n')
+    served = Served(prof, "--listen", "127.0.0.1:0")
+    url = served.wait_for("serving")["url"]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    body = json.dumps({"prompt": "x", "max_tokens": 4000, "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                  b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        got = b""
+        while b"data:" not in got:  # read until streaming has begun, then hang up
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+    done = served.wait_for("done", timeout=60)
+    # the generation stopped with the client, not at max_tokens
+    assert done["n_gen"] < 3000 and done["stop_reason"] == "cancelled"
+    client = openai.OpenAI(base_url=url, api_key="unused", timeout=60)
+    r = client.completions.create(model="tiny", prompt="again", max_tokens=4)
+    assert r.choices[0].text is not None
+    assert served.stop(signal.SIGINT)[0] == 0
+
+
+def test_api_key_required_when_named(tmp_path, demo8m):
+    prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
+                         'api_key_env = "TEST_RIGTUI_KEY"\n')  # fmt: skip
+    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "s3cret-key"})
+    try:
+        ev = s.wait_for("serving")
+        assert ev["auth"] is True
+        bad = openai.OpenAI(base_url=ev["url"], api_key="wrong", timeout=30, max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.completions.create(model="keyed", prompt="x", max_tokens=2)
+        good = openai.OpenAI(base_url=ev["url"], api_key="s3cret-key", timeout=30)
+        assert good.completions.create(model="keyed", prompt="x", max_tokens=2).choices
+    finally:
+        assert s.stop()[0] == 0
+
+
+def test_api_key_env_unset_is_a_clear_error(tmp_path, demo8m):
+    prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\n'
+                         'api_key_env = "TEST_RIGTUI_UNSET_KEY"\n')  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TEST_RIGTUI_UNSET_KEY"}
+    r = subprocess.run([sys.executable, "-m", "rigtui", "serve", str(prof), "--listen",
+                        "127.0.0.1:0"], capture_output=True, text=True, env=env, cwd=REPO,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 4
+    assert "TEST_RIGTUI_UNSET_KEY" in r.stderr and "export" in r.stderr
+
+
+def test_port_in_use_fails_before_loading(prof):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "rigtui", "serve", str(prof), "--listen",
+                            f"127.0.0.1:{port}"], capture_output=True, text=True, cwd=REPO,
+                           timeout=120)  # fmt: skip
+    assert r.returncode == 4
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--listen" in r.stderr
+    assert "before it could serve" in r.stderr
+    assert "serving" not in r.stderr.replace("before it could serve", "")
+    assert time.monotonic() - t0 < 60
+
+
+def test_non_loopback_needs_an_api_key(prof, capsys):
+    from rigtui.cli import EXIT_USAGE, main
+
+    assert main(["serve", str(prof), "--listen", "0.0.0.0:8080"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "api_key_env" in err and "other machines" in err
+
+
+def test_sigkill_of_the_engine_ends_serve_with_the_reason(served):
+    served.wait_for("serving")
+    os.kill(served.worker_pid(), signal.SIGKILL)
+    ev = served.wait_for("exit", timeout=30)
+    assert ev["signal"] == signal.SIGKILL
+    assert served.proc.wait(timeout=30) == 4  # serve ends by itself, saying why
+
+
+def test_profile_listen_key_sets_the_default(tmp_path, demo8m):
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prof = write_profile(tmp_path, "here", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
+                         f'listen = "127.0.0.1:{port}"\n')  # fmt: skip
+    s = Served(prof)
+    try:
+        assert s.wait_for("serving")["url"] == f"http://127.0.0.1:{port}/v1"
+    finally:
+        assert s.stop()[0] == 0
+
+
+def test_health_and_models_answer_without_the_key_only_for_health(tmp_path, demo8m):
+    prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
+                         'api_key_env = "TEST_RIGTUI_KEY"\n')  # fmt: skip
+    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "k"})
+    try:
+        url = s.wait_for("serving")["url"]
+        with urllib.request.urlopen(url[:-3] + "/health", timeout=10) as r:
+            assert r.status == 200
+        req = urllib.request.Request(url + "/completions", data=b'{"prompt": "x"}',
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=10)
+        assert exc.value.code == 401
+    finally:
+        s.stop()
