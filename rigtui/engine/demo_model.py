@@ -90,7 +90,7 @@ class DemoModelInfo:
     file_bytes: int
 
 
-WORDS = """the of and to in is it that was for on are with as be at by this have from or one
+_WORD_TEXT = """the of and to in is it that was for on are with as be at by this have from or one
 had not but what all were when we there can an your which their said if do will each about how
 up out them then she many some so these would other into has more her two like him see time could
 no make than first been its who now people my made over did down only way find use may water long
@@ -108,7 +108,8 @@ however sure means knew its try told young miles sun ways thing whole hear examp
 change answer room sea against top turned learn point city play toward five using himself usually
 memory channel socket node thread token model bandwidth cache core rig server fast quiet river
 stone garden window morning evening bright silver golden green blue red small quick slow warm cold
-""".split()
+"""
+WORDS = tuple(_WORD_TEXT.split())
 
 
 def demo_vocab() -> tuple[list[str], list[float], list[int]]:

@@ -18,6 +18,7 @@ with a clear error instead of after a minute of loading.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
 import threading
@@ -100,10 +101,9 @@ class InFlight:
         finally:
             _CURRENT.reset(token)
             if request.stream is not None:
-                try:
-                    request.stream.close()  # a no-op once it ran to its end
-                except (ValueError, RuntimeError):  # still executing elsewhere: it ends itself
-                    pass
+                # a no-op once it ran to its end; ValueError: still executing elsewhere
+                with contextlib.suppress(ValueError, RuntimeError):
+                    request.stream.close()
             self._change(-1)
 
 
