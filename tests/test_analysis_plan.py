@@ -34,7 +34,7 @@ BPW = {"f16": 2.0, "q8_0": 34 / 32}
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     d = tmp_path_factory.mktemp("demo")
-    return {dt: write_demo_model(d / f"demo-{dt}.gguf", size="8M", dtype=dt) for dt in BPW}
+    return {dt: write_demo_model(d / f"demo-{dt}.gguf", size="12M", dtype=dt) for dt in BPW}
 
 
 def expected(info, ctx: int, kv: str = "f16"):

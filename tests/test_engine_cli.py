@@ -106,7 +106,7 @@ def test_demo_profile_on_a_fresh_machine(xdg, capsys):
     assert main(["run", "small-demo", "-p", "hi", "-n", "3"]) == EXIT_OK
     err = capsys.readouterr().err
     assert "gen 3 tok" in err and "generating the synthetic demo model (2M, first use)" in err
-    assert (xdg / "cache" / "rigtui" / "demo-2M-f16.gguf").is_file()  # generated on first use
+    assert (xdg / "cache" / "rigtui" / "demo-2M-f16-v2.gguf").is_file()  # generated on first use
     assert main(["run", "small-demo", "-p", "hi", "-n", "1"]) == EXIT_OK
     assert "generating" not in capsys.readouterr().err  # only the first time
 

@@ -190,4 +190,6 @@ def run(args: argparse.Namespace) -> int:
         print(stats_line(done, load_s), file=sys.stderr)
         if placement is not None:
             print(placement_line(placement), file=sys.stderr)
+            for w in placement.warnings:
+                print(f"rigtui run: WARNING: placement not as asked: {w}", file=sys.stderr)
     return code

@@ -130,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, PolicyApplied):
                 for w in ev.warnings:
                     print(f"rigtui serve: {w}", file=sys.stderr)
-            elif isinstance(ev, Placement) and not serving:
+            elif isinstance(ev, Placement) and (not serving or ev.warnings):
                 print(placement_line(ev), file=sys.stderr)
+                for w in ev.warnings:
+                    print(f"rigtui serve: WARNING: placement not as asked: {w}", file=sys.stderr)
             elif isinstance(ev, Done):
                 print(request_line(ev), file=sys.stderr)
             if isinstance(ev, Serving):

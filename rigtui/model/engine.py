@@ -80,6 +80,9 @@ class Placement(EngineEvent):
     # numa strategies re-pin its compute threads (distribute/isolate: to whole nodes) and widen
     # the main thread after each graph, so the process's own list is not the whole story.
     thread_cpus_allowed: tuple[int, ...] = ()
+    # what did not happen as the profile asked, with the likely cause and the fix
+    warnings: tuple[str, ...] = ()
+    fs_type: str | None = None  # the model file's file system (tmpfs places pages at write)
 
 
 @dataclass(frozen=True)

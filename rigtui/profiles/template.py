@@ -18,7 +18,7 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
     (
         "engine",
         "llama-cpp-python",
-        "Inference engine. Only the embedded llama-cpp-python (0.3.x) for now.",
+        "Inference engine: the embedded llama-cpp-python (0.3.x).",
     ),
     ("extends", "other-profile", "Start from another profile (by name) and override keys below."),
     ("description", "", "One line shown in `rigtui profiles list` and the launcher."),
@@ -87,6 +87,18 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
     ),
     ("mlock", False, "Lock the model in RAM (needs ulimit -l / CAP_IPC_LOCK)."),
     ("seed", -1, "Sampling seed; -1 = random."),
+    (
+        "listen",
+        "127.0.0.1:8080",
+        "Where `rigtui serve` answers the OpenAI-compatible API (HOST:PORT; port 0 = any free).\n"
+        "An address other machines reach needs api_key_env.",
+    ),
+    (
+        "api_key_env",
+        "RIGTUI_API_KEY",
+        "Environment variable holding the API key clients must send (Authorization: Bearer).\n"
+        "The key itself is never written in the profile.",
+    ),
 ]
 SAMPLING_DOCS: list[tuple[str, Any, str]] = [
     ("temperature", 0.8, "0 = greedy."),

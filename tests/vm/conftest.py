@@ -1,0 +1,61 @@
+"""Session fixtures that boot each guest topology once and run every scenario inside it."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from rigtui.engine.demo_model import write_demo_model
+import vm_harness as harness
+
+GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
+PLACEMENT_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/vm/" in str(item.fspath):
+            item.add_marker(pytest.mark.vm)
+
+
+def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str],
+          prepare=None) -> dict[str, object]:  # fmt: skip
+    lacking = harness.missing()
+    if lacking:
+        pytest.skip("vm tests need: " + "; ".join(lacking) + " (./test.sh installs them as root)")
+    work = tmp_path_factory.mktemp(f"vm-{topology.name}")
+    if prepare is not None:
+        prepare(work)
+    cmd = " ".join(shlex.quote(x) for x in [sys.executable, str(GUEST_SCRIPT), str(work), *scenarios])
+    proc = harness.boot(topology, cmd, rwdir=work)
+    found = harness.results(proc.stdout)
+    if not found:
+        pytest.fail(f"the {topology.name} guest printed no results (rc {proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
+    found["_stdout"] = proc.stdout[-5000:]
+    return found
+
+
+def _models(work: Path) -> None:
+    small = write_demo_model(work / "small.gguf", size="16M").path
+    for name in PLACEMENT_MODELS:  # one file each: none of their pages cached in the guest
+        shutil.copyfile(small, work / f"{name}.gguf")
+    write_demo_model(work / "nommap_bind1.gguf", size="64M")  # anon pages dwarf the heap
+
+
+@pytest.fixture(scope="session")
+def two_socket(tmp_path_factory) -> dict[str, object]:
+    """2 sockets x 2 cores, 2 nodes at distance 32, one SMBIOS DIMM: every scenario."""
+    return _boot(tmp_path_factory, harness.TWO_SOCKETS,
+                 ["probe", "check", "placement", "two_instances", "tmpfs", "bench_mem"],
+                 prepare=_models)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def nps2_cxl(tmp_path_factory) -> dict[str, object]:
+    """2 sockets with 2 nodes each and a memory-only node: the probe."""
+    return _boot(tmp_path_factory, harness.NPS2_CXL, ["probe"])

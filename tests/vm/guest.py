@@ -1,0 +1,157 @@
+"""Runs INSIDE the multi-node guest (tests/vm/vm_harness.py boots it): each scenario runs rigtui as a
+user would and prints one line `RIGTUI-VM <name> <json>` with what it saw. The pytest side
+(test_vm_*.py) asserts on those results, so one boot serves many tests.
+
+Usage (in the guest): python tests/vm/guest.py WORKDIR SCENARIO [SCENARIO ...]
+WORKDIR holds the models the host prepared (one fresh file per placement scenario, so that no
+page of it is in the guest's page cache yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PY = sys.executable
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def emit(name: str, obj: object) -> None:
+    sys.stdout.write(f"RIGTUI-VM {name} {json.dumps(obj)}\n")
+    sys.stdout.flush()
+
+
+def rigtui(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "rigtui", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)  # fmt: skip
+
+
+def profile(work: Path, name: str, **keys: object) -> Path:
+    lines = []
+    for k, v in keys.items():
+        if isinstance(v, bool):
+            lines.append(f"{k} = {'true' if v else 'false'}")
+        elif isinstance(v, str):
+            lines.append(f'{k} = "{v}"')
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    path = work / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n[sampling]\ntemperature = 0\n")
+    return path
+
+
+def run_events(prof: Path, n: int = 8) -> dict[str, object]:
+    r = rigtui("run", str(prof), "-p", "hello world", "-n", str(n), "--json")
+    events = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    placements = [e for e in events if e["event"] == "placement"]
+    return {"rc": r.returncode, "stderr": r.stderr[-2000:],
+            "placements": placements, "policy": next((e for e in events if e["event"] == "policy"), None),
+            "done": next((e for e in events if e["event"] == "done"), None)}  # fmt: skip
+
+
+def run_text(prof: Path) -> dict[str, object]:
+    r = rigtui("run", str(prof), "-p", "hello", "-n", "4")
+    return {"rc": r.returncode, "stderr": r.stderr[-3000:]}
+
+
+def scenario_probe(work: Path) -> None:
+    r = rigtui("probe", "--json")
+    emit("probe", {"rc": r.returncode, "probe": json.loads(r.stdout) if r.stdout else None,
+                   "stderr": r.stderr[-2000:]})  # fmt: skip
+
+
+def scenario_check(work: Path) -> None:
+    r = rigtui("check", "--json")
+    emit("check", {"rc": r.returncode, "check": json.loads(r.stdout) if r.stdout else None,
+                   "numa_balancing": Path("/proc/sys/kernel/numa_balancing").read_text().strip()})
+
+
+def scenario_placement(work: Path) -> None:
+    """bind / interleave / preferred / mmap=false, each on a file not yet cached here."""
+    out: dict[str, object] = {}
+    cases = {
+        "bind1": dict(nodes=[1], memory_policy="bind", memory_nodes=[1], numa="numactl"),
+        "interleave": dict(memory_policy="interleave", memory_nodes=[0, 1]),
+        "preferred1": dict(nodes=[1], memory_policy="preferred", memory_nodes=[1]),
+        "nommap_bind1": dict(nodes=[1], memory_policy="bind", memory_nodes=[1], mmap=False),
+    }
+    for name, keys in cases.items():
+        prof = profile(work, name, model=str(work / f"{name}.gguf"), ctx=256, **keys)
+        out[name] = run_events(prof)
+    # the same file again, now cached on node 1, asked to interleave: rigtui must say so
+    prof = profile(work, "cached", model=str(work / "bind1.gguf"), ctx=256,
+                   memory_policy="interleave", memory_nodes=[0, 1])  # fmt: skip
+    out["cached_interleave"] = run_text(prof)
+    emit("placement", out)
+
+
+def scenario_two_instances(work: Path) -> None:
+    """One model per NUMA node at once (the Genoa notes' setup), each placed on its own node."""
+    procs = {}
+    for node in (0, 1):
+        prof = profile(work, f"iso{node}", model=str(work / f"iso{node}.gguf"), ctx=256,
+                       nodes=[node], memory_policy="bind", memory_nodes=[node], numa="numactl")  # fmt: skip
+        procs[node] = subprocess.Popen(
+            [PY, "-m", "rigtui", "run", str(prof), "-p", "hello", "-n", "48", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+    out = {}
+    for node, p in procs.items():
+        stdout, stderr = p.communicate(timeout=900)
+        events = [json.loads(x) for x in stdout.splitlines() if x.startswith("{")]
+        starts = [e["t"] for e in events if e["event"] == "token"]
+        out[str(node)] = {"rc": p.returncode, "stderr": stderr[-2000:],
+                          "placements": [e for e in events if e["event"] == "placement"],
+                          "gen_window": [min(starts), max(starts)] if starts else None}  # fmt: skip
+    emit("two_instances", out)
+
+
+def scenario_tmpfs(work: Path) -> None:
+    """The model on a RAM file system: pages are placed when the file is written."""
+    shm = Path("/dev/shm/rigtui-vm.gguf")
+    shutil.copyfile(work / "tmpfs.gguf", shm)  # written by this process: default policy
+    prof = profile(work, "tmpfs", model=str(shm), ctx=256, nodes=[1], memory_policy="bind",
+                   memory_nodes=[1])  # fmt: skip
+    ev = run_events(prof)
+    ev["text"] = run_text(prof)
+    emit("tmpfs", ev)
+
+
+def scenario_bench_mem(work: Path) -> None:
+    r = rigtui("bench", "mem", "--json", "--size", "16", "--reps", "1", "--threads", "1",
+               "--no-cache", "--kernel", "c", timeout=900)  # fmt: skip
+    emit("bench_mem", {"rc": r.returncode, "stderr": r.stderr[-2000:],
+                       "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
+
+
+SCENARIOS = {
+    "probe": scenario_probe,
+    "check": scenario_check,
+    "placement": scenario_placement,
+    "two_instances": scenario_two_instances,
+    "tmpfs": scenario_tmpfs,
+    "bench_mem": scenario_bench_mem,
+}
+
+
+def main() -> int:
+    work = Path(sys.argv[1])
+    os.environ.setdefault("XDG_CONFIG_HOME", str(work / "config"))
+    os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
+    for name in sys.argv[2:]:
+        t0 = time.monotonic()
+        try:
+            SCENARIOS[name](work)
+        except Exception as exc:  # report it, go on with the next scenario
+            emit(name, {"crashed": repr(exc)})
+        emit(f"{name}.seconds", round(time.monotonic() - t0, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

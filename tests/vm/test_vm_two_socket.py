@@ -1,0 +1,140 @@
+"""Claims proven on a real kernel with 2 sockets / 2 NUMA nodes (see conftest.two_socket)."""
+
+from __future__ import annotations
+
+import pytest
+import vm_harness as harness
+
+pytestmark = pytest.mark.timeout(2400)
+TOPO = harness.TWO_SOCKETS
+MIB = 1 << 20
+
+
+def _ok(result: dict, name: str) -> dict:
+    value = result.get(name)
+    assert value is not None, f"scenario {name} gave no result:\n{result.get('_stdout')}"
+    assert "crashed" not in value, value
+    return value
+
+
+def _shares(placement: dict) -> dict[int, float]:
+    pages = {int(k): v for k, v in placement["model_file_bytes_per_node"].items()}
+    total = sum(pages.values())
+    assert total > 4 * MIB, placement
+    return {n: b / total for n, b in pages.items()}
+
+
+def test_probe_matches_the_booted_topology(two_socket):
+    r = _ok(two_socket, "probe")
+    assert r["rc"] == 0, r["stderr"]
+    p = r["probe"]
+    assert p["cpus"] == TOPO.cpus and p["cores"] == TOPO.cpus
+    assert len(p["sockets"]) == TOPO.sockets
+    assert [s["cpus"] for s in p["sockets"]] == [[0, 1], [2, 3]]
+    nodes = p["nodes"]
+    assert [n["id"] for n in nodes] == [0, 1]
+    assert [tuple(n["cpus"]) for n in nodes] == list(TOPO.node_cpus)
+    assert [n["socket"] for n in nodes] == [0, 1]
+    for n in nodes:
+        assert n["distances"] == {str(m): TOPO.distance(n["id"], m) for m in (0, 1)}
+        booted = TOPO.node_mib[n["id"]] * MIB
+        assert 0.85 * booted <= n["mem_total_bytes"] <= booted  # the kernel keeps a little
+    assert p["fingerprint"]["nodes"] == 2 and p["fingerprint"]["sockets"] == 2
+
+
+def test_probe_reads_the_smbios_dimm(two_socket):
+    mem = _ok(two_socket, "probe")["probe"]["memory"]
+    assert mem["source"].startswith("smbios"), mem
+    dimms = mem["dimms"]
+    assert dimms, mem
+    assert {d["part_number"] for d in dimms} == {TOPO.dimm["part"]}
+    assert {d["speed_mts"] for d in dimms} == {int(TOPO.dimm["speed"])}
+    assert {d["manufacturer"] for d in dimms} == {TOPO.dimm["manufacturer"]}
+
+
+def test_check_flags_numa_balancing(two_socket):
+    r = _ok(two_socket, "check")
+    checks = {c["id"]: c for c in r["check"]["checks"]}
+    balancing = checks["numa_balancing"]
+    if r["numa_balancing"] == "1":
+        assert balancing["status"] in ("warn", "fail"), balancing
+    else:
+        assert balancing["status"] == "pass", balancing
+    assert checks["numa_mode"]["status"] in ("pass", "warn", "info")
+
+
+def test_bind_to_node1_places_the_model_there_and_threads_stay(two_socket):
+    case = _ok(two_socket, "placement")["bind1"]
+    assert case["rc"] == 0, case["stderr"]
+    assert case["policy"]["memory_policy"] == "bind" and case["policy"]["policy_nodes"] == [1]
+    last = case["placements"][-1]  # read after generating, not only after load
+    assert len(case["placements"]) >= 2
+    assert _shares(last).get(1, 0.0) >= 0.95, last
+    assert set(last["thread_cpus_allowed"]) <= set(TOPO.node_cpus[1]), last
+    assert set(last["cpus_allowed"]) <= set(TOPO.node_cpus[1]), last
+    assert last["warnings"] == []
+
+
+def test_interleave_splits_the_model_over_both_nodes(two_socket):
+    case = _ok(two_socket, "placement")["interleave"]
+    assert case["rc"] == 0, case["stderr"]
+    shares = _shares(case["placements"][-1])
+    assert 0.40 <= shares.get(0, 0.0) <= 0.60 and 0.40 <= shares.get(1, 0.0) <= 0.60, shares
+    assert case["placements"][-1]["warnings"] == []
+
+
+def test_preferred_node1(two_socket):
+    case = _ok(two_socket, "placement")["preferred1"]
+    assert case["rc"] == 0, case["stderr"]
+    assert case["policy"]["memory_policy"] == "preferred"
+    assert _shares(case["placements"][-1]).get(1, 0.0) >= 0.95
+
+
+def test_mmap_false_bind_puts_the_weights_in_node1_memory(two_socket):
+    case = _ok(two_socket, "placement")["nommap_bind1"]
+    assert case["rc"] == 0, case["stderr"]
+    last = case["placements"][-1]
+    anon = {int(k): v for k, v in last["anon_bytes_per_node"].items()}
+    assert anon.get(1, 0) >= 60 * MIB, anon  # the 64M model's weights, read into node 1
+    assert anon.get(1, 0) / sum(anon.values()) >= 0.75, anon
+
+
+def test_cached_pages_are_reported_not_hidden(two_socket):
+    """The bind1 file, cached on node 1 by the first run, then asked to interleave."""
+    case = _ok(two_socket, "placement")["cached_interleave"]
+    assert case["rc"] == 0, case["stderr"]
+    assert "WARNING: placement not as asked" in case["stderr"]
+    assert "interleave over nodes 0,1" in case["stderr"] and "page cache" in case["stderr"]
+
+
+def test_two_instances_one_per_node(two_socket):
+    r = _ok(two_socket, "two_instances")
+    for node in (0, 1):
+        inst = r[str(node)]
+        assert inst["rc"] == 0, inst["stderr"]
+        last = inst["placements"][-1]
+        assert _shares(last).get(node, 0.0) >= 0.95, last
+        assert set(last["thread_cpus_allowed"]) <= set(TOPO.node_cpus[node]), last
+    a, b = r["0"]["gen_window"], r["1"]["gen_window"]
+    assert a[0] < b[1] and b[0] < a[1], "the two instances did not generate at the same time"
+
+
+def test_tmpfs_model_placement_is_told_truthfully(two_socket):
+    r = _ok(two_socket, "tmpfs")
+    assert r["rc"] == 0, r["stderr"]
+    last = r["placements"][-1]
+    assert last["fs_type"] == "tmpfs"
+    if _shares(last).get(1, 0.0) < 0.95:  # placed by the writer, not by the policy
+        assert any("on tmpfs" in w for w in last["warnings"]), last
+        assert "on tmpfs" in r["text"]["stderr"]
+
+
+def test_bench_mem_matrix_2x2(two_socket):
+    r = _ok(two_socket, "bench_mem")
+    assert r["rc"] == 0, r["stderr"]
+    res = r["result"]
+    per_node = res["nodes"]
+    assert sorted(int(n["node"]) for n in per_node) == [0, 1]
+    assert all(n["read_gbs"] > 0 for n in per_node)
+    matrix = res["matrix"]
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
