@@ -5,11 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 
-# Real tools some tests drive (tmux for the TUI, numactl to cross-check placement).
-if ! command -v tmux >/dev/null || ! command -v numactl >/dev/null; then
+# Real tools some tests drive: tmux for the TUI, numactl to cross-check placement, and for the
+# multi-node guest (tests/vm, marker `vm`) QEMU, busybox and a Debian kernel in /boot.
+need=()
+command -v tmux >/dev/null || need+=(tmux)
+command -v numactl >/dev/null || need+=(numactl)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v busybox >/dev/null || need+=(busybox-static)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux numactl) \
-            >/dev/null 2>&1 || echo "test.sh: could not install tmux/numactl; those tests will skip" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") \
+            >/dev/null 2>&1 || echo "test.sh: could not install ${need[*]}; those tests will skip" >&2
+    else
+        echo "test.sh: not root: ${need[*]} missing; the tests that need them will skip" >&2
     fi
 fi
 

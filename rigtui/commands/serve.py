@@ -61,6 +61,20 @@ def resolve_listen(cli_value: str | None, profile) -> tuple[str, int]:
     return host, port
 
 
+def free_listen(host: str, port: int, tries: int = 20) -> tuple[str, int]:
+    """(host, the first of port, port+1, ... that can be bound now); the port itself if none."""
+    import socket
+
+    for candidate in range(port, port + tries):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            try:
+                s.bind((host, candidate))
+            except OSError:
+                continue
+            return host, candidate
+    return host, port
+
+
 class _Stop(Exception):
     pass
 

@@ -68,6 +68,13 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
     counter = iter(range(1, 1_000_000))
 
     def make(profile: Any, on_event: Callable[[Any], None]) -> Any:
+        from rigtui.commands.serve import free_listen, resolve_listen
+
+        # every launch serves; without a listen key of its own, the first free port from
+        # 8080 on, so that several profiles launched from the TUI can run at once
+        listen = resolve_listen(None, profile)
+        if profile.listen is None:
+            listen = free_listen(*listen)
         # log_events=False: llama.cpp's log stays in the engine's log_tail (read for the error
         # panel) instead of ~500 Log events per load, each of which would redraw the UI
         return EngineProcess(
@@ -76,6 +83,7 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
             on_event=on_event,
             topology=topology,
             log_events=False,
+            listen=listen,
         )
 
     return make

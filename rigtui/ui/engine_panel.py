@@ -154,6 +154,11 @@ class EnginePanel(Vertical):
         width = view.width
         ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
         lines = [f"TTFT {ttft} · tokens {stats.n_gen} (total {stats.total_gen})"]
+        if stats.url:
+            busy = (f" · {stats.requests_in_flight} in flight" if stats.requests_in_flight
+                    else "")  # fmt: skip
+            lines.append(f"serving [b]{escape(stats.url)}[/b] [$text-muted]{stats.requests_total} "
+                         f"requests{busy}[/]")  # fmt: skip
         limit, basis = view.roofline
         if limit and stats.gen_tok_s is not None:
             frac = stats.gen_tok_s / limit
@@ -192,6 +197,8 @@ class EnginePanel(Vertical):
             lines.append(
                 f"model {human_bytes(stats.model_bytes)} [$text-muted]pages per node: not read yet[/]"
             )
+        for warning in pl.warnings if pl is not None else ():
+            lines.append(f"[$warning]placement not as asked: {escape(warning)}[/]")
         return "\n".join(lines)
 
     def _tail_text(self, inst: Instance, view: EngineView) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import vm_harness as harness
 
 from rigtui.engine.demo_model import write_demo_model
-import vm_harness as harness
 
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 PLACEMENT_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs")
@@ -24,6 +26,11 @@ def pytest_collection_modifyitems(items):
 
 def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str],
           prepare=None) -> dict[str, object]:  # fmt: skip
+    reuse = os.environ.get("RIGTUI_VM_REUSE")  # a results.json of an earlier boot (debugging)
+    if reuse:
+        saved = Path(reuse) / topology.name / "results.json"
+        if saved.is_file():
+            return json.loads(saved.read_text())
     lacking = harness.missing()
     if lacking:
         pytest.skip("vm tests need: " + "; ".join(lacking) + " (./test.sh installs them as root)")
@@ -37,6 +44,11 @@ def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str
         pytest.fail(f"the {topology.name} guest printed no results (rc {proc.returncode}):\n"
                     f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
     found["_stdout"] = proc.stdout[-5000:]
+    (work / "results.json").write_text(json.dumps(found))
+    save = os.environ.get("RIGTUI_VM_SAVE")
+    if save:
+        (Path(save) / topology.name).mkdir(parents=True, exist_ok=True)
+        (Path(save) / topology.name / "results.json").write_text(json.dumps(found))
     return found
 
 

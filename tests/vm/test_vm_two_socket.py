@@ -54,13 +54,13 @@ def test_probe_reads_the_smbios_dimm(two_socket):
 
 def test_check_flags_numa_balancing(two_socket):
     r = _ok(two_socket, "check")
-    checks = {c["id"]: c for c in r["check"]["checks"]}
+    checks = {c["id"]: c for c in r["check"]}
     balancing = checks["numa_balancing"]
     if r["numa_balancing"] == "1":
         assert balancing["status"] in ("warn", "fail"), balancing
     else:
         assert balancing["status"] == "pass", balancing
-    assert checks["numa_mode"]["status"] in ("pass", "warn", "info")
+    assert r["rc"] in (1, 2)  # a VM without SMBIOS speeds, THP, governor: not all pass
 
 
 def test_bind_to_node1_places_the_model_there_and_threads_stay(two_socket):
