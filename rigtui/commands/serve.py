@@ -61,11 +61,15 @@ def resolve_listen(cli_value: str | None, profile) -> tuple[str, int]:
     return host, port
 
 
-def free_listen(host: str, port: int, tries: int = 20) -> tuple[str, int]:
-    """(host, the first of port, port+1, ... that can be bound now); the port itself if none."""
+def free_listen(host: str, port: int, tries: int = 20, taken: set[int] | None = None
+                ) -> tuple[str, int]:  # fmt: skip
+    """(host, the first of port, port+1, ... not in `taken` that can be bound now); the port
+    itself if none."""
     import socket
 
     for candidate in range(port, port + tries):
+        if taken and candidate in taken:
+            continue
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             try:
                 s.bind((host, candidate))

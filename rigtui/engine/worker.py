@@ -151,6 +151,18 @@ def _quiet_debug_log() -> None:
     )
 
 
+def llama_numa(plan: dict[str, Any]) -> str:
+    """The NUMA strategy to hand llama.cpp. "numactl" means "keep the CPU set the process was
+    given", and rigtui gave it: ggml's NUMA mode would add nothing but its
+    `clear_numa_thread_affinity`, which widens the thread that ran each graph (the main thread,
+    or a server thread) to every CPU of the machine. Seen on a real 2-node kernel (tests/vm):
+    a profile bound to node 1 had its main thread allowed on node 0 after the first prompt.
+    So rigtui's own pinning, inherited by every thread, stands in for it."""
+    if plan.get("numa") == "numactl" and plan.get("cpus"):
+        return "disabled"
+    return str(plan.get("numa", "disabled"))
+
+
 def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
     try:
         import llama_cpp
@@ -181,7 +193,7 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
             use_mmap=ll["mmap"],
             use_mlock=ll["mlock"],
             seed=ll["seed"] if ll["seed"] >= 0 else llama_cpp.LLAMA_DEFAULT_SEED,
-            numa=NUMA_STRATEGY[plan["numa"]],
+            numa=NUMA_STRATEGY[llama_numa(plan)],
             verbose=True,
         )
     except Exception as exc:  # llama.cpp reports the cause in its log (stderr tail)
@@ -230,7 +242,8 @@ def emit_placement(cfg: dict[str, Any], emit: Emitter) -> None:
         # mmap = false: the weights are the engine's own (anonymous) memory
         file_bytes_per_node=p["file"] if cfg["llama"].get("mmap", True) else p["anon"],
         fs_type=fs_type, mmap=cfg["llama"].get("mmap", True),
-        cpus_asked=plan.get("cpus"), thread_cpus=p["thread_cpus"],
+        # the main thread too: ggml's NUMA mode widens whichever thread ran a graph
+        cpus_asked=plan.get("cpus"), thread_cpus=sorted({*p["thread_cpus"], *p["cpus_allowed"]}),
     )  # fmt: skip
     emit(Placement, pid=os.getpid(), cpus_allowed=p["cpus_allowed"], mems_allowed=p["mems_allowed"],
          model_file_bytes_per_node=p["file"], anon_bytes_per_node=p["anon"], model_path=cfg["model_path"],

@@ -57,6 +57,11 @@ def _models(work: Path) -> None:
     for name in PLACEMENT_MODELS:  # one file each: none of their pages cached in the guest
         shutil.copyfile(small, work / f"{name}.gguf")
     write_demo_model(work / "nommap_bind1.gguf", size="64M")  # anon pages dwarf the heap
+    # The --rwdir share is 9p, whose page cache goes with the last close; the guest's root
+    # (this machine's / over virtiofs) keeps it: the file for the cached-pages case lives there.
+    ro = Path(str(work) + "-ro")
+    ro.mkdir()
+    shutil.copyfile(small, ro / "cached.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,10 @@ def test_mmap_false_bind_puts_the_weights_in_node1_memory(two_socket):
 
 
 def test_cached_pages_are_reported_not_hidden(two_socket):
-    """The bind1 file, cached on node 1 by the first run, then asked to interleave."""
+    """A file cached on node 1 by a bound run, then asked to interleave."""
+    first = _ok(two_socket, "placement")["cached_first"]
+    assert first["rc"] == 0 and first["placements"][-1]["fs_type"] == "virtiofs", first
+    assert _shares(first["placements"][-1]).get(1, 0.0) >= 0.95
     case = _ok(two_socket, "placement")["cached_interleave"]
     assert case["rc"] == 0, case["stderr"]
     assert "WARNING: placement not as asked" in case["stderr"]
@@ -134,7 +137,10 @@ def test_bench_mem_matrix_2x2(two_socket):
     assert r["rc"] == 0, r["stderr"]
     res = r["result"]
     per_node = res["nodes"]
-    assert sorted(int(n["node"]) for n in per_node) == [0, 1]
-    assert all(n["read_gbs"] > 0 for n in per_node)
-    matrix = res["matrix"]
-    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
+    assert [(n["cpu_nodes"], n["mem_nodes"]) for n in per_node] == [([0], [0]), ([1], [1])]
+    assert all(n["read_gbs"] > 0 and n["placement_ok"] for n in per_node)
+    cells = {(tuple(c["cpu_nodes"]), tuple(c["mem_nodes"])): c for c in res["matrix"]}
+    assert {((0,), (1,)), ((1,), (0,))} <= set(cells)  # the remote cells of the 2x2 matrix
+    assert all(c["read_gbs"] > 0 and c["placement_ok"] for c in cells.values())
+    # the SMBIOS DIMM's speed gives the theoretical figure beside the measured one
+    assert per_node[0]["theoretical_gbs"] == 38.4
