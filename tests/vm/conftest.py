@@ -24,8 +24,22 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.vm)
 
 
+_FAILED: dict[str, str] = {}  # a guest that failed once is not booted again for each test
+
+
 def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str],
           prepare=None) -> dict[str, object]:  # fmt: skip
+    if topology.name in _FAILED:
+        pytest.fail(_FAILED[topology.name])
+    try:
+        return _boot_once(tmp_path_factory, topology, scenarios, prepare)
+    except Exception as exc:
+        _FAILED[topology.name] = f"the {topology.name} guest failed: {exc!r}"
+        raise
+
+
+def _boot_once(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str],
+               prepare=None) -> dict[str, object]:  # fmt: skip
     reuse = os.environ.get("RIGTUI_VM_REUSE")  # a results.json of an earlier boot (debugging)
     if reuse:
         saved = Path(reuse) / topology.name / "results.json"
@@ -41,8 +55,10 @@ def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str
     proc = harness.boot(topology, cmd, rwdir=work)
     found = harness.results(proc.stdout)
     if not found:
-        pytest.fail(f"the {topology.name} guest printed no results (rc {proc.returncode}):\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
+        message = (f"the {topology.name} guest printed no results (rc {proc.returncode}):\n"
+                   f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
+        _FAILED[topology.name] = message
+        pytest.fail(message)
     found["_stdout"] = proc.stdout[-5000:]
     (work / "results.json").write_text(json.dumps(found))
     save = os.environ.get("RIGTUI_VM_SAVE")

@@ -101,7 +101,10 @@ def boot(topology: GuestTopology, command: str, *, rwdir: Path, timeout: float =
     when the guest powers off. `rwdir` is writable inside (the host's root is read-only)."""
     argv = [vng_path() or "vng", "--run", kernel() or "", "--disable-kvm", "--disable-microvm",
             *topology.vng_args(), f"--rwdir={rwdir}", "--cwd", str(REPO), "--exec", command]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # vng runs virtme-run and friends from PATH: the venv's bin, even when it is not activated
+    vng_dir = str(Path(argv[0]).parent)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PATH": os.pathsep.join([vng_dir, os.environ.get("PATH", "")])}  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)  # fmt: skip
 
