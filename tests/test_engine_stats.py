@@ -99,3 +99,32 @@ def test_bench_event_round_trips():
     ev = BenchResult(INST, 1.0, test="tg", n_prompt=0, n_gen=8, n_threads=2, samples_s=(0.1, 0.2))
     assert event_from_json(event_to_json(ev)) == ev
     assert fold(None, ev).state is EngineState.IDLE
+
+
+def test_fold_served_requests_without_token_events():
+    """A served request sends prompt_done, a few progress events and done: no tokens."""
+    from rigtui.engine.stats import fold
+    from rigtui.model.engine import (
+        Done,
+        EngineState,
+        Exit,
+        Progress,
+        PromptDone,
+        Requests,
+        Serving,
+    )
+
+    s = fold(None, Serving(instance="a", t=1.0, url="http://127.0.0.1:8080/v1", host="127.0.0.1",
+                           port=8080, model="demo"))  # fmt: skip
+    assert s.url == "http://127.0.0.1:8080/v1"
+    s = fold(s, Requests(instance="a", t=1.1, in_flight=1, total=1))
+    s = fold(s, PromptDone(instance="a", t=1.2, n_tokens=20, seconds=0.1))
+    s = fold(s, Progress(instance="a", t=1.5, n_gen=10, seconds=0.25))
+    assert s.state is EngineState.GENERATING and s.gen_tok_s == 40.0 and s.total_gen == 10
+    s = fold(s, Done(instance="a", t=2.0, n_prompt=20, n_gen=31, prompt_s=0.1, gen_s=0.8,
+                     prompt_tok_s=200.0, gen_tok_s=37.5, ttft_s=0.12, stop_reason="length"))  # fmt: skip
+    assert s.state is EngineState.READY and s.total_gen == 31 and s.ttft_s == 0.12
+    s = fold(s, Requests(instance="a", t=2.1, in_flight=0, total=1))
+    assert (s.requests_in_flight, s.requests_total) == (0, 1)
+    s = fold(s, Exit(instance="a", t=3.0, code=0, signal=None, reason="exited normally"))
+    assert s.url is None and s.state is EngineState.EXITED
