@@ -258,34 +258,3 @@ def test_health_and_models_answer_without_the_key_only_for_health(tmp_path, demo
         assert exc.value.code == 401
     finally:
         s.stop()
-
-
-def test_engine_prompt_goes_through_the_endpoint_when_serving(prof):
-    """The TUI's chat path: EngineProcess.prompt on a serving engine is an HTTP client of it."""
-    from rigtui.engine.client import EngineProcess
-    from rigtui.model.engine import Done, Exit, Requests, Serving, Token
-    from rigtui.profiles import load_profile
-
-    engine = EngineProcess(load_profile(prof), log_events=False, listen=("127.0.0.1", 0))
-    engine.start()
-    try:
-        kinds = []
-        for ev in engine.events(timeout=120):
-            if isinstance(ev, Serving):
-                break
-            assert not isinstance(ev, Exit), ev
-        engine.prompt("Hello", max_tokens=10)
-        tokens, requests = [], []
-        for ev in engine.events(timeout=60):
-            kinds.append(type(ev).__name__)
-            if isinstance(ev, Token):
-                tokens.append(ev.text)
-            elif isinstance(ev, Requests):
-                requests.append(ev)
-            elif isinstance(ev, Done):
-                break
-        assert len(tokens) >= 10 and "".join(tokens).strip(), kinds
-        assert requests and requests[0].in_flight == 1  # it really came in over HTTP
-        assert engine.stats.total_gen >= 10 and engine.stats.requests_total == 1
-    finally:
-        engine.stop()

@@ -144,7 +144,6 @@ class EngineProcess:
         self._seq = 0
         self._exited = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._chats: list[Any] = []  # ChatStreams to the served endpoint, for cancel()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -324,25 +323,7 @@ class EngineProcess:
 
     # -- requests ------------------------------------------------------------------------------
     def prompt(self, text: str, *, max_tokens: int = 128, **sampling: Any) -> int:
-        """Queue a prompt; returns its sequence number. Tokens arrive as events.
-
-        A serving engine is asked through its own endpoint, as any client would (tokens are the
-        streamed text chunks; prompt_done/progress/done come from the engine's meter); one that
-        does not serve, over the worker's stdin."""
-        url = self.stats.url
-        if url is not None:
-            from rigtui.engine.chat_client import ChatStream
-
-            self._seq += 1
-            p = self.profile
-            body = {"temperature": p.sampling.temperature, "top_p": p.sampling.top_p,
-                    "top_k": p.sampling.top_k, "min_p": p.sampling.min_p,
-                    "repeat_penalty": p.sampling.repeat_penalty, **sampling}  # fmt: skip
-            key = os.environ.get(p.api_key_env) if p.api_key_env else None
-            stream = ChatStream(url, self.instance, text, max_tokens=max_tokens, api_key=key,
-                                on_event=self._dispatch, sampling=body)  # fmt: skip
-            self._chats = [c for c in self._chats if c.thread.is_alive()] + [stream.start()]
-            return self._seq
+        """Queue a prompt; returns its sequence number. Tokens arrive as events."""
         self._seq += 1
         self._send(
             {"op": "prompt", "seq": self._seq, "text": text, "max_tokens": max_tokens, **sampling}
@@ -361,8 +342,6 @@ class EngineProcess:
 
     def cancel(self) -> None:
         """Cancel the running generation and every prompt queued before this call."""
-        for chat in self._chats:
-            chat.cancel()
         self._send({"op": "cancel"})
 
     def stop(self, timeout: float = 5.0) -> Exit | None:
