@@ -103,6 +103,38 @@ def run_rigtui(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
     return out
 
 
+def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float) -> float:
+    """Run side A (rigtui's path) and side B (plain llama-cpp-python) ROUNDS times in ABBA
+    order, each returning tok/s per repetition; print each round, the ratio of the medians over
+    all repetitions and the median of the per-round ratios, which is returned."""
+    a_all: list[float] = []
+    b_all: list[float] = []
+    ratios: list[float] = []
+    for rnd in range(rounds):
+        t0 = time.monotonic()
+        # ABBA order: a drift that slows the machine within a round hits each side first in turn.
+        if rnd % 2 == 0:
+            a, b = side_a(), side_b()
+        else:
+            b = side_b()
+            a = side_a()
+        a_all += a
+        b_all += b
+        ratio = statistics.median(a) / statistics.median(b)
+        ratios.append(ratio)
+        print(f"round {rnd + 1}: {label_a} {statistics.median(a):7.2f} tok/s   "
+              f"plain llama-cpp-python {statistics.median(b):7.2f} tok/s   ratio {ratio:.3f}   "
+              f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
+    print(f"median over all reps: {label_a} {statistics.median(a_all):.2f} tok/s, plain "
+          f"{statistics.median(b_all):.2f} tok/s, ratio "
+          f"{statistics.median(a_all) / statistics.median(b_all):.3f}")  # fmt: skip
+    # The paired figure: each round's two sides ran back to back, so their ratio is the least
+    # disturbed by a shared machine changing speed between rounds.
+    paired = statistics.median(ratios)
+    print(f"median of per-round ratios: {paired:.3f} (target >= {target})")
+    return paired
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,33 +151,9 @@ def main() -> int:
     model = ensure_demo_model(args.size)
     print(f"model {model} ({model.stat().st_size / 1e9:.2f} GB), threads {args.threads}, "
           f"{args.n_gen} tokens x {args.reps} reps x {args.rounds} rounds")  # fmt: skip
-    a_all: list[float] = []
-    b_all: list[float] = []
-    ratios: list[float] = []
-    for rnd in range(args.rounds):
-        t0 = time.monotonic()
-        # ABBA order: a drift that slows the machine within a round hits each side first in turn.
-        if rnd % 2 == 0:
-            a = run_rigtui(model, args.threads, args.n_gen, args.reps)
-            b = run_plain(model, args.threads, args.n_gen, args.reps)
-        else:
-            b = run_plain(model, args.threads, args.n_gen, args.reps)
-            a = run_rigtui(model, args.threads, args.n_gen, args.reps)
-        a_all += a
-        b_all += b
-        ratios.append(statistics.median(a) / statistics.median(b))
-        print(f"round {rnd + 1}: rigtui engine {statistics.median(a):7.2f} tok/s   "
-              f"plain llama-cpp-python {statistics.median(b):7.2f} tok/s   "
-              f"ratio {statistics.median(a) / statistics.median(b):.3f}   "
-              f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
-    ratio = statistics.median(a_all) / statistics.median(b_all)
-    print(
-        f"median over all reps: rigtui {statistics.median(a_all):.2f} tok/s, "
-        f"plain {statistics.median(b_all):.2f} tok/s, ratio {ratio:.3f}"
-    )
-    # The paired figure: each round's two sides ran back to back, so their ratio is the least
-    # disturbed by a shared machine changing speed between rounds.
-    print(f"median of per-round ratios: {statistics.median(ratios):.3f} (target >= 0.97)")
+    abba_rounds(lambda: run_rigtui(model, args.threads, args.n_gen, args.reps),
+                lambda: run_plain(model, args.threads, args.n_gen, args.reps),
+                args.rounds, "rigtui engine", 0.97)  # fmt: skip
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generation_path import PROMPT, run_plain  # noqa: E402
+from generation_path import PROMPT, abba_rounds, run_plain  # noqa: E402
 
 
 def run_served(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
@@ -89,28 +88,9 @@ def main() -> int:
     model = ensure_demo_model(args.size)
     print(f"model {model} ({model.stat().st_size / 1e9:.2f} GB), threads {args.threads}, "
           f"{args.n_gen} tokens x {args.reps} reps x {args.rounds} rounds")  # fmt: skip
-    a_all: list[float] = []
-    b_all: list[float] = []
-    ratios: list[float] = []
-    for rnd in range(args.rounds):
-        t0 = time.monotonic()
-        if rnd % 2 == 0:
-            a = run_served(model, args.threads, args.n_gen, args.reps)
-            b = run_plain(model, args.threads, args.n_gen, args.reps)
-        else:
-            b = run_plain(model, args.threads, args.n_gen, args.reps)
-            a = run_served(model, args.threads, args.n_gen, args.reps)
-        a_all += a
-        b_all += b
-        ratio = statistics.median(a) / statistics.median(b)
-        ratios.append(ratio)
-        print(f"round {rnd + 1}: served (HTTP+SSE) {statistics.median(a):7.2f} tok/s   "
-              f"plain llama-cpp-python {statistics.median(b):7.2f} tok/s   ratio {ratio:.3f}   "
-              f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
-    print(f"median over all reps: served {statistics.median(a_all):.2f} tok/s, plain "
-          f"{statistics.median(b_all):.2f} tok/s, ratio "
-          f"{statistics.median(a_all) / statistics.median(b_all):.3f}")  # fmt: skip
-    print(f"median of per-round ratios: {statistics.median(ratios):.3f} (target >= 0.95)")
+    abba_rounds(lambda: run_served(model, args.threads, args.n_gen, args.reps),
+                lambda: run_plain(model, args.threads, args.n_gen, args.reps),
+                args.rounds, "served (HTTP+SSE)", 0.95)  # fmt: skip
     return 0
 
 

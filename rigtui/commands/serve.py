@@ -105,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
         Log,
         Placement,
         PolicyApplied,
-        Progress,
         Serving,
         event_to_json,
     )
@@ -168,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
                           .replace("before the answer was done", "while serving" if serving
                                    else "before it could serve"), file=sys.stderr)  # fmt: skip
                 code = EXIT_ENGINE
-            elif isinstance(ev, Progress):
-                pass
     except (KeyboardInterrupt, _Stop):
         if not args.json:
             print(f"rigtui serve: stopping {profile.name}", file=sys.stderr)

@@ -194,10 +194,7 @@ class Meter:
                   prompt_tok_s=n_prompt / prompt_s if n_prompt and prompt_s > 0 else None,
                   gen_tok_s=n_eval / gen_s if n_eval and gen_s > 0 else None,
                   ttft_s=round(ttft, 6) if ttft is not None else None,
-                  stop_reason=_STOP.get(finish, finish))  # fmt: skip
-
-
-_STOP = {"length": "length", "stop": "stop", "cancelled": "cancelled"}
+                  stop_reason=finish)  # fmt: skip
 
 
 def _finish(obj: Any) -> str:
