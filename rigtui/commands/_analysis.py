@@ -58,10 +58,10 @@ def resolve_model(args: argparse.Namespace, topology=None) -> ModelChoice:
     model = profile.model
     if profile.is_demo:
         # the engine generates demo models on first use; so do we (seconds, into the cache dir)
-        from rigtui.engine.demo_model import ensure_demo_model
+        from rigtui.engine.demo_model import ensure_profile_demo
 
         try:
-            model = str(ensure_demo_model(profile.demo_size or "300M"))
+            model = str(ensure_profile_demo(profile))
         except (OSError, ValueError) as exc:
             return ModelChoice(
                 None,

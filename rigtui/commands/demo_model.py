@@ -1,4 +1,4 @@
-"""`rigtui demo-model PATH [--size 300M] [--dtype f16|q8_0]`: write a synthetic GGUF model."""
+"""`rigtui demo-model PATH [--size 300M] [--dtype f16|q8_0] [--experts N]`: write a synthetic GGUF model."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--dtype", choices=("f16", "q8_0"), default="f16", help="weight type (default f16)"
     )
+    p.add_argument("--experts", type=int, default=0, metavar="N",
+                   help="a mixture-of-experts model with N experts per layer (2 used per token), "
+                   "the layout -ot exps=CPU / --n-cpu-moe act on (default 0: dense)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     p.add_argument("--ctx-train", type=int, default=2048, dest="n_ctx_train",
                    help="training context written to the metadata (default 2048)")  # fmt: skip
@@ -45,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        demo_model_dims(args.size, args.dtype)
+        demo_model_dims(args.size, args.dtype, args.experts)
     except ValueError as exc:
         print(f"rigtui demo-model: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         info = write_demo_model(args.path, size=args.size, dtype=args.dtype, seed=args.seed,
-                                n_ctx_train=args.n_ctx_train)  # fmt: skip
+                                n_ctx_train=args.n_ctx_train, experts=args.experts)  # fmt: skip
     except OSError as exc:
         print(
             f"rigtui demo-model: cannot write {args.path}: {exc.strerror or exc}", file=sys.stderr
@@ -64,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{info.path}: {info.file_bytes / 1e6:.1f} MB, {info.n_params:,} parameters ({info.dtype}), "
               f"{info.n_layers} layers, n_embd {info.n_embd}, {info.n_head} heads / {info.n_head_kv} KV heads, "
-              f"n_ff {info.n_ff}, vocab {info.n_vocab}, trained context {info.n_ctx_train}")  # fmt: skip
+              f"n_ff {info.n_ff}" + (f" x {info.n_expert} experts ({info.n_expert_used} used)" if info.n_expert else "")
+              + f", vocab {info.n_vocab}, trained context {info.n_ctx_train}")  # fmt: skip
     return EXIT_OK

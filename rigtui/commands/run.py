@@ -95,9 +95,9 @@ def _announce_demo_model(profile, command: str = "run") -> None:
     """The demo model is generated on first use: say so, it takes a few seconds."""
     if not profile.is_demo:
         return
-    from rigtui.engine.demo_model import demo_model_path
+    from rigtui.engine.demo_model import profile_demo_path
 
-    path = demo_model_path(profile.demo_size or "300M")
+    path = profile_demo_path(profile)
     if not path.is_file():
         print(f"rigtui {command}: generating the synthetic demo model ({profile.demo_size or '300M'}, "
               f"first use) into {path} ...", file=sys.stderr)  # fmt: skip

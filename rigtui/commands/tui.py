@@ -50,13 +50,13 @@ def _prepare_demo(profile: Any, progress: Callable[[str, float | None], None]) -
     """Generate the demo model on first use, showing it as progress (seconds for 300M)."""
     if not getattr(profile, "is_demo", False):
         return
-    from rigtui.engine.demo_model import demo_model_path, ensure_demo_model
+    from rigtui.engine.demo_model import ensure_profile_demo, profile_demo_path
 
     size = profile.demo_size or "300M"
-    if demo_model_path(size).is_file():
+    if profile_demo_path(profile).is_file():
         return
     progress(f"generating demo model {size} (first use)", None)
-    ensure_demo_model(size)
+    ensure_profile_demo(profile)
     progress(f"demo model {size} ready", 1.0)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rigtui.engine.backends import EngineBackend, backend_for
 from rigtui.engine.stats import fold
 from rigtui.model.engine import (
     EngineEvent,
@@ -130,6 +131,7 @@ class EngineProcess:
         self.on_event = on_event
         self.topology = topology
         self.python = python or sys.executable
+        self.backend: EngineBackend = backend_for(profile.engine)
         self.plan: LaunchPlan | None = None
         self.model_path: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -165,6 +167,10 @@ class EngineProcess:
     def running(self) -> bool:
         return self._proc is not None and not self._exited.is_set()
 
+    def dispatch(self, ev: EngineEvent) -> None:
+        """Fold `ev` into the stats and hand it on (the backends' watcher threads call it)."""
+        self._dispatch(ev)
+
     def _dispatch(self, ev: EngineEvent) -> None:
         with self._lock:
             self._stats = fold(self._stats, ev)
@@ -178,42 +184,7 @@ class EngineProcess:
 
     # -- launch --------------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
-        p = self.profile
-        assert self.plan is not None
-        return {
-            "model_path": self.model_path,
-            "plan": {
-                "cpus": list(self.plan.cpus) if self.plan.cpus is not None else None,
-                "threads": self.plan.threads,
-                "batch_threads": self.plan.batch_threads,
-                "memory_policy": self.plan.memory_policy,
-                "memory_nodes": list(self.plan.memory_nodes),
-                "numa": self.plan.numa,
-            },  # fmt: skip
-            "llama": {
-                "ctx": p.ctx,
-                "batch": p.batch,
-                "ubatch": p.ubatch,
-                "gpu_layers": p.gpu_layers,
-                "split_mode": p.split_mode,
-                "main_gpu": p.main_gpu,
-                "tensor_split": list(p.tensor_split) if p.tensor_split else None,
-                "offload_kqv": p.offload_kqv,
-                "flash_attn": p.flash_attn,
-                "cache_type_k": p.cache_type_k,
-                "cache_type_v": p.cache_type_v,
-                "mmap": p.mmap,
-                "mlock": p.mlock,
-                "seed": p.seed,
-            },  # fmt: skip
-            "drop_caches_first": p.drop_caches_first,
-            "serve": {"host": self.listen[0], "port": self.listen[1], "alias": p.name,
-                      "api_key_env": p.api_key_env} if self.listen else None,  # fmt: skip
-            "sampling": {
-                k: getattr(p.sampling, k)
-                for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens")
-            },  # fmt: skip
-        }
+        return self.backend.config(self)
 
     def _env(self) -> dict[str, str]:
         extra = dict(self.profile.env)
@@ -227,13 +198,14 @@ class EngineProcess:
         if self.running:
             raise RuntimeError(f"engine {self.instance} is already running (pid {self.pid})")
         if self.profile.is_demo:
-            from rigtui.engine.demo_model import ensure_demo_model
+            from rigtui.engine.demo_model import ensure_profile_demo
 
-            self.model_path = str(ensure_demo_model(self.profile.demo_size or "300M"))
+            self.model_path = str(ensure_profile_demo(self.profile))
         else:
             self.model_path = self.profile.model
         topology = self.topology or _live_topology()
         self.plan = plan_launch(self.profile, topology)
+        self.backend.prepare(self)  # raises ValueError: nothing spawned
         self._exited.clear()
         self._tail.clear()
         self._queue = queue.Queue()  # a restart starts a fresh stream
@@ -242,7 +214,7 @@ class EngineProcess:
         argv = [
             self.python,
             "-m",
-            "rigtui.engine.worker",
+            self.backend.child_module(),
             "--events-fd",
             str(write_fd),
             "--instance",
@@ -262,6 +234,7 @@ class EngineProcess:
         self._dispatch(Starting(instance=self.instance, t=time.time(), pid=self._proc.pid,
                                 profile=self.profile.name, argv=tuple(argv)))  # fmt: skip
         self._send(self._config())
+        self.backend.started(self)
         log_thread = threading.Thread(
             target=self._read_log, name=f"{self.instance}-log", daemon=True
         )
@@ -270,6 +243,10 @@ class EngineProcess:
         self._threads = [log_thread, ev_thread]
         log_thread.start()
         ev_thread.start()
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        """One JSON line to the child's stdin; False when it is gone."""
+        return self._send(obj)
 
     def _send(self, obj: dict[str, Any]) -> bool:
         proc = self._proc
@@ -316,6 +293,9 @@ class EngineProcess:
         with self._stdin_lock, contextlib.suppress(OSError):  # after a kill nobody closed it
             if proc.stdin:
                 proc.stdin.close()
+        cause = self.backend.exited(self, code)
+        if cause is not None:
+            self._dispatch(cause)
         c, sig, reason = exit_reason(code, oom_before, _oom_kills())
         self._dispatch(Exit(instance=self.instance, t=time.time(), code=c, signal=sig, reason=reason,
                             stderr_tail=self.log_tail[-20:]))  # fmt: skip
@@ -323,14 +303,22 @@ class EngineProcess:
 
     # -- requests ------------------------------------------------------------------------------
     def prompt(self, text: str, *, max_tokens: int = 128, **sampling: Any) -> int:
-        """Queue a prompt; returns its sequence number. Tokens arrive as events."""
+        """Queue a prompt; returns its sequence number. Tokens arrive as events. Only the
+        embedded engine takes prompts this way; llama-server is asked over its endpoint."""
+        self._require_stdin_ops("prompt")
         self._seq += 1
         self._send(
             {"op": "prompt", "seq": self._seq, "text": text, "max_tokens": max_tokens, **sampling}
         )
         return self._seq
 
+    def _require_stdin_ops(self, what: str) -> None:
+        if not self.backend.stdin_ops:
+            raise NotImplementedError(f"{what}: the {self.backend.name} engine answers over its "
+                                      f"endpoint ({self.stats.url or 'not serving yet'})")  # fmt: skip
+
     def bench(self, *, n_prompt: int = 512, n_gen: int = 128, reps: int = 5) -> int:
+        self._require_stdin_ops("bench")
         self._seq += 1
         self._send(
             {"op": "bench", "seq": self._seq, "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps}
@@ -338,7 +326,7 @@ class EngineProcess:
         return self._seq
 
     def request_placement(self) -> None:
-        self._send({"op": "placement"})
+        self.backend.placement(self)
 
     def cancel(self) -> None:
         """Cancel the running generation and every prompt queued before this call."""
@@ -350,7 +338,7 @@ class EngineProcess:
         proc = self._proc
         if proc is None:
             return None
-        self._send({"op": "stop"})
+        self.backend.request_stop(self)
         with self._stdin_lock:
             try:
                 if proc.stdin:

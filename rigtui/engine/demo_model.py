@@ -14,6 +14,12 @@ Dimensions follow from the requested size (file bytes, "300M" = 300e6) so the pa
 exactly `DemoDims.n_params`: grouped-query attention (n_head_kv = n_head / 4, or / 2 when n_head
 is not a multiple of 4), head size 64,
 SwiGLU feed-forward n_ff = 8/3 n_embd rounded up to 64, untied output matrix.
+
+With `experts=N` the feed-forward becomes a Mixtral-style mixture of experts (llama.cpp's llama
+architecture with `expert_count`): a router `ffn_gate_inp` and three stacked expert tensors
+`ffn_{gate,up,down}_exps` per layer, each expert n_ff / N wide (so the file keeps about the
+requested size), 2 experts used per token. That is the tensor layout `-ot exps=CPU` and
+`--n-cpu-moe` act on.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rigtui.model.profile import parse_size
 
@@ -56,8 +63,10 @@ class DemoDims:
     n_embd: int
     n_head: int
     n_head_kv: int
-    n_ff: int
+    n_ff: int  # per expert when n_expert > 0
     n_vocab: int
+    n_expert: int = 0  # 0: a dense feed-forward
+    n_expert_used: int = 0
 
     @property
     def n_embd_kv(self) -> int:
@@ -65,14 +74,17 @@ class DemoDims:
 
     @property
     def n_params(self) -> int:
-        """Exact: token_embd + output + output_norm + per layer (2 norms, q, k, v, o, 3 ffn)."""
+        """Exact: token_embd + output + output_norm + per layer (2 norms, q, k, v, o, 3 ffn;
+        with experts: the router and 3 ffn per expert)."""
         e, ekv, ff = self.n_embd, self.n_embd_kv, self.n_ff
-        per_layer = 2 * e + 2 * e * e + 2 * e * ekv + 3 * e * ff
+        ffn = 3 * e * ff if not self.n_expert else self.n_expert * (3 * e * ff + e)
+        per_layer = 2 * e + 2 * e * e + 2 * e * ekv + ffn
         return 2 * self.n_vocab * e + e + self.n_layers * per_layer
 
     def matrix_params(self) -> int:
-        """Parameters stored in the chosen dtype (everything except the f32 norm vectors)."""
-        return self.n_params - self.n_embd * (2 * self.n_layers + 1)
+        """Parameters stored in the chosen dtype (all but the f32 norm vectors and routers)."""
+        routers = self.n_layers * self.n_expert * self.n_embd
+        return self.n_params - self.n_embd * (2 * self.n_layers + 1) - routers
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,8 @@ class DemoModelInfo:
     n_ctx_train: int
     dtype: str
     file_bytes: int
+    n_expert: int = 0
+    n_expert_used: int = 0
 
 
 _WORD_TEXT = """the of and to in is it that was for on are with as be at by this have from or one
@@ -141,7 +155,10 @@ def word_token_ids() -> range:
 N_VOCAB = len(demo_vocab()[0])
 
 
-def demo_model_dims(size: str | int = "300M", dtype: str = "f16") -> DemoDims:
+MAX_EXPERTS = 64
+
+
+def demo_model_dims(size: str | int = "300M", dtype: str = "f16", experts: int = 0) -> DemoDims:
     """Dimensions of the demo model whose file is about `size` bytes (pure).
 
     Picks the narrowest width (from a list of usual widths) whose layer count is at most
@@ -169,7 +186,15 @@ def demo_model_dims(size: str | int = "300M", dtype: str = "f16") -> DemoDims:
             best = (error, dims)
     if best is None:
         raise ValueError(f"size {size!r} is too large for a demo model")
-    return best[1]
+    dims = best[1]
+    if experts:
+        if not 2 <= experts <= MAX_EXPERTS:
+            raise ValueError(f"experts {experts}: use 0 (dense) or 2 to {MAX_EXPERTS}")
+        # the same feed-forward bytes split over the experts (64-wide at least)
+        ff = max(64, -(-(dims.n_ff // experts) // 64) * 64)
+        dims = DemoDims(dims.n_layers, dims.n_embd, dims.n_head, dims.n_head_kv, ff,
+                        dims.n_vocab, n_expert=experts, n_expert_used=2)  # fmt: skip
+    return dims
 
 
 def _file_type(dtype: str) -> int:
@@ -183,12 +208,13 @@ def write_demo_model(
     dtype: str = "f16",
     seed: int = 0,
     n_ctx_train: int = 2048,
+    experts: int = 0,
 ) -> DemoModelInfo:
     """Write a random-weight llama GGUF to `path` (atomically: a temp file renamed into place)."""
     import gguf
     import numpy as np
 
-    dims = demo_model_dims(size, dtype)
+    dims = demo_model_dims(size, dtype, experts)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -220,10 +246,15 @@ def write_demo_model(
         writer.add_eos_token_id(2)
         writer.add_add_bos_token(True)
         writer.add_add_eos_token(False)
+        if dims.n_expert:
+            writer.add_expert_count(dims.n_expert)
+            writer.add_expert_used_count(dims.n_expert_used)
 
-        def matrix(name: str, rows: int, cols: int) -> None:
-            # numpy shape (rows, cols) = ggml ne [cols, rows]; std 0.02 like an initialised net
-            w = rng.standard_normal((rows, cols), dtype=np.float32)
+        def matrix(name: str, rows: int, cols: int, stack: int = 0) -> None:
+            # numpy shape (rows, cols) = ggml ne [cols, rows]; std 0.02 like an initialised net;
+            # `stack` experts: numpy (stack, rows, cols) = ggml ne [cols, rows, stack]
+            shape = (stack, rows, cols) if stack else (rows, cols)
+            w = rng.standard_normal(shape, dtype=np.float32)
             w *= 0.02
             if qtype == gguf.GGMLQuantizationType.Q8_0:
                 writer.add_tensor(name, gguf.quants.quantize(w, qtype), raw_dtype=qtype)
@@ -242,9 +273,16 @@ def write_demo_model(
             matrix(f"blk.{i}.attn_v.weight", ekv, e)
             matrix(f"blk.{i}.attn_output.weight", e, e)
             norm(f"blk.{i}.ffn_norm.weight")
-            matrix(f"blk.{i}.ffn_gate.weight", ff, e)
-            matrix(f"blk.{i}.ffn_up.weight", ff, e)
-            matrix(f"blk.{i}.ffn_down.weight", e, ff)
+            if dims.n_expert:
+                writer.add_tensor(f"blk.{i}.ffn_gate_inp.weight",  # the router stays f32
+                                  rng.standard_normal((dims.n_expert, e), dtype=np.float32))  # fmt: skip
+                matrix(f"blk.{i}.ffn_gate_exps.weight", ff, e, dims.n_expert)
+                matrix(f"blk.{i}.ffn_up_exps.weight", ff, e, dims.n_expert)
+                matrix(f"blk.{i}.ffn_down_exps.weight", e, ff, dims.n_expert)
+            else:
+                matrix(f"blk.{i}.ffn_gate.weight", ff, e)
+                matrix(f"blk.{i}.ffn_up.weight", ff, e)
+                matrix(f"blk.{i}.ffn_down.weight", e, ff)
         norm("output_norm.weight")
         # Words only: zero rows give logit 0 while word rows (std 0.1, ~3 after the norm's
         # sqrt(n_embd) scale) give a top logit many units above it, so no byte, character or
@@ -279,6 +317,8 @@ def write_demo_model(
         n_ctx_train=n_ctx_train,
         dtype=dtype,
         file_bytes=path.stat().st_size,
+        n_expert=dims.n_expert,
+        n_expert_used=dims.n_expert_used,
     )
 
 
@@ -288,15 +328,26 @@ def cache_dir() -> Path:
     return Path(base) / "rigtui"
 
 
-def demo_model_path(size: str = "300M", dtype: str = "f16") -> Path:
-    """Where `ensure_demo_model` keeps the model of this size and dtype."""
+def demo_model_path(size: str = "300M", dtype: str = "f16", experts: int = 0) -> Path:
+    """Where `ensure_demo_model` keeps the model of this size, dtype and expert count."""
     # v2: the vocabulary with words (older cached files stay valid models, just not these)
-    return cache_dir() / f"demo-{size}-{dtype}-v2.gguf"
+    moe = f"-moe{experts}" if experts else ""
+    return cache_dir() / f"demo-{size}{moe}-{dtype}-v2.gguf"
 
 
-def ensure_demo_model(size: str = "300M", dtype: str = "f16") -> Path:
+def ensure_demo_model(size: str = "300M", dtype: str = "f16", experts: int = 0) -> Path:
     """The cached demo model of this size, generated on first use (seconds for 300M)."""
-    path = demo_model_path(size, dtype)
+    path = demo_model_path(size, dtype, experts)
     if not path.is_file():
-        write_demo_model(path, size=size, dtype=dtype)
+        write_demo_model(path, size=size, dtype=dtype, experts=experts)
     return path
+
+
+def profile_demo_path(profile: Any) -> Path:
+    """The cached file of a `demo:SIZE[-moeN]` profile's model (it may not exist yet)."""
+    return demo_model_path(profile.demo_size or "300M", experts=profile.demo_experts)
+
+
+def ensure_profile_demo(profile: Any) -> Path:
+    """The `demo:SIZE[-moeN]` profile's model, generated on first use."""
+    return ensure_demo_model(profile.demo_size or "300M", experts=profile.demo_experts)

@@ -104,3 +104,32 @@ def read_placement(pid: int | str = "self", model_path: str | None = None) -> di
     except OSError:
         pass  # kernels without CONFIG_NUMA have no numa_maps
     return out
+
+
+def placement_fields(pid: int | str, model_path: str, plan: dict[str, object], mmap: bool = True
+                     ) -> dict[str, object]:  # fmt: skip
+    """The fields of a `Placement` event for a live engine process (the worker's own, or a
+    llama-server's): where it runs, where the model's pages are, and what did not hold."""
+    from rigtui.engine.placement_check import fs_type_of, placement_warnings
+
+    p = read_placement(pid, model_path)
+    try:
+        with open(f"/proc/{pid}/mounts") as f:
+            fs_type = fs_type_of(os.path.realpath(model_path), f.read())
+    except OSError:
+        fs_type = None
+    warnings = placement_warnings(
+        policy=str(plan.get("memory_policy") or "default"),
+        policy_nodes=tuple(plan.get("memory_nodes") or ()),  # type: ignore[arg-type]
+        # mmap = false: the weights are the engine's own (anonymous) memory
+        file_bytes_per_node=p["file"] if mmap else p["anon"],  # type: ignore[arg-type]
+        fs_type=fs_type, mmap=mmap,
+        # the main thread too: ggml's NUMA mode widens whichever thread ran a graph
+        cpus_asked=plan.get("cpus"),  # type: ignore[arg-type]
+        thread_cpus=sorted({*p["thread_cpus"], *p["cpus_allowed"]}),  # type: ignore[misc]
+    )  # fmt: skip
+    return {"pid": int(pid) if str(pid).isdigit() else os.getpid(),
+            "cpus_allowed": p["cpus_allowed"], "mems_allowed": p["mems_allowed"],
+            "model_file_bytes_per_node": p["file"], "anon_bytes_per_node": p["anon"],
+            "model_path": model_path, "thread_cpus_allowed": p["thread_cpus"],
+            "warnings": warnings, "fs_type": fs_type}  # fmt: skip

@@ -20,6 +20,7 @@ from rigtui.model.engine import (
     PromptDone,
     Requests,
     Serving,
+    Slots,
     Starting,
     Token,
 )
@@ -61,7 +62,9 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return r(s, state=EngineState.GENERATING, n_gen=ev.n_gen, gen_tok_s=rate,
                  total_gen=s.total_gen + max(0, ev.n_gen - s.n_gen))  # fmt: skip
     if isinstance(ev, Serving):
-        return r(s, url=ev.url)
+        return r(s, url=ev.url, server=ev.server or None)
+    if isinstance(ev, Slots):
+        return r(s, slots=ev)
     if isinstance(ev, Requests):
         return r(s, requests_in_flight=ev.in_flight, requests_total=ev.total)
     if isinstance(ev, Done):
@@ -78,6 +81,6 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
     if isinstance(ev, Exit):
         ok = ev.code == 0 and ev.signal is None and s.state is not EngineState.FAILED
         return r(s, state=EngineState.EXITED if ok else EngineState.FAILED, exit=ev, url=None,
-                 requests_in_flight=0,
+                 requests_in_flight=0, slots=None,
                  last_error=s.last_error if ok or s.last_error else ev.reason)  # fmt: skip
     return s

@@ -29,7 +29,6 @@ from typing import Any
 
 from rigtui.engine.compat import private_api_problem
 from rigtui.engine.parent_watch import watch_parent
-from rigtui.engine.placement import read_placement
 from rigtui.model.engine import (
     Done,
     EngineEvent,
@@ -228,26 +227,10 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
 
 
 def emit_placement(cfg: dict[str, Any], emit: Emitter) -> None:
-    from rigtui.engine.placement_check import fs_type_of, placement_warnings
+    from rigtui.engine.placement import placement_fields
 
-    p = read_placement("self", cfg["model_path"])
-    try:
-        with open("/proc/self/mounts") as f:
-            fs_type = fs_type_of(os.path.realpath(cfg["model_path"]), f.read())
-    except OSError:
-        fs_type = None
-    plan = cfg["plan"]
-    warnings = placement_warnings(
-        policy=plan.get("memory_policy", "default"), policy_nodes=plan.get("memory_nodes") or (),
-        # mmap = false: the weights are the engine's own (anonymous) memory
-        file_bytes_per_node=p["file"] if cfg["llama"].get("mmap", True) else p["anon"],
-        fs_type=fs_type, mmap=cfg["llama"].get("mmap", True),
-        # the main thread too: ggml's NUMA mode widens whichever thread ran a graph
-        cpus_asked=plan.get("cpus"), thread_cpus=sorted({*p["thread_cpus"], *p["cpus_allowed"]}),
-    )  # fmt: skip
-    emit(Placement, pid=os.getpid(), cpus_allowed=p["cpus_allowed"], mems_allowed=p["mems_allowed"],
-         model_file_bytes_per_node=p["file"], anon_bytes_per_node=p["anon"], model_path=cfg["model_path"],
-         thread_cpus_allowed=p["thread_cpus"], warnings=warnings, fs_type=fs_type)  # fmt: skip
+    emit(Placement, **placement_fields("self", cfg["model_path"], cfg["plan"],
+                                       mmap=cfg["llama"].get("mmap", True)))  # fmt: skip
 
 
 class Requests:

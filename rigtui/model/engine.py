@@ -106,7 +106,7 @@ class Done(EngineEvent):
     prompt_tok_s: float | None
     gen_tok_s: float | None
     ttft_s: float | None
-    stop_reason: str  # "length" | "stop" | "cancelled"
+    stop_reason: str  # "length" | "stop" | "cancelled" | "served" (llama-server: not told)
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,16 @@ class Progress(EngineEvent):
 
     n_gen: int
     seconds: float  # since the first token
+
+
+@dataclass(frozen=True)
+class Slots(EngineEvent):
+    """llama-server's slots (parallel sequences) and the KV cache they hold, from /slots."""
+
+    n_slots: int
+    busy: int
+    kv_used_tokens: int  # prompt + generated tokens of the busy slots
+    kv_ctx_tokens: int  # context of a slot (the KV cache each may fill)
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
     "serving": Serving,
     "requests": Requests,
     "progress": Progress,
+    "slots": Slots,
     "bench": BenchResult,
     "error": Error,
     "log": Log,
@@ -246,6 +257,8 @@ class EngineStats:
     url: str | None = None  # the OpenAI-compatible endpoint, once it answers
     requests_in_flight: int = 0
     requests_total: int = 0
+    server: str | None = None  # what answers at `url`: "llama_cpp.server" | "llama-server"
+    slots: Slots | None = None  # llama-server only
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-ENGINES = ("llama-cpp-python",)
+ENGINES = ("llama-cpp-python", "llama-server")
+# keys only llama.cpp's own llama-server honours (llama-cpp-python 0.3.x has no tensor overrides)
+SERVER_ONLY_KEYS = ("override_tensors", "n_cpu_moe", "rpc", "extra_args", "binary")
 NUMA_STRATEGIES = ("disabled", "distribute", "isolate", "numactl", "mirror")
 MEMORY_POLICIES = ("default", "interleave", "bind", "preferred")
 SPLIT_MODES = ("none", "layer", "row")
@@ -134,6 +136,12 @@ class Profile:
     seed: int = -1
     listen: str | None = None  # HOST:PORT of the OpenAI-compatible endpoint (DEFAULT_LISTEN)
     api_key_env: str | None = None  # the environment variable holding the endpoint's API key
+    # llama-server only (SERVER_ONLY_KEYS)
+    override_tensors: tuple[str, ...] = ()  # -ot "PATTERN=BUFFER_TYPE" each
+    n_cpu_moe: int | None = None  # --n-cpu-moe N
+    rpc: tuple[str, ...] = ()  # --rpc host:port,...
+    extra_args: tuple[str, ...] = ()  # appended to the argv as given
+    binary: str | None = None  # the llama-server executable (default: PATH, then rigtui's build)
     sampling: Sampling = field(default_factory=Sampling)
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -143,7 +151,22 @@ class Profile:
 
     @property
     def demo_size(self) -> str | None:
-        return self.model[len(DEMO_PREFIX) :] if self.is_demo else None
+        return parse_demo_spec(self.model)[0] if self.is_demo else None
+
+    @property
+    def demo_experts(self) -> int:
+        return parse_demo_spec(self.model)[1] if self.is_demo else 0
+
+
+def parse_demo_spec(model: str) -> tuple[str, int]:
+    """ "demo:300M" -> ("300M", 0); "demo:8M-moe4" -> ("8M", 4) (a 4-expert MoE demo model).
+    Raises ValueError with what to write instead."""
+    spec = model[len(DEMO_PREFIX) :] if model.startswith(DEMO_PREFIX) else model
+    size, sep, moe = spec.partition("-moe")
+    if sep and not moe.isdigit():
+        raise ValueError(f"demo model {model!r}: write demo:SIZE-moeN, e.g. demo:8M-moe4")
+    parse_size(size)  # raises on a bad size
+    return size, int(moe) if sep else 0
 
 
 def _field_types() -> dict[str, Any]:
@@ -178,6 +201,11 @@ def _field_types() -> dict[str, Any]:
         "seed": int,
         "listen": str,
         "api_key_env": str,
+        "override_tensors": list,
+        "n_cpu_moe": int,
+        "rpc": list,
+        "extra_args": list,
+        "binary": str,
         "sampling": dict,
         "env": dict,
     }

@@ -239,3 +239,26 @@ def check_serving(profile: Profile, where: Where) -> list[ProfileIssue]:
                          'add api_key_env = "RIGTUI_API_KEY" and export RIGTUI_API_KEY=<a long '
                          'random string> (the key is never stored in the profile), or listen on '
                          '127.0.0.1')]  # fmt: skip
+
+
+def check_engine_keys(profile: Profile, where: Where) -> list[ProfileIssue]:
+    """Keys the chosen engine cannot honour are errors, not silent ignores."""
+    from rigtui.model.profile import SERVER_ONLY_KEYS
+
+    issues: list[ProfileIssue] = []
+    if profile.engine == "llama-cpp-python":
+        for key in SERVER_ONLY_KEYS:
+            value = getattr(profile, key)
+            if value not in ((), None):
+                file, line = where(key)
+                issues.append(ProfileIssue(file, line, key, f"{key} is a llama-server option: the "
+                              "embedded llama-cpp-python engine (0.3.x) cannot honour it",
+                              'set engine = "llama-server" (`rigtui engines` says whether it is '
+                              f"installed), or remove {key}"))  # fmt: skip
+    elif profile.engine == "llama-server":
+        if profile.numa == "mirror":
+            file, line = where("numa")
+            issues.append(ProfileIssue(file, line, "numa", 'llama-server has no numa = "mirror" '
+                          "(it takes distribute, isolate or numactl)",
+                          'use "distribute", "isolate", "numactl" or "disabled"'))  # fmt: skip
+    return issues

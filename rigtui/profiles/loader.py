@@ -9,7 +9,7 @@ from typing import Any
 
 from rigtui.model.profile import Profile, ProfileIssue, Sampling
 from rigtui.model.topology import Topology
-from rigtui.profiles.checks import check_machine, check_model, check_serving
+from rigtui.profiles.checks import check_engine_keys, check_machine, check_model, check_serving
 from rigtui.profiles.store import find_profile
 from rigtui.profiles.validate import Located, read_profile_text
 
@@ -87,6 +87,8 @@ def _build(
             kwargs[key] = tuple(loc.value)
         elif key == "tensor_split":
             kwargs[key] = tuple(float(v) for v in loc.value)
+        elif key in ("override_tensors", "rpc", "extra_args"):
+            kwargs[key] = tuple(loc.value)
         else:
             kwargs[key] = loc.value
     for k in ("temperature", "top_p", "min_p", "repeat_penalty"):
@@ -131,6 +133,7 @@ def _load(
         return (loc.file, loc.line) if loc else (str(path), None)
 
     issues.extend(check_serving(profile, where))
+    issues.extend(check_engine_keys(profile, where))
     if topology is not None:
         issues.extend(check_machine(profile, topology, where))
     else:

@@ -22,6 +22,7 @@ from rigtui.model.profile import (
     SAMPLING_KEYS,
     SPLIT_MODES,
     ProfileIssue,
+    parse_demo_spec,
     parse_listen,
     parse_size,
 )
@@ -45,6 +46,7 @@ _RANGES: dict[str, tuple[float, float | None, str]] = {
     "gpu_layers": (-1, 100000, "-1 offloads every layer, 0 keeps all on the CPU"),
     "main_gpu": (0, 1024, "the index of a GPU as CUDA numbers them (0 = first)"),
     "seed": (-1, 2**32 - 1, "-1 picks a random seed"),
+    "n_cpu_moe": (0, 100000, "the number of leading layers whose experts stay in RAM"),
     "sampling.temperature": (0.0, 100.0, "0 is greedy; 0.7-1.0 is usual"),
     "sampling.top_k": (0, 1 << 20, "0 disables top-k"),
     "sampling.top_p": (0.0, 1.0, "between 0 and 1 (1 disables it)"),
@@ -155,16 +157,63 @@ def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
             return "is empty", 'give the path of a .gguf file, or "demo:300M"'
         if value.startswith(DEMO_PREFIX):
             try:
-                if parse_size(value[len(DEMO_PREFIX) :]) < 1_000_000:
+                size, experts = parse_demo_spec(value)
+                if parse_size(size) < 1_000_000:
                     return "demo model size is below 1M", 'use e.g. "demo:8M" or "demo:300M"'
             except ValueError as exc:
-                return str(exc), 'use e.g. "demo:300M" or "demo:1G"'
+                return str(exc), 'use e.g. "demo:300M", "demo:1G", or "demo:8M-moe4" (MoE)'
+            if experts and not 2 <= experts <= 64:
+                return (f"demo model with {experts} experts", "use 2 to 64 experts, e.g. "
+                        '"demo:8M-moe4"')  # fmt: skip
+    if key in ("override_tensors", "rpc", "extra_args"):
+        problem = _server_list_problem(key, value)
+        if problem:
+            return problem
+    if key == "binary" and not value.strip():
+        return "is empty", 'give the llama-server executable, e.g. binary = "~/llama.cpp/build/bin/llama-server"'
     if (
         key == "cuda_visible_devices"
         and not all(p.strip() for p in value.split(","))
         and value != ""
     ):
         return "has an empty entry", 'a comma list of GPU indices or UUIDs, e.g. "0,1"'
+    return None
+
+
+def override_problem(entry: str) -> str | None:
+    """Why one `-ot` entry "PATTERN=BUFFER_TYPE" is wrong (llama.cpp compiles the pattern as
+    an ECMAScript std::regex and searches tensor names with it), else None."""
+    import re
+
+    pattern, sep, buft = entry.rpartition("=")
+    if not sep or not pattern:
+        return f"{entry!r} is not PATTERN=BUFFER_TYPE"
+    if not buft.strip():
+        return f"{entry!r} names no buffer type after '='"
+    try:
+        re.compile(pattern)  # Python's syntax is close to ECMAScript's for these patterns
+    except re.error as exc:
+        return f"pattern {pattern!r} does not compile: {exc}"
+    return None
+
+
+def _server_list_problem(key: str, value: list[Any]) -> tuple[str, str | None] | None:
+    if not all(isinstance(v, str) and v for v in value):
+        return f"{key} must list non-empty strings", 'e.g. ["exps=CPU"]'
+    if key == "override_tensors":
+        for entry in value:
+            problem = override_problem(entry)
+            if problem:
+                return problem, ('write "PATTERN=BUFFER_TYPE", e.g. "exps=CPU" or '
+                                 '"blk\\.1[0-9]\\.=CUDA0" (`llama-server --list-devices`)')  # fmt: skip
+    if key == "rpc":
+        for entry in value:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                return (f"{entry!r} is not HOST:PORT",
+                        'list rpc-servers as "HOST:PORT", e.g. ["127.0.0.1:50052"]')  # fmt: skip
+    if key == "extra_args" and any("\0" in v for v in value):
+        return "an argument holds a NUL character", None
     return None
 
 
