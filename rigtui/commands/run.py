@@ -72,7 +72,10 @@ def placement_line(pl) -> str:
         cpus += f" (main thread: {format_cpulist(pl.cpus_allowed)})"
     return (f"placement: CPUs {cpus} | memory nodes "
             f"{format_cpulist(pl.mems_allowed)} | model pages {landed or 'none resident'}"
-            + (f" | anon {anon}" if anon else ""))  # fmt: skip
+            + (f" | anon {anon}" if anon else "")
+            + (" | weights by llama.cpp: " + ", ".join(f"{k} {_mib(v)}" for k, v in
+                                                      pl.model_buffers.items())
+               if pl.model_buffers else ""))  # fmt: skip
 
 
 def exit_message(ev) -> str:

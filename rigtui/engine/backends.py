@@ -118,6 +118,8 @@ class LlamaServerBackend:
 
     def __init__(self) -> None:
         self.binary: str | None = None
+        self.flags: frozenset[str] | None = None
+        self.buffers: dict[str, int] = {}
         self.monitor: Any = None
         self.t_start = 0.0
 
@@ -141,6 +143,7 @@ class LlamaServerBackend:
             raise ValueError(f"rpc = {list(p.rpc)}, but {found.path} was built without RPC "
                              "(GGML_RPC=ON); `rigtui engines build` builds it with RPC")  # fmt: skip
         self.binary = found.path
+        self.flags = info.flags or None
         if proc.listen is None:
             proc.listen = ("127.0.0.1", free_loopback_port())
 
@@ -152,7 +155,8 @@ class LlamaServerBackend:
 
         assert self.binary and proc.listen and proc.plan and proc.model_path
         host, port = proc.listen
-        return {"argv": server_argv(self.binary, proc.profile, proc.plan, proc.model_path, host, port),
+        argv = server_argv(self.binary, proc.profile, proc.plan, proc.model_path, host, port, self.flags)
+        return {"argv": argv,
                 "plan": plan_json(proc), "drop_caches_first": proc.profile.drop_caches_first,
                 "api_key_env": proc.profile.api_key_env}  # fmt: skip
 
@@ -198,11 +202,15 @@ class LlamaServerBackend:
         self.monitor.start(on_ready)
 
     def placement(self, proc: EngineProcess) -> None:
+        from rigtui.engine.llama_server import model_buffers
         from rigtui.engine.placement import placement_fields
 
         if proc.pid is None or proc.model_path is None:
             return
         fields = placement_fields(proc.pid, proc.model_path, plan_json(proc), mmap=proc.profile.mmap)
+        # read once, at load: later requests push those lines out of the bounded log tail
+        self.buffers = self.buffers or model_buffers(proc.log_tail)
+        fields["model_buffers"] = self.buffers
         proc.dispatch(Placement(instance=proc.instance, t=time.time(), **fields))  # type: ignore[arg-type]
 
     def request_stop(self, proc: EngineProcess) -> None:

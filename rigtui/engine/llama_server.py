@@ -86,6 +86,7 @@ class BinaryInfo:
     compiler: str | None = None  # "GNU 12.2.0 for Linux x86_64"
     buffer_types: tuple[str, ...] = ()  # what -ot accepts: "CPU", "CUDA0", ...
     rpc: bool | None = None  # takes --rpc (built with GGML_RPC)
+    flags: frozenset[str] = frozenset()  # the options `--help` lists
     build_flags: dict[str, str] = field(default_factory=dict)  # rigtui's own build: cmake -D flags
     reason: str | None = None  # why not ok
 
@@ -156,6 +157,7 @@ def binary_info(path: str) -> BinaryInfo:
         _, help_text = _run([path, "--help"])
         info = BinaryInfo(path, True, version, commit, compiler, parse_buffer_types(bt_text),
                           rpc="--rpc" in help_text if help_text else None,
+                          flags=frozenset(re.findall(r"(?<![\w-])--?[a-z][\w-]*", help_text)),
                           build_flags=_manifest_flags(path))  # fmt: skip
     _INFO_CACHE[key] = info
     return info
@@ -191,9 +193,10 @@ def _llama_numa(plan: LaunchPlan) -> str | None:
 
 
 def server_argv(binary: str, profile: Profile, plan: LaunchPlan, model_path: str, host: str,
-                port: int) -> list[str]:  # fmt: skip
+                port: int, flags: frozenset[str] | None = None) -> list[str]:  # fmt: skip
     """The llama-server command line for a profile (pure). The API key is not here: it goes in
-    the child's environment (LLAMA_API_KEY), since /proc/PID/cmdline is readable by anyone."""
+    the child's environment (LLAMA_API_KEY), since /proc/PID/cmdline is readable by anyone.
+    `flags` (what the binary's --help lists) drops rigtui's optional extras a build lacks."""
     p, s = profile, profile.sampling
     argv = [binary, "--model", model_path, "--host", host, "--port", str(port), "--alias", p.name,
             "--threads", str(plan.threads), "--threads-batch", str(plan.batch_threads),
@@ -225,6 +228,10 @@ def server_argv(binary: str, profile: Profile, plan: LaunchPlan, model_path: str
     if p.rpc:
         argv += ["--rpc", ",".join(p.rpc)]
     argv += ["--metrics", "--slots"]  # the monitor reads both
+    if flags is None or "--log-verbosity" in flags:
+        # level 4 adds the load's "model buffer size" lines (where the weights went) and a few
+        # lines per request; nothing per token
+        argv += ["--log-verbosity", "4"]
     argv += list(p.extra_args)
     return argv
 
@@ -252,6 +259,20 @@ _EXIT_CAUSES: tuple[tuple[str, str, str], ...] = (
     (r"failed to connect to rpc|Failed to connect to", "an RPC server did not answer",
      "start it first: `rigtui rpc-server --node N --listen HOST:PORT`"),
 )
+
+
+_BUFFER_RE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s*([\d.]+) MiB")
+
+
+def model_buffers(log_lines: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """{buffer type: bytes} from llama.cpp's "load_tensors: CUDA0 model buffer size = 812.00
+    MiB" lines: where the weights went (offload, -ot, --n-cpu-moe, RPC), as llama.cpp says."""
+    out: dict[str, int] = {}
+    for line in log_lines:
+        m = _BUFFER_RE.search(line)
+        if m:
+            out[m.group(1)] = int(float(m.group(2)) * 2**20)
+    return out
 
 
 def explain_exit(log_tail: tuple[str, ...] | list[str]) -> tuple[str, str] | None:

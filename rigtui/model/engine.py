@@ -83,6 +83,9 @@ class Placement(EngineEvent):
     # what did not happen as the profile asked, with the likely cause and the fix
     warnings: tuple[str, ...] = ()
     fs_type: str | None = None  # the model file's file system (tmpfs places pages at write)
+    # llama.cpp's own account of where the weights went: buffer type -> bytes ("CPU_Mapped",
+    # "CUDA0", "RPC0[host:port]"), from its load log (-ot / --n-cpu-moe / offload show here)
+    model_buffers: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,8 @@ def event_from_json(obj: Mapping[str, Any]) -> EngineEvent:
         v = obj[f.name]
         if f.name.endswith("_per_node") and isinstance(v, Mapping):
             v = MappingProxyType({int(k): int(x) for k, x in v.items()})
+        elif isinstance(v, Mapping):
+            v = MappingProxyType(dict(v))
         elif isinstance(v, list):
             v = tuple(v)
         kwargs[f.name] = v

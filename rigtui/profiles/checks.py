@@ -169,7 +169,7 @@ def check_machine(profile: Profile, topology: Topology, where: Where) -> list[Pr
             "run `sync; echo 3 | sudo tee /proc/sys/vm/drop_caches` yourself, or run rigtui as root",
             "warning")  # fmt: skip
     n_gpus = len(topology.gpus)
-    if profile.gpu_layers != 0 and n_gpus == 0:
+    if profile.gpu_layers != 0 and n_gpus == 0 and not profile.rpc:  # RPC servers take layers too
         add("gpu_layers", f"gpu_layers = {profile.gpu_layers} but no GPU was found: every layer stays on the CPU",
             "set gpu_layers = 0, or check the driver (`nvidia-smi`)", "warning")  # fmt: skip
     if n_gpus and profile.main_gpu >= n_gpus:
