@@ -5,83 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from engine_helpers import write_profile
+from serve_helpers import REPO, Served, _alive
 
 pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
 pytestmark = pytest.mark.timeout(240)
 openai = pytest.importorskip("openai")
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-class Served:
-    """`python -m rigtui serve PROFILE --json` as a child; its NDJSON events read in a thread."""
-
-    def __init__(self, profile: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rigtui", "serve", str(profile), "--json", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **(env or {})},
-        )  # fmt: skip
-        self.events: queue.Queue[dict] = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.put(json.loads(line))
-
-    def wait_for(self, kind: str, timeout: float = 120.0, **fields: object) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                ev = self.events.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.events.empty():
-                    break
-                continue
-            self.seen.append(ev)
-            if ev["event"] == kind and all(ev.get(k) == v for k, v in fields.items()):
-                return ev
-        raise AssertionError(f"no {kind} event; got {[e['event'] for e in self.seen]}, "
-                             f"stderr: {self.stderr_now()}")  # fmt: skip
-
-    def stderr_now(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        return self.proc.stderr.read() if self.proc.stderr else ""
-
-    def worker_pid(self) -> int:
-        return next(e["pid"] for e in self.seen if e["event"] == "starting")
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        return code, self.proc.stderr.read() if self.proc.stderr else ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is not a running engine
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
 
 @pytest.fixture()
 def prof(tmp_path, demo8m):

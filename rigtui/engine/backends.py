@@ -146,6 +146,8 @@ class LlamaServerBackend:
         self.flags = info.flags or None
         if proc.listen is None:
             proc.listen = ("127.0.0.1", free_loopback_port())
+        elif proc.listen[1] == 0:  # "any free port": llama-server would not say which it took
+            proc.listen = (proc.listen[0], free_loopback_port(proc.listen[0]))
 
     def child_module(self) -> str:
         return "rigtui.engine.exec_server"
