@@ -13,6 +13,9 @@ command -v numactl >/dev/null || need+=(numactl)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v busybox >/dev/null || need+=(busybox-static)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+# llama.cpp's llama-server / rpc-server are built from source (rigtui engines build)
+command -v cmake >/dev/null || need+=(cmake)
+command -v g++ >/dev/null || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") \
@@ -27,6 +30,11 @@ fi
 # llama-cpp-python builds from source the first time (~4 min on 2 cores); pip caches the wheel.
 CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
     .venv/bin/python -m pip install -q -e '.[test]'
+
+# llama-server and rpc-server for the llama-server backend's tests: compiled once from the
+# llama.cpp inside llama-cpp-python's sdist into ~/.cache/rigtui/engines (~30 min on 2 cores
+# the first time, seconds after that). A failure is reported and those tests then fail.
+.venv/bin/rigtui engines build || echo "test.sh: rigtui engines build failed (see above)" >&2
 
 .venv/bin/ruff check rigtui tests benchmarks
 .venv/bin/lint-imports

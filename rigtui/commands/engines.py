@@ -40,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
         return _build(args)
     from rigtui.commands._common import print_json
     from rigtui.engine import system_info
-    from rigtui.engine.llama_server import RPC_NAME, SERVER_NAME, binary_info, find_binary, info_json
+    from rigtui.engine.llama_server import (
+        RPC_NAME,
+        SERVER_NAME,
+        binary_info,
+        find_binary,
+        info_json,
+    )
 
     embedded = system_info()
     entries = [{"name": "llama-cpp-python", "found": embedded.available, "ok": embedded.available,

@@ -255,10 +255,9 @@ def check_engine_keys(profile: Profile, where: Where) -> list[ProfileIssue]:
                               "embedded llama-cpp-python engine (0.3.x) cannot honour it",
                               'set engine = "llama-server" (`rigtui engines` says whether it is '
                               f"installed), or remove {key}"))  # fmt: skip
-    elif profile.engine == "llama-server":
-        if profile.numa == "mirror":
-            file, line = where("numa")
-            issues.append(ProfileIssue(file, line, "numa", 'llama-server has no numa = "mirror" '
-                          "(it takes distribute, isolate or numactl)",
-                          'use "distribute", "isolate", "numactl" or "disabled"'))  # fmt: skip
+    elif profile.engine == "llama-server" and profile.numa == "mirror":
+        file, line = where("numa")
+        issues.append(ProfileIssue(file, line, "numa", 'llama-server has no numa = "mirror" '
+                      "(it takes distribute, isolate or numactl)",
+                      'use "distribute", "isolate", "numactl" or "disabled"'))  # fmt: skip
     return issues

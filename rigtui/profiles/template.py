@@ -18,7 +18,8 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
     (
         "engine",
         "llama-cpp-python",
-        "Inference engine: the embedded llama-cpp-python (0.3.x).",
+        "Inference engine: llama-cpp-python (embedded, 0.3.x) | llama-server (llama.cpp's own\n"
+        "server binary: MoE tensor overrides, RPC; `rigtui engines` shows what is installed).",
     ),
     ("extends", "other-profile", "Start from another profile (by name) and override keys below."),
     ("description", "", "One line shown in `rigtui profiles list` and the launcher."),
@@ -26,7 +27,8 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
         "model",
         "/models/model.gguf",
         'GGUF file (relative paths: from this file), or "demo:SIZE" for the\n'
-        'synthetic random-weight model rigtui generates on first use ("demo:8M", "demo:300M", "demo:1G").',
+        'synthetic random-weight model rigtui generates on first use ("demo:8M", "demo:300M", "demo:1G";\n'
+        '"demo:8M-moe4": a mixture of 4 experts).',
     ),
     ("ctx", 2048, "Context size in tokens (llama.cpp -c). 0 = the model's training context."),
     ("batch", 512, "Logical batch size for prompt processing (-b)."),
@@ -98,6 +100,27 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
         "RIGTUI_API_KEY",
         "Environment variable holding the API key clients must send (Authorization: Bearer).\n"
         "The key itself is never written in the profile.",
+    ),
+    (
+        "override_tensors",
+        ["exps=CPU"],
+        "llama-server only (-ot): tensors whose name matches PATTERN go to BUFFER_TYPE, as\n"
+        '"PATTERN=BUFFER_TYPE" (CPU, CUDA0, RPC0[host:port]...: `rigtui engines`). The MoE recipe:\n'
+        'gpu_layers = -1 with ["exps=CPU"] keeps the experts in RAM and the rest on the GPU.',
+    ),
+    ("n_cpu_moe", 0, "llama-server only (--n-cpu-moe): keep the experts of the first N layers in RAM."),
+    (
+        "rpc",
+        ["127.0.0.1:50052"],
+        "llama-server only (--rpc): rpc-servers that take layers, like GPUs do (one per NUMA\n"
+        "node: `rigtui rpc-server --node N`, or per rig). No authentication: trusted networks only.",
+    ),
+    ("extra_args", ["--parallel", "2"], "llama-server only: more arguments, appended as given."),
+    (
+        "binary",
+        "/opt/llama.cpp/build/bin/llama-server",
+        "llama-server only: the executable. Unset: llama-server on PATH, else rigtui's build\n"
+        "(`rigtui engines build`).",
     ),
 ]
 SAMPLING_DOCS: list[tuple[str, Any, str]] = [
