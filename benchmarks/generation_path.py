@@ -103,7 +103,8 @@ def run_rigtui(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
     return out
 
 
-def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float) -> float:
+def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float,
+                label_b: str = "plain llama-cpp-python") -> float:
     """Run side A (rigtui's path) and side B (plain llama-cpp-python) ROUNDS times in ABBA
     order, each returning tok/s per repetition; print each round, the ratio of the medians over
     all repetitions and the median of the per-round ratios, which is returned."""
@@ -123,9 +124,9 @@ def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float) -> flo
         ratio = statistics.median(a) / statistics.median(b)
         ratios.append(ratio)
         print(f"round {rnd + 1}: {label_a} {statistics.median(a):7.2f} tok/s   "
-              f"plain llama-cpp-python {statistics.median(b):7.2f} tok/s   ratio {ratio:.3f}   "
+              f"{label_b} {statistics.median(b):7.2f} tok/s   ratio {ratio:.3f}   "
               f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
-    print(f"median over all reps: {label_a} {statistics.median(a_all):.2f} tok/s, plain "
+    print(f"median over all reps: {label_a} {statistics.median(a_all):.2f} tok/s, {label_b} "
           f"{statistics.median(b_all):.2f} tok/s, ratio "
           f"{statistics.median(a_all) / statistics.median(b_all):.3f}")  # fmt: skip
     # The paired figure: each round's two sides ran back to back, so their ratio is the least
