@@ -21,6 +21,7 @@ from serve_helpers import REPO, Served, _alive
 from rigtui.engine import EngineProcess
 from rigtui.engine.demo_model import write_demo_model
 from rigtui.engine.llama_server import RPC_NAME, binary_info, find_binary
+from rigtui.model.engine import Text
 
 pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
 pytestmark = pytest.mark.timeout(240)
@@ -118,6 +119,19 @@ def test_dashboard_stats_fold_from_a_real_client(tmp_path, server_bin, live_topo
         assert st.n_gen == 3500 and st.total_gen >= 3500 and st.gen_tok_s and st.ttft_s
         with pytest.raises(NotImplementedError, match="endpoint"):
             engine.prompt("no stdin ops for llama-server")
+        # rigtui's own chat is a client of the endpoint: Text events, stats from the server
+        seq = engine.ask("the river", max_tokens=9)
+        texts = []
+        for ev in engine.events(timeout=30):
+            if isinstance(ev, Text) and ev.seq == seq:
+                texts.append(ev.text)
+                if ev.final:
+                    break
+        assert ev.final and ev.stop_reason == "length" and "".join(texts).strip()
+        deadline = time.monotonic() + 10
+        while engine.stats.requests_total < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert engine.stats.requests_total == 2
     finally:
         ex = engine.stop(timeout=10)
     assert ex is not None and ex.code == 0 and ex.signal is None

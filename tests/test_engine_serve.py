@@ -196,3 +196,35 @@ def test_health_and_models_answer_without_the_key_only_for_health(tmp_path, demo
         assert exc.value.code == 401
     finally:
         s.stop()
+
+
+def test_ask_is_a_client_of_the_embedded_endpoint(tmp_path, demo8m, live_topology):
+    """The TUI's chat path on the embedded engine: Text events from the endpoint, the request
+    metered by the engine like any client's (no Token events from the stdin path)."""
+    from rigtui.engine import EngineProcess
+    from rigtui.model.engine import Done, Serving, Text, Token
+    from rigtui.profiles import load_profile
+
+    prof = load_profile(write_profile(tmp_path, "chat", f'model = "{demo8m}"\nctx = 512\n'
+                                      'threads = 1\n'))  # fmt: skip
+    engine = EngineProcess(prof, topology=live_topology, log_events=False, listen=("127.0.0.1", 0))
+    engine.start()
+    try:
+        for ev in engine.events(timeout=60):
+            if isinstance(ev, Serving):
+                break
+        assert engine.stats.url
+        seq = engine.ask("hello", max_tokens=7)
+        kinds, texts, done = [], [], None
+        for ev in engine.events(timeout=60):
+            kinds.append(type(ev))
+            if isinstance(ev, Text) and ev.seq == seq:
+                texts.append(ev.text)
+            if isinstance(ev, Done):
+                done = ev
+            if isinstance(ev, Text) and ev.final and any(k is Done for k in kinds):
+                break
+        assert Token not in kinds and done is not None and done.n_gen == 7
+        assert "".join(texts).strip() and engine.stats.requests_total == 1
+    finally:
+        engine.stop()

@@ -146,6 +146,7 @@ class EngineProcess:
         self._seq = 0
         self._exited = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._chat: Any = None  # EndpointChat, made on the first ask()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -312,6 +313,27 @@ class EngineProcess:
         )
         return self._seq
 
+    def ask(self, text: str, *, max_tokens: int = 128, **sampling: Any) -> int:
+        """Send a prompt to the engine's own endpoint, as any client does (the TUI's chat).
+        The reply arrives as `Text` events; the speeds as the engine's own events. Needs the
+        engine to serve (stats.url)."""
+        url = self.stats.url
+        if url is None:
+            raise RuntimeError(f"engine {self.instance} does not serve (yet): no endpoint to ask")
+        connect = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+        if self._chat is None or self._chat.base_url != connect.rstrip("/"):
+            from rigtui.engine.endpoint_chat import EndpointChat
+
+            key_env = self.profile.api_key_env
+            self._chat = EndpointChat(connect, self.profile.name, self.instance, self._dispatch,
+                                      api_key=os.environ.get(key_env) if key_env else None)  # fmt: skip
+        ps = self.profile.sampling
+        defaults = {"temperature": ps.temperature, "top_k": ps.top_k, "top_p": ps.top_p,
+                    "min_p": ps.min_p, "repeat_penalty": ps.repeat_penalty}  # fmt: skip
+        self._seq += 1
+        self._chat.ask(self._seq, text, max_tokens, **{**defaults, **sampling})
+        return self._seq
+
     def _require_stdin_ops(self, what: str) -> None:
         if not self.backend.stdin_ops:
             raise NotImplementedError(f"{what}: the {self.backend.name} engine answers over its "
@@ -330,7 +352,10 @@ class EngineProcess:
 
     def cancel(self) -> None:
         """Cancel the running generation and every prompt queued before this call."""
-        self._send({"op": "cancel"})
+        if self._chat is not None:
+            self._chat.cancel()
+        if self.backend.stdin_ops:
+            self._send({"op": "cancel"})
 
     def stop(self, timeout: float = 5.0) -> Exit | None:
         """Ask the worker to stop; SIGTERM then SIGKILL its process group if it does not.

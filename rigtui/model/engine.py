@@ -101,6 +101,17 @@ class Token(EngineEvent):
 
 
 @dataclass(frozen=True)
+class Text(EngineEvent):
+    """A piece of a reply as a client of the endpoint received it (rigtui's own chat box).
+    Not folded into the stats: the engine reports the request's speeds itself."""
+
+    seq: int
+    text: str
+    final: bool = False  # the reply is over
+    stop_reason: str | None = None  # with final: "stop" | "length" | "cancelled" | "error"
+
+
+@dataclass(frozen=True)
 class Done(EngineEvent):
     n_prompt: int
     n_gen: int
@@ -191,6 +202,7 @@ EVENT_TYPES: dict[str, type[EngineEvent]] = {
     "prompt_done": PromptDone,
     "token": Token,
     "done": Done,
+    "text": Text,
     "serving": Serving,
     "requests": Requests,
     "progress": Progress,

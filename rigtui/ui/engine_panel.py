@@ -159,6 +159,10 @@ class EnginePanel(Vertical):
                     else "")  # fmt: skip
             lines.append(f"serving [b]{escape(stats.url)}[/b] [$text-muted]{stats.requests_total} "
                          f"requests{busy}[/]")  # fmt: skip
+            if stats.slots is not None:  # llama-server: its slots and their KV cache
+                sl = stats.slots
+                lines.append(f"[$text-muted]{escape(stats.server or '')} slots {sl.busy}/{sl.n_slots} "
+                             f"busy · KV {sl.kv_used_tokens} tokens held (a slot holds up to {sl.kv_ctx_tokens})[/]")  # fmt: skip
         limit, basis = view.roofline
         if limit and stats.gen_tok_s is not None:
             frac = stats.gen_tok_s / limit

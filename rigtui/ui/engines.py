@@ -26,6 +26,7 @@ from rigtui.model.engine import (
     Exit,
     Loaded,
     Log,
+    Text,
     Token,
 )
 from rigtui.ui.instances import Instance
@@ -235,8 +236,12 @@ class EngineMixin:
             inst.stats = msg.stats
         if isinstance(ev, Token):
             inst.transcript.append(ev.text)
+        elif isinstance(ev, Text):  # the chat's own request, streamed from the endpoint
+            inst.transcript.append(ev.text + ("\n" if ev.final else ""))
         elif isinstance(ev, Done):
-            inst.transcript.append("\n")
+            if inst.awaiting_reply:  # a stdin prompt's reply ends here (an API client's does not)
+                inst.transcript.append("\n")
+                inst.awaiting_reply = False
             inst.last_done = ev
             if self.services.source is None:  # no sampler to carry the stats over time
                 if ev.gen_tok_s is not None:
@@ -263,7 +268,7 @@ class EngineMixin:
             handler = getattr(self.screen, "engine_event", None)
             if handler is not None:
                 handler(ev)
-        if isinstance(ev, Token):
+        if isinstance(ev, (Token, Text)):
             self._schedule_render()
         else:
             self._refresh_active()
@@ -299,7 +304,13 @@ class EngineMixin:
             self.notify(f"Engine {inst.key} is {inst.stats.state.value}: wait for ready.")
             return False
         inst.transcript.append(f"{chr(10) if inst.transcript else ''}> {text}\n")
-        inst.engine.prompt(text, max_tokens=max_tokens)
+        ask = getattr(inst.engine, "ask", None)
+        if inst.stats.url is not None and ask is not None:
+            # a client of the engine's endpoint like any other (stats come from the engine)
+            ask(text, max_tokens=max_tokens)
+        else:
+            inst.awaiting_reply = True
+            inst.engine.prompt(text, max_tokens=max_tokens)
         return True
 
     # -- select, stop, quit ---------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Instance:
     bytes_per_token_basis: str | None = None
     last_done: Done | None = None
     stopping: bool = False
+    awaiting_reply: bool = False  # a stdin prompt's reply is under way (its Done ends the line)
 
     @property
     def active(self) -> bool:

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.markup import escape
 from textual.widgets import Footer, Input, Log, ProgressBar, Static
 
-from rigtui.model.engine import EngineEvent, EngineState, Token
+from rigtui.model.engine import EngineEvent, EngineState, Text, Token
 from rigtui.ui.fmt import num, tok_s
 from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE
@@ -63,7 +63,7 @@ class RunScreen(RigScreen):
         self._sync_transcript()
 
     def engine_event(self, ev: EngineEvent) -> None:
-        if isinstance(ev, Token):
+        if isinstance(ev, (Token, Text)):
             self._sync_transcript()
 
     def _sync_transcript(self) -> None:
