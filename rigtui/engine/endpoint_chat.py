@@ -10,6 +10,7 @@ stop a request whose client went away).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -61,10 +62,8 @@ class EndpointChat:
         with self._lock:
             resp, self._response = self._response, None
         if resp is not None:
-            try:
+            with contextlib.suppress(Exception):  # a socket already gone
                 resp.close()
-            except Exception:  # a socket already gone
-                pass
 
     def _emit_text(self, seq: int, text: str, final: bool = False, stop: str | None = None) -> None:
         self.emit(Text(instance=self.instance, t=time.time(), seq=seq, text=text, final=final,
@@ -107,8 +106,6 @@ class EndpointChat:
             with self._lock:
                 if self._response is resp:
                     self._response = None
-            try:
+            with contextlib.suppress(Exception):
                 resp.close()
-            except Exception:
-                pass
         self._emit_text(seq, "", final=True, stop=stop or "cancelled")
