@@ -35,6 +35,9 @@ GOOD_CTX = CheckContext(
     psi_memory_some_avg10=0.0,
     psi_memory_full_avg10=0.0,
     is_root=False,
+    server_build={"name": "llama-server", "found": True, "ok": True, "path": "/opt/llama-server",
+                  "backends": ["CPU", "CUDA"], "buffer_types": ["CPU", "CUDA0"],
+                  "build_flags": {"GGML_NATIVE": "ON", "GGML_CUDA": "ON"}},
 )
 
 
@@ -194,6 +197,23 @@ def test_engine_isa():
         "NEON": 0,
     }
     assert "ARCHS" not in parse_system_info(SYSINFO_AVX2 + "CUDA : ARCHS = 890 | ")
+
+
+def test_llama_server_build():
+    sb = GOOD_CTX.server_build
+    cpu_only = replace(GOOD_CTX, server_build={**sb, "backends": ["CPU"], "buffer_types": ["CPU"]})
+    c = by_id(epyc(gpus=(gpu(),)), cpu_only)["llama_server_build"]
+    assert c.status == "warn" and "no CUDA backend" in c.summary and "--cuda" in c.fix
+    assert by_id(epyc(), cpu_only)["llama_server_build"].status == "pass"  # no GPU: fine
+    portable = replace(GOOD_CTX, server_build={**sb, "build_flags": {"GGML_NATIVE": "OFF"}})
+    c = by_id(epyc(gpus=(gpu(),)), portable)["llama_server_build"]
+    assert c.status == "warn" and "AVX-512" in c.summary and "--native" in c.fix
+    no512 = epyc(flags=("pni", "ssse3", "bmi2", "avx", "avx2", "fma", "f16c"))
+    assert by_id(no512, portable)["llama_server_build"].status == "pass"
+    missing = replace(GOOD_CTX, server_build={"found": False, "reason": "no llama-server on PATH"})
+    c = by_id(epyc(), missing)["llama_server_build"]
+    assert c.status == "unknown" and "engines build" in c.fix
+    assert by_id(epyc(), replace(GOOD_CTX, live=False))["llama_server_build"].status == "unknown"
 
 
 def test_gpu_checks():

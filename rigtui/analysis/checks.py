@@ -37,6 +37,7 @@ CHECKS: tuple[tuple[str, Runner], ...] = (
     ("kernel_version", lambda t, c: sysc.kernel_version(t)),
     ("engine_isa", eng.engine_isa),
     ("gpu_offload", eng.gpu_offload),
+    ("llama_server_build", eng.llama_server_build),
     ("gpu_pcie_link", lambda t, c: eng.gpu_pcie_link(t)),
     ("perf_counters", sysc.perf_counters),
     ("resctrl", lambda t, c: sysc.resctrl(t)),

@@ -249,3 +249,36 @@ def gpu_pcie_link(top: Topology) -> Check:
     return check(
         cid, title, "pass", f"{len(gpus) - len(missing)} GPU link(s) at full width" + note, ev, why
     )
+
+
+def llama_server_build(top: Topology, ctx: CheckContext) -> Check:
+    """llama.cpp's own llama-server (the `llama-server` engine) vs this machine: a GPU with no
+    GPU backend in the build, or a CPU with AVX-512 under a portable AVX2 build."""
+    title, cid = "llama-server built for this machine", "llama_server_build"
+    why = ("profiles with engine = \"llama-server\" (MoE -ot, RPC) run this binary: its backends "
+           "and CPU kernels are fixed when it is built")  # fmt: skip
+    sb = ctx.server_build
+    ev: list[tuple[str, object]] = [("rigtui engines", dict(sb) if sb else None)]
+    unknown = _live_engine_unknown(cid, title, ctx, why, ev)
+    if unknown:
+        return unknown
+    if not sb or not sb.get("found") or sb.get("ok") is False:
+        reason = (sb or {}).get("reason") or "not looked for"
+        return check(cid, title, "unknown", f"no usable llama-server: {reason}", ev, why,
+                     "`rigtui engines build` (or put your own build on PATH); only needed for "
+                     'engine = "llama-server" profiles')  # fmt: skip
+    backends = set(sb.get("backends") or ())
+    flags = sb.get("build_flags") or {}
+    gpus = {_GPU_VENDOR_IDS.get(g.vendor_id or 0, "") for g in top.gpus}
+    if "NVIDIA" in gpus and "CUDA" not in backends:
+        return check(cid, title, "warn", f"this machine has an NVIDIA GPU, but {sb.get('path')} has "
+                     f"no CUDA backend ({', '.join(sorted(backends)) or 'CPU only'}): gpu_layers and "
+                     "-ot to CUDA0 cannot work", ev, why, "rigtui engines build --cuda --native")  # fmt: skip
+    cpu_flags = set(top.cpu.flags)
+    if flags and flags.get("GGML_NATIVE") == "OFF" and "avx512f" in cpu_flags:
+        return check(cid, title, "warn", "the CPU has AVX-512, but rigtui's llama-server is the "
+                     "portable AVX2 build: prompt processing runs slower than the CPU allows", ev,
+                     why, "rigtui engines build --native")  # fmt: skip
+    what = ", ".join(sorted(backends)) or "CPU"
+    cpu = {"ON": "built for this CPU", "OFF": "portable AVX2"}.get(str(flags.get("GGML_NATIVE")), "")
+    return check(cid, title, "pass", f"{sb.get('path')}: {what}" + (f", {cpu}" if cpu else ""), ev, why)

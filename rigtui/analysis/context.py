@@ -6,6 +6,8 @@ pressure (/proc/pressure/memory, via HostFS) and where a model file's page cache
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from rigtui.hostfs import HostFS
 from rigtui.model.analysis import CheckContext
@@ -47,6 +49,7 @@ def build_context(
     engine_system_info: str | None = None,
     engine_gpu_offload: bool | None = None,
     engine_reason: str | None = None,
+    server_build: Mapping[str, Any] | None = None,
 ) -> CheckContext:
     """A CheckContext for `fs` (live when its root is "/")."""
     live = fs.is_live
@@ -67,6 +70,7 @@ def build_context(
         engine_system_info=engine_system_info,
         engine_gpu_offload=engine_gpu_offload,
         engine_reason=engine_reason,
+        server_build=server_build,
         model_path=model_path,
         model_bytes=model_bytes,
         model_source=model_source,

@@ -54,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
         err(choice.error)
         return EXIT_USAGE
     info, offload, reason = engine_facts(fs.is_live)
+    server = None
+    if fs.is_live and (not args.only or "llama_server_build" in args.only):
+        from rigtui.engine.llama_server import binary_info, find_binary, info_json
+
+        found = find_binary("llama-server", getattr(choice.profile, "binary", None))
+        server = info_json(found, binary_info(found.path) if found.path else None)
     threads = getattr(choice.profile, "threads", None) if choice.profile else None
     ctx = build_context(
         fs,
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         engine_system_info=info,
         engine_gpu_offload=offload,
         engine_reason=reason,
+        server_build=server,
     )
     checks = run_checks(topology, ctx, only=args.only)
     if args.json:

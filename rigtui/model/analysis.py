@@ -55,6 +55,9 @@ class CheckContext:
     engine_system_info: str | None = None  # llama_cpp.llama_print_system_info()
     engine_gpu_offload: bool | None = None  # llama_cpp.llama_supports_gpu_offload()
     engine_reason: str | None = None  # why the engine facts are None
+    # llama-server as `rigtui engines --json` describes it (found, path, backends, build_flags,
+    # buffer_types, reason); None: not asked
+    server_build: Mapping[str, Any] | None = None
     model_path: str | None = None
     model_bytes: int | None = None  # file size of the model
     model_source: str | None = None  # "--model", "profile NAME"
