@@ -207,6 +207,7 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
         name=str(name) if name is not None else None,
         file_type=_file_type_name(fields.get("general.file_type")),
         n_tensors=len(tensors), n_params=sum(t[2] for t in tensors),
+        tensors=tuple((t[0], t[3]) for t in tensors),
         weights_bytes=sum(t[3] for t in tensors), quant_mix=quant, n_layers=n_layers,
         n_embd=n_embd, n_ff=as_int(key("feed_forward_length")), n_head=n_head,
         n_head_kv=max(kv_per_layer) if kv_per_layer else None, n_head_kv_per_layer=kv_per_layer,

@@ -151,6 +151,8 @@ def make_plan(
     membench: MemBenchResult | None = None,
     vram_free: Mapping[int, int] | None = None,
     profile: str | None = None,
+    override_tensors: Sequence[str] = (),
+    n_cpu_moe: int | None = None,
 ) -> Plan:
     """The plan for `facts` on `topology`. `nodes`: the NUMA nodes a profile binds to (None:
     all). Raises PlanError for impossible inputs."""
@@ -178,13 +180,21 @@ def make_plan(
         else ""
     )
 
-    fits_gpu = gpu_fits(facts, topology, n_gpu_layers, kv_layers, compute, tensor_split, vram_free)
+    overrides: list = []
+    moved: dict[int, int] = {}
+    if override_tensors or n_cpu_moe:
+        from rigtui.analysis.tensor_overrides import place_tensors
+
+        overrides, moved = place_tensors(facts.tensors, override_tensors, n_cpu_moe)
+    fits_gpu = gpu_fits(facts, topology, n_gpu_layers, kv_layers, compute, tensor_split, vram_free,
+                        cpu_layer_bytes=moved)  # fmt: skip
     on_gpu = sum(f.needed_bytes for f in fits_gpu)
     n_layer = len(facts.layer_bytes)
     off = (
         0 if not fits_gpu else (n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1))
     )
-    gpu_weight = sum(facts.layer_bytes[n_layer - min(off, n_layer) :]) + (
+    offloaded = range(n_layer - min(off, n_layer), n_layer)
+    gpu_weight = sum(facts.layer_bytes[i] - moved.get(i, 0) for i in offloaded) + (
         facts.output_bytes if off > n_layer else 0
     )
     gpu_kv = sum(kv_layers[n_layer - min(off, n_layer) :]) if kv_layers else 0
@@ -312,6 +322,7 @@ def make_plan(
                                         " layer + KV + compute buffer sizes")
              if max_ngl is not None else None},
         suggested_profile=suggestion, warnings=tuple(warnings), profile=profile,
+        tensor_overrides=tuple(overrides),
     )  # fmt: skip
 
 

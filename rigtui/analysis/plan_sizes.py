@@ -118,7 +118,10 @@ def gpu_fits(
     compute_bytes: int,
     split: Sequence[float] | None = None,
     vram_free: Mapping[int, int] | None = None,
+    cpu_layer_bytes: Mapping[int, int] | None = None,
 ) -> list[GpuFit]:
+    """Per GPU: its layers (llama.cpp's layout) and the bytes they need. `cpu_layer_bytes`:
+    bytes of each layer that tensor overrides keep on the CPU (MoE experts)."""
     gpus = [g for g in topology.gpus if g.memory_total_bytes]
     if not gpus or n_gpu_layers == 0:
         return []
@@ -133,8 +136,10 @@ def gpu_fits(
     for k, (g, (layers, has_out)) in enumerate(
         zip(gpus, _gpu_layout(facts, n_gpu_layers, len(gpus), split), strict=True)
     ):
+        moved = cpu_layer_bytes or {}
         need = sum(
-            facts.layer_bytes[i] + (kv_layers[i] if i < len(kv_layers) else 0) for i in layers
+            facts.layer_bytes[i] - moved.get(i, 0) + (kv_layers[i] if i < len(kv_layers) else 0)
+            for i in layers
         )
         need += (facts.output_bytes if has_out else 0) + (compute_bytes if layers or has_out else 0)
         fits.append(

@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             nodes=nodes, membench=load_cached_membench(topology),
             vram_free=_vram_free(fs, topology),
             profile=prof.name if prof else None,
+            override_tensors=prof.override_tensors if prof else (),
+            n_cpu_moe=prof.n_cpu_moe if prof else None,
         )  # fmt: skip
     except PlanError as exc:
         err(str(exc))
@@ -175,6 +177,13 @@ def print_plan(plan) -> None:
         )
     if plan.fit.get("max_n_gpu_layers") is not None:
         fig("largest n_gpu_layers", plan.fit["max_n_gpu_layers"], str)
+    if plan.tensor_overrides:
+        con.print("\n[bold]Tensor overrides[/] (first match wins, as llama.cpp applies them)")
+        for g in plan.tensor_overrides:
+            names = ", ".join(g.examples) + (", ..." if g.tensors > len(g.examples) else "")
+            con.print(f"  {escape(g.pattern)} -> {escape(g.buffer_type)}: {g.tensors} tensors, "
+                      f"{_b(g.bytes)}" + (f" ({escape(names)})" if names else "")
+                      + ("" if g.tensors else "  [yellow]matches no tensor of this model[/]"))  # fmt: skip
     con.print("\n[bold]Ceilings[/]")
     fig("memory bandwidth", plan.bandwidth_gbs, lambda v: f"{v:.1f} GB/s")
     fig("generation", plan.predicted_tg_tok_s, lambda v: f"{v:.1f} tok/s")

@@ -178,6 +178,8 @@ class GgufFacts:
     layer_bytes: tuple[int, ...]  # bytes of blk.N.* per layer
     non_layer_bytes: int  # token_embd, output, output_norm, ...
     output_bytes: int  # output.weight + output_norm (what goes to the GPU last with ngl > layers)
+    # (name, bytes) of every tensor, in file order (not in --json: thousands in a big model)
+    tensors: tuple[tuple[str, int], ...] = field(default=(), metadata={"json": False})
 
 
 @dataclass(frozen=True)
@@ -228,3 +230,5 @@ class Plan:
     warnings: tuple[str, ...] = ()
     profile: str | None = None
     extra: Mapping[str, Any] = field(default_factory=_ro)
+    # override_tensors / n_cpu_moe: what each pattern took (rigtui.analysis.tensor_overrides)
+    tensor_overrides: tuple[Any, ...] = ()

@@ -21,10 +21,12 @@ def to_jsonable(obj: Any) -> Any:
     """Dataclasses/tuples/enums/dicts -> plain JSON values. Dict keys become strings.
 
     NaN and infinities become None (JSON has no NaN). Properties named in a dataclass's
-    `__json_extra__` tuple are added to its object (derived values scripts rely on).
+    `__json_extra__` tuple are added to its object (derived values scripts rely on); fields
+    with `metadata={"json": False}` are left out (bulky inputs, not results).
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+               if f.metadata.get("json", True)}  # fmt: skip
         for name in getattr(obj, "__json_extra__", ()):
             out[name] = to_jsonable(getattr(obj, name))
         return out

@@ -15,7 +15,8 @@ import vm_harness as harness
 from rigtui.engine.demo_model import write_demo_model
 
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
-PLACEMENT_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs")
+PLACEMENT_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs", "ls_bind1",
+                    "ls_rpc")
 
 
 def pytest_collection_modifyitems(items):
@@ -75,6 +76,11 @@ def _models(work: Path) -> None:
     write_demo_model(work / "nommap_bind1.gguf", size="64M")  # anon pages dwarf the heap
     # The --rwdir share is 9p, whose page cache goes with the last close; the guest's root
     # (this machine's / over virtiofs) keeps it: the file for the cached-pages case lives there.
+    from rigtui.engine.llama_server import find_binary
+
+    found = find_binary("llama-server")  # the guest sees this machine's files at the same paths
+    if found.path:
+        (work / "llama-server.path").write_text(found.path)
     ro = Path(str(work) + "-ro")
     ro.mkdir()
     shutil.copyfile(small, ro / "cached.gguf")
@@ -84,7 +90,8 @@ def _models(work: Path) -> None:
 def two_socket(tmp_path_factory) -> dict[str, object]:
     """2 sockets x 2 cores, 2 nodes at distance 32, one SMBIOS DIMM: every scenario."""
     return _boot(tmp_path_factory, harness.TWO_SOCKETS,
-                 ["probe", "check", "placement", "two_instances", "tmpfs", "bench_mem"],
+                 ["probe", "check", "placement", "two_instances", "tmpfs", "bench_mem",
+                  "llama_server"],
                  prepare=_models)  # fmt: skip
 
 

@@ -135,7 +135,96 @@ def scenario_bench_mem(work: Path) -> None:
                        "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
 
 
+def _proc_facts(pid: int) -> dict[str, object]:
+    """Cpus_allowed_list of the process and of each thread, and numa_maps' policies and pages."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    cpus = next(ln.split(":", 1)[1].strip() for ln in status.splitlines()
+                if ln.startswith("Cpus_allowed_list"))  # fmt: skip
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "status").read_text()
+        threads[task.name] = next(ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                                  if ln.startswith("Cpus_allowed_list"))  # fmt: skip
+    policies: dict[str, int] = {}
+    anon: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/numa_maps").read_text().splitlines():
+        fields = line.split()
+        policies[fields[1]] = policies.get(fields[1], 0) + 1
+        if "anon=" in line:
+            for f in fields:
+                if f.startswith("N") and "=" in f:
+                    node, pages = f[1:].split("=")
+                    anon[node] = anon.get(node, 0) + int(pages) * 4096
+    return {"cpus": cpus, "threads": threads, "policies": policies, "anon_bytes": anon}
+
+
+def _serve(prof: Path, prompt_tokens: int = 16) -> dict[str, object]:
+    """`rigtui serve PROF --json`, one completion over HTTP, then SIGTERM; what it said."""
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([PY, "-m", "rigtui", "serve", str(prof), "--json"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    events: list[dict] = []
+    answer = None
+    facts = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if not line.startswith("{"):
+            continue
+        ev = json.loads(line)
+        events.append(ev)
+        if ev["event"] == "serving" and answer is None:
+            body = json.dumps({"prompt": "hello world", "max_tokens": prompt_tokens}).encode()
+            req = urllib.request.Request(ev["url"] + "/completions", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(req, timeout=600) as r:
+                answer = json.loads(r.read())
+        if ev["event"] == "placement" and answer is not None:  # the one after the request
+            pid = next(e["pid"] for e in events if e["event"] == "starting")
+            facts = _proc_facts(pid)
+            proc.send_signal(signal.SIGTERM)
+        if ev["event"] == "exit":
+            break
+    rc = proc.wait(timeout=120)
+    return {"rc": rc, "stderr": proc.stderr.read()[-2000:] if proc.stderr else "",
+            "events": [e for e in events if e["event"] != "log"], "answer": answer, "proc": facts}
+
+
+def scenario_llama_server(work: Path) -> None:
+    """The llama-server backend bound to node 1 (exec'd after pinning), and an rpc-server placed
+    on node 1 by `rigtui rpc-server` serving a llama-server's layers."""
+    binary_file = work / "llama-server.path"
+    if not binary_file.is_file():
+        emit("llama_server", {"skipped": "no llama-server on the host (rigtui engines build)"})
+        return
+    binary = binary_file.read_text().strip()
+    out: dict[str, object] = {}
+    prof = profile(work, "ls_bind1", engine="llama-server", binary=binary,
+                   model=str(work / "ls_bind1.gguf"), ctx=256, nodes=[1], memory_policy="bind",
+                   memory_nodes=[1], numa="numactl", listen="127.0.0.1:0")  # fmt: skip
+    out["bind1"] = _serve(prof)
+    rpc_bin = str(Path(binary).with_name("rpc-server"))
+    rpc = subprocess.Popen([PY, "-m", "rigtui", "rpc-server", "--node", "1", "--listen",
+                            "127.0.0.1:50071", "--threads", "1", "--binary", rpc_bin, "--json"],
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert rpc.stdout is not None
+        out["rpc_said"] = json.loads(rpc.stdout.readline())
+        time.sleep(1.0)
+        prof = profile(work, "ls_rpc", engine="llama-server", binary=binary,
+                       model=str(work / "ls_rpc.gguf"), ctx=256, nodes=[0], gpu_layers=-1,
+                       rpc=["127.0.0.1:50071"], listen="127.0.0.1:0")  # fmt: skip
+        out["rpc_serve"] = _serve(prof)
+        out["rpc_proc"] = _proc_facts(rpc.pid)
+    finally:
+        rpc.terminate()
+        rpc.wait(timeout=30)
+    emit("llama_server", out)
+
+
 SCENARIOS = {
+    "llama_server": scenario_llama_server,
     "probe": scenario_probe,
     "check": scenario_check,
     "placement": scenario_placement,

@@ -144,3 +144,49 @@ def test_bench_mem_matrix_2x2(two_socket):
     assert all(c["read_gbs"] > 0 and c["placement_ok"] for c in cells.values())
     # the SMBIOS DIMM's speed gives the theoretical figure beside the measured one
     assert per_node[0]["theoretical_gbs"] == 38.4
+
+
+def _llama_server(two_socket) -> dict:
+    r = _ok(two_socket, "llama_server")
+    if "skipped" in r:
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail(r["skipped"])
+        pytest.skip(r["skipped"])
+    return r
+
+
+def test_llama_server_bound_to_node1_runs_and_pages_there(two_socket):
+    r = _llama_server(two_socket)["bind1"]
+    assert r["rc"] == 0, r["stderr"]
+    assert r["answer"]["usage"]["completion_tokens"] == 16
+    kinds = [e["event"] for e in r["events"]]
+    assert "serving" in kinds and "done" in kinds
+    after = [e for e in r["events"] if e["event"] == "placement"][-1]
+    assert _shares(after)[1] >= 0.95, after
+    node1 = set(TOPO.node_cpus[1])
+    assert set(after["cpus_allowed"]) == node1
+    assert set(after["thread_cpus_allowed"]) <= node1, after  # every llama-server thread
+    assert after["warnings"] == []
+    # read independently of rigtui, after generating: llama-server's own threads and policy
+    proc = r["proc"]
+    assert all(v == "2-3" for v in proc["threads"].values()), proc["threads"]
+    assert any(k.startswith("bind:1") for k in proc["policies"]), proc["policies"]
+
+
+def test_rpc_server_on_node1_takes_the_layers(two_socket):
+    r = _llama_server(two_socket)
+    said = r["rpc_said"]
+    assert said["cpus"] == list(TOPO.node_cpus[1]) and said["memory_nodes"] == [1]
+    serve = r["rpc_serve"]
+    assert serve["rc"] == 0, serve["stderr"]
+    assert serve["answer"]["usage"]["completion_tokens"] == 16
+    after = [e for e in serve["events"] if e["event"] == "placement"][-1]
+    remote = {k: v for k, v in after["model_buffers"].items() if k.startswith("RPC")}
+    assert remote and sum(remote.values()) > 4 * MIB, after["model_buffers"]
+    rpc = r["rpc_proc"]
+    assert rpc["cpus"] == "2-3" and all(v == "2-3" for v in rpc["threads"].values())
+    assert any(k.startswith("bind:1") for k in rpc["policies"]), rpc["policies"]
+    # the layers it holds are its own memory, on node 1
+    assert int(rpc["anon_bytes"].get("1", 0)) >= sum(remote.values()) * 0.9, rpc["anon_bytes"]
