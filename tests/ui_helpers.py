@@ -15,6 +15,7 @@ from rigtui.model.engine import (
     Done,
     EngineState,
     EngineStats,
+    Error,
     Exit,
     Loaded,
     LoadProgress,
@@ -217,6 +218,8 @@ class FakeEngine:
             if self.fail_load:
                 self.log_tail = ("llama_model_loader: loaded meta data", "gguf: tensor data cut")
                 self._emit(Log("fake", time.time(), "llama_model_load: error loading model"))
+                # as the worker does: the cause as an error event, then the exit
+                self._emit(Error("fake", time.time(), "failed to load model: bad magic", "load"))
                 self._emit(
                     Exit("fake", time.time(), 1, None, "exited with code 1", ("gguf: bad magic",)),
                     state=EngineState.FAILED,

@@ -1,10 +1,10 @@
 """The rigtui Textual app: one sample poll, any number of engines, six screens (modes).
 
 Data flow (DESIGN.md): a thread worker calls `Services.source.sample()` and posts `SampleReady`;
-engine events arrive from each engine's reader thread as `EngineEventMsg` (post_message is
-thread-safe); handlers store the snapshot and ask only the *active* screen to render it. The next
-poll is scheduled when the last one has been handled, so polls never overlap. The engines
-(launch, events, stop, quit) live in `rigtui.ui.engines.EngineMixin`.
+the engines are owned by `rigtui.engine.supervisor.EngineSupervisor`, whose frozen snapshots
+arrive as `EnginesChanged` (post_message is thread-safe); handlers store the snapshot and ask
+only the *active* screen to render it. The next poll is scheduled when the last one has been
+handled, so polls never overlap. The engine actions and views are `rigtui.ui.engines.EngineViews`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from rigtui.model.sample import Sample
-from rigtui.ui.engines import EngineMixin
+from rigtui.ui.engines import EngineViews
 from rigtui.ui.instances import HISTORY, Instance
 from rigtui.ui.messages import SampleReady, SourceFailed
 from rigtui.ui.screens import SCREENS
@@ -29,7 +29,7 @@ from rigtui.ui.services import ReplayEnded, Services
 RENDER_EVERY_S = 0.25  # engine panels redraw at most this often while tokens stream
 
 
-class RigApp(EngineMixin, App[int]):
+class RigApp(EngineViews, App[int]):
     """The dashboard and launcher. Give it a `Services`; it does no I/O of its own."""
 
     CSS_PATH = "rigtui.tcss"
@@ -63,7 +63,8 @@ class RigApp(EngineMixin, App[int]):
         self.prepare: tuple[str, float | None] | None = None  # demo model generation, etc.
         self.membench: Any = None  # the cached `rigtui bench mem` result, for the roofline
         self.quitting = False
-        self._next_key = 1
+        self._engines_version = 0
+        self.supervisor = self._make_supervisor()
         self._poll_started = 0.0
         self._render_pending = False
         self._stopped = False
@@ -143,9 +144,7 @@ class RigApp(EngineMixin, App[int]):
         if source is None:
             return
         # every running engine: the estimate sums their generation, each has its own stats
-        engines = tuple(
-            inst.engine.stats for inst in list(self.instances.values()) if inst.engine is not None
-        )
+        engines = self.engine_stats_for_sampling()
         try:
             sample = source.sample(engines)
         except ReplayEnded as exc:
@@ -193,6 +192,8 @@ class RigApp(EngineMixin, App[int]):
         self._refresh_active()
 
     def _refresh_active(self) -> None:
+        if not self.screen_stack:  # the app is shutting down
+            return
         screen = self.screen
         refresh = getattr(screen, "refresh_data", None)
         if refresh is not None and screen.is_attached:

@@ -1,6 +1,7 @@
-"""The engines launched from the UI: one `Instance` per launch, several may run at once
-(issue 3: one model isolated per NUMA node). Plain state, no Textual: the app folds engine
-events into it and the screens render it."""
+"""The engines the UI shows: one `Instance` per launch, several may run at once (one model
+isolated per NUMA node). Plain state, no Textual. The engine state itself comes from the
+supervisor's frozen `InstanceView`s (`apply`, on the UI's thread); an Instance adds what only
+the UI keeps: tok/s history for the sparklines and bytes per token for the roofline."""
 
 from __future__ import annotations
 
@@ -8,14 +9,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigtui.model.engine import Done, EngineState, EngineStats
+from rigtui.engine.supervisor import ACTIVE_STATES, EVENT_LINES, InstanceView
+from rigtui.model.engine import Done, EngineStats
 
 HISTORY = 120  # samples kept for sparklines (2 minutes at the default 1 s)
-EVENT_LINES = 40  # error/exit lines kept from events (llama.cpp's log is the engine's log_tail)
-
-ACTIVE_STATES = frozenset(
-    {EngineState.STARTING, EngineState.LOADING, EngineState.READY, EngineState.GENERATING}
-)
 
 
 def printable(text: str) -> str:
@@ -27,7 +24,7 @@ def printable(text: str) -> str:
 @dataclass
 class Instance:
     """One launch: its engine (None until started, or in a replay), the stats folded from its
-    events, its chat transcript and tok/s history, and why it failed."""
+    events (by the supervisor), its chat transcript and tok/s history, and why it failed."""
 
     key: str  # "1", "2", …: the number the UI shows
     profile: str
@@ -43,7 +40,16 @@ class Instance:
     bytes_per_token_basis: str | None = None
     last_done: Done | None = None
     stopping: bool = False
-    awaiting_reply: bool = False  # a stdin prompt's reply is under way (its Done ends the line)
+    supervised: bool = False  # mirrors a supervisor instance (False: known from a recording)
+    pid: int | None = None
+
+    def apply(self, view: InstanceView, engine: Any) -> None:
+        """Take the supervisor's view of this launch (UI thread only)."""
+        self.profile, self.stats, self.note, self.issues = view.profile, view.stats, view.note, view.issues
+        self.transcript = list(view.transcript)
+        self.event_lines = deque(view.event_lines, maxlen=EVENT_LINES)
+        self.last_done, self.stopping, self.pid = view.last_done, view.stopping, view.pid
+        self.engine = engine
 
     @property
     def active(self) -> bool:

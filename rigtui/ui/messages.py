@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
-from rigtui.model.engine import EngineEvent, EngineStats
+from rigtui.model.engine import EngineEvent
 from rigtui.model.sample import Sample
 
 
@@ -28,28 +28,15 @@ class SourceFailed(Message):
         self.ended = ended
 
 
-class EngineEventMsg(Message):
-    """One event from an engine's reader thread, plus the stats folded so far."""
+class EnginesChanged(Message):
+    """The supervisor's snapshot after a change: an engine's event (`event`), a launch, a
+    stop, a failure. `key` is the instance it concerns ("1", "2", …), if one."""
 
-    def __init__(
-        self, event: EngineEvent, stats: EngineStats | None, *, key: str | None = None
-    ) -> None:
+    def __init__(self, snapshot: Any, key: str | None = None, event: EngineEvent | None = None) -> None:
         super().__init__()
-        self.event = event
-        self.stats = stats
-        self.key = key  # the app's instance key ("1", "2", …)
-
-
-class EngineChanged(Message):
-    """The engine was launched, stopped or failed to launch (state for every screen)."""
-
-    def __init__(
-        self, stats: EngineStats | None, note: str | None = None, *, key: str | None = None
-    ) -> None:
-        super().__init__()
-        self.stats = stats
-        self.note = note
+        self.snapshot = snapshot  # rigtui.engine.supervisor.EnginesSnapshot (frozen)
         self.key = key
+        self.event = event
 
 
 class PrepareProgress(Message):

@@ -47,9 +47,7 @@ class RunScreen(RigScreen):
         self.query_one("#prompt", Input).focus()
 
     def action_cancel(self) -> None:
-        engine = self.rig.engine
-        if engine is not None:
-            engine.cancel()
+        self.rig.cancel_reply()
 
     def action_launch(self) -> None:
         self.rig.launch_profile(self.rig.services.launch or "demo")

@@ -1,0 +1,356 @@
+"""EngineSupervisor: owns every running engine instance of any backend, folds their events with
+the one `fold`, and publishes a frozen snapshot per change (DESIGN.md). The TUI and the CLI only
+read snapshots; nothing else holds engine state, and no caller's object is written from an
+engine's reader thread.
+
+    sup = EngineSupervisor(factory, load_profile, publish=on_change)
+    key = sup.launch("demo")          # load + prepare + start in a thread; events follow
+    sup.prompt(key, "hello")          # the engine's endpoint when it serves, else its stdin
+    snap = sup.snapshot()             # EnginesSnapshot(instances=(InstanceView, ...), version)
+    sup.stop(key); sup.stop_all(5.0)
+
+`factory(profile, on_event)` builds an engine (`EngineProcess`, or a stand-in with the same
+methods); `publish(snapshot, key, event)` is called after each change, from whichever thread
+made it (the TUI posts it as a message; a CLI may print it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rigtui.engine.stats import fold
+from rigtui.model.engine import (
+    Done,
+    EngineEvent,
+    EngineState,
+    EngineStats,
+    Error,
+    Exit,
+    Log,
+    Text,
+    Token,
+)
+
+ACTIVE_STATES = frozenset(
+    {EngineState.STARTING, EngineState.LOADING, EngineState.READY, EngineState.GENERATING}
+)
+EVENT_LINES = 40  # error/exit lines kept per instance (llama.cpp's own log is the engine's tail)
+TRANSCRIPT_PARTS = 4000  # chat pieces kept per instance
+
+Factory = Callable[[Any, Callable[[EngineEvent], None]], Any]
+Publish = Callable[["EnginesSnapshot", "str | None", "EngineEvent | None"], None]
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """One launch as the UI sees it: frozen, safe to hand to any thread."""
+
+    key: str  # "1", "2", …: the number the UI shows
+    profile: str  # the profile's name (its path until it loaded)
+    stats: EngineStats
+    pid: int | None = None
+    note: str | None = None  # why the launch failed before the engine ran
+    issues: tuple[Any, ...] = ()  # ProfileIssue list of a profile that failed to load
+    event_lines: tuple[str, ...] = ()  # errors and exit lines, oldest first
+    transcript: tuple[str, ...] = ()  # the chat: prompts and replies as they came
+    last_done: Done | None = None
+    stopping: bool = False
+    started: bool = False  # an engine process exists (False: launching, or failed before)
+
+    @property
+    def active(self) -> bool:
+        return self.stats.state in ACTIVE_STATES
+
+    @property
+    def name(self) -> str:
+        """The engine's instance name (matches `Sample.engines[i].instance`)."""
+        return self.stats.instance
+
+
+@dataclass(frozen=True)
+class EnginesSnapshot:
+    instances: tuple[InstanceView, ...] = ()
+    version: int = 0
+
+    def get(self, key: str | None) -> InstanceView | None:
+        return next((i for i in self.instances if i.key == key), None)
+
+    @property
+    def running(self) -> tuple[InstanceView, ...]:
+        return tuple(i for i in self.instances if i.active)
+
+    @property
+    def stats(self) -> tuple[EngineStats, ...]:
+        """The stats of every started engine (what the telemetry sampler takes)."""
+        return tuple(i.stats for i in self.instances if i.started)
+
+
+@dataclass
+class _Entry:  # the supervisor's own mutable record, touched only under its lock
+    view: InstanceView
+    engine: Any = None
+    event_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
+    transcript: deque[str] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_PARTS))
+    awaiting_reply: bool = False  # a stdin prompt's reply is under way (its Done ends the line)
+
+
+class EngineSupervisor:
+    def __init__(self, factory: Factory, load_profile: Callable[..., Any], *,
+                 topology: Any = None, prepare: Callable[..., None] | None = None,
+                 publish: Publish | None = None,
+                 progress: Callable[[str, float | None], None] | None = None) -> None:  # fmt: skip
+        self.factory = factory
+        self.load_profile = load_profile
+        self.topology = topology
+        self.prepare = prepare
+        self.publish = publish
+        self.progress = progress
+        self._lock = threading.RLock()
+        self._entries: dict[str, _Entry] = {}
+        self._keys = itertools.count(1)
+        self._version = 0
+        self._snapshot = EnginesSnapshot()
+        self.closing = False
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def snapshot(self) -> EnginesSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def _changed(self, key: str | None, ev: EngineEvent | None = None) -> None:
+        with self._lock:
+            for entry in self._entries.values():
+                entry.view = replace(entry.view, event_lines=tuple(entry.event_lines),
+                                     transcript=tuple(entry.transcript))  # fmt: skip
+            self._version += 1
+            snap = EnginesSnapshot(tuple(e.view for e in self._entries.values()), self._version)
+            self._snapshot = snap
+        if self.publish is not None:
+            try:
+                self.publish(snap, key, ev)
+            except Exception:  # a consumer's bug must not kill an engine's reader thread
+                pass
+
+    # -- launch --------------------------------------------------------------------------------
+    def launch(self, name_or_path: str, *, prune: bool = True) -> str:
+        """Start launching a profile; returns its key at once (state STARTING). Finished
+        launches are dropped first (`prune`): the list shows what runs plus new failures."""
+        with self._lock:
+            if prune:
+                for k in [k for k, e in self._entries.items() if not e.view.active]:
+                    del self._entries[k]
+            key = str(next(self._keys))
+            stats = EngineStats(instance=f"ui-{key}", profile=str(name_or_path),
+                                state=EngineState.STARTING)  # fmt: skip
+            self._entries[key] = _Entry(InstanceView(key, str(name_or_path), stats))
+        self._changed(key)
+        threading.Thread(target=self._launch, args=(key, name_or_path), daemon=True,
+                         name=f"launch-{key}").start()  # fmt: skip
+        return key
+
+    def _launch(self, key: str, name_or_path: str) -> None:
+        try:
+            profile = self.load_profile(name_or_path, topology=self.topology)
+        except Exception as exc:
+            self._failed(key, f"profile {name_or_path}: {exc}", tuple(getattr(exc, "issues", ()) or ()))
+            return
+        if self.prepare is not None:
+            try:
+                self.prepare(profile, self.progress or (lambda what, frac: None))
+            except Exception as exc:
+                self._failed(key, f"preparing {profile.name}: {exc}", ())
+                return
+            if self.progress is not None:
+                self.progress("", None)
+        try:
+            engine = self.factory(profile, lambda ev: self._on_event(key, ev))
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry.engine = engine
+            engine.start()
+        except Exception as exc:
+            self._failed(key, f"starting {getattr(profile, 'name', name_or_path)}: {exc}", ())
+            return
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self.closing:  # dropped, or quit pressed while it spawned
+                orphan = True
+            else:
+                orphan = False
+                entry.view = replace(entry.view, profile=profile.name, started=True, pid=engine.pid,
+                                     stats=entry.view.stats if entry.view.stats.pid else
+                                     replace(entry.view.stats, profile=profile.name))  # fmt: skip
+        if orphan:  # never leave a child (own session) behind the UI
+            _stop_quietly(engine)
+            return
+        self._changed(key)
+
+    def _failed(self, key: str, note: str, issues: tuple[Any, ...]) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            v = entry.view
+            entry.view = replace(v, note=note, issues=issues,
+                                 stats=EngineStats(instance=v.stats.instance, profile=v.profile,
+                                                   state=EngineState.FAILED, last_error=note))  # fmt: skip
+        if self.progress is not None:
+            self.progress("", None)
+        self._changed(key)
+
+    # -- events (from each engine's reader threads) ---------------------------------------------
+    def _on_event(self, key: str, ev: EngineEvent) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            v = entry.view
+            stats = fold(v.stats, ev)
+            last_done = v.last_done
+            if isinstance(ev, Token):
+                entry.transcript.append(ev.text)
+            elif isinstance(ev, Text):  # the chat's own request, streamed from the endpoint
+                entry.transcript.append(ev.text + ("\n" if ev.final else ""))
+            elif isinstance(ev, Done):
+                if entry.awaiting_reply:  # a stdin prompt's reply ends here (an API client's not)
+                    entry.transcript.append("\n")
+                    entry.awaiting_reply = False
+                last_done = ev
+            elif isinstance(ev, Log):  # engines built with log_events=True (tests, fakes)
+                entry.event_lines.append(ev.line)
+            elif isinstance(ev, Error):
+                entry.event_lines.append(f"error ({ev.kind}): {ev.message}")
+                if ev.hint:
+                    entry.event_lines.append(f"hint: {ev.hint}")
+            elif isinstance(ev, Exit):
+                for line in ev.stderr_tail:
+                    if line not in entry.event_lines:
+                        entry.event_lines.append(line)
+                entry.event_lines.append(f"engine exited: {ev.reason}")
+            entry.view = replace(v, stats=stats, last_done=last_done,
+                                 pid=stats.pid if stats.pid is not None else v.pid)  # fmt: skip
+        self._changed(key, ev)
+
+    # -- requests ------------------------------------------------------------------------------
+    def engine(self, key: str | None) -> Any:
+        """The engine object of `key` (for its log tail; None before it started)."""
+        with self._lock:
+            entry = self._entries.get(key or "")
+            return entry.engine if entry else None
+
+    def log_tail(self, key: str | None) -> tuple[str, ...]:
+        engine = self.engine(key)
+        try:
+            return tuple(getattr(engine, "log_tail", ()) or ()) if engine is not None else ()
+        except Exception:  # a log we cannot read only means fewer lines shown
+            return ()
+
+    def prompt(self, key: str | None, text: str, max_tokens: int = 128) -> str | None:
+        """Send a chat prompt; None when sent, else why not. A served engine is asked through
+        its endpoint like any client; one that does not serve, through its stdin."""
+        with self._lock:
+            entry = self._entries.get(key or "")
+            if entry is None or entry.engine is None:
+                return "No engine running: launch a profile first (p, then l)."
+            if entry.view.stats.state is not EngineState.READY:
+                return f"Engine {entry.view.key} is {entry.view.stats.state.value}: wait for ready."
+            entry.transcript.append(f"{chr(10) if entry.transcript else ''}> {text}\n")
+            engine, served = entry.engine, entry.view.stats.url is not None
+            ask = getattr(engine, "ask", None)
+            if not (served and ask is not None):
+                entry.awaiting_reply = True
+        self._changed(key)
+        if served and ask is not None:
+            ask(text, max_tokens=max_tokens)
+        else:
+            engine.prompt(text, max_tokens=max_tokens)
+        return None
+
+    def cancel(self, key: str | None) -> None:
+        engine = self.engine(key)
+        if engine is not None:
+            engine.cancel()
+
+    def request_placement(self, key: str | None) -> None:
+        ask = getattr(self.engine(key), "request_placement", None)
+        if ask is not None:
+            ask()
+
+    # -- stop ----------------------------------------------------------------------------------
+    def stop(self, key: str, on_done: Callable[[str, str | None], None] | None = None) -> None:
+        """Stop one engine in a thread; `on_done(key, error)` after."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.engine is None:
+                return
+            entry.view = replace(entry.view, stopping=True)
+            engine = entry.engine
+        self._changed(key)
+
+        def run() -> None:
+            error = None
+            try:
+                engine.stop()
+            except Exception as exc:
+                error = f"stop failed: {exc}"
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    stats = getattr(engine, "stats", entry.view.stats)
+                    entry.view = replace(entry.view, stopping=False, started=False,
+                                         stats=stats if isinstance(stats, EngineStats) else entry.view.stats)  # fmt: skip
+            self._changed(key)
+            if on_done is not None:
+                on_done(key, error)
+
+        threading.Thread(target=run, daemon=True, name=f"stop-{key}").start()
+
+    def forget(self, key: str) -> None:
+        """Drop a finished instance from the list."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.view.active:
+                return
+            del self._entries[key]
+        self._changed(None)
+
+    def stop_all(self, timeout: float) -> bool:
+        """Stop every engine at once (each child is in its own session and would outlive the
+        caller); True when all confirmed within `timeout`."""
+        self.closing = True
+        with self._lock:
+            engines = [e.engine for e in self._entries.values() if e.engine is not None and e.view.active]
+        threads = [threading.Thread(target=_stop_quietly, args=(e,), daemon=True) for e in engines]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+    @property
+    def active_engines(self) -> int:
+        with self._lock:
+            return sum(1 for e in self._entries.values() if e.engine is not None and e.view.active)
+
+
+STOP_TIMEOUT_S = 4.0
+
+
+def _stop_quietly(engine: Any) -> None:
+    """Stop an engine; a failure to stop must not keep anyone from quitting."""
+    try:
+        engine.stop(timeout=STOP_TIMEOUT_S)
+    except TypeError:  # an engine whose stop() takes no timeout
+        with contextlib.suppress(Exception):
+            engine.stop()
+    except Exception:
+        pass
