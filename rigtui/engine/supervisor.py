@@ -133,10 +133,8 @@ class EngineSupervisor:
             snap = EnginesSnapshot(tuple(e.view for e in self._entries.values()), self._version)
             self._snapshot = snap
         if self.publish is not None:
-            try:
+            with contextlib.suppress(Exception):  # a consumer's bug must not kill a reader thread
                 self.publish(snap, key, ev)
-            except Exception:  # a consumer's bug must not kill an engine's reader thread
-                pass
 
     # -- launch --------------------------------------------------------------------------------
     def launch(self, name_or_path: str, *, prune: bool = True) -> str:

@@ -154,9 +154,9 @@ class EngineViews:
                                                            stats=view.stats, supervised=True)  # fmt: skip
             was_started = inst.engine is not None
             inst.apply(view, sup.engine(view.key) if sup is not None and view.started else None)
-            if inst.engine is not None and not was_started and view.key == self.selected:
-                if self.services.set_pid is not None:
-                    self.services.set_pid(view.pid)
+            newly = inst.engine is not None and not was_started
+            if newly and view.key == self.selected and self.services.set_pid is not None:
+                self.services.set_pid(view.pid)
         if self.selected not in self.instances:
             self.selected = next(iter(self.instances), None)
         if self.selected is None and self.instances:
