@@ -62,6 +62,10 @@ def register(subparsers) -> None:
         help="model bytes read per token, for the labelled traffic estimate",
     )
     p.add_argument("--no-nvml", action="store_true", help="do not query NVIDIA GPUs")
+    p.add_argument("--engine", action="append", default=[], metavar="URL",
+                   help="a served engine to follow (rigtui serve's or a llama-server's URL, e.g. "
+                   "http://127.0.0.1:8080/v1): its tok/s, TTFT, requests and slots in the engine "
+                   "section; repeatable. API key: $RIGTUI_API_KEY")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -144,6 +148,11 @@ def _live(args: argparse.Namespace) -> int:
             f"{args.interval}s" + (f", pid {args.pid}" if args.pid else "")
         )
         recorder = Recorder(args.record, topology, recorded=how)
+    from rigtui.engine.server_monitor import EndpointWatch
+
+    watches = [EndpointWatch(url, os.environ.get("RIGTUI_API_KEY")) for url in args.engine]
+    for w in watches:
+        w.start()
     n = 0
     try:
         sampler.sample()  # priming reading: rates need two
@@ -151,9 +160,11 @@ def _live(args: argparse.Namespace) -> int:
         while args.count is None or n < args.count:
             time.sleep(max(0.0, next_t - time.monotonic()))
             next_t += args.interval
-            _emit(sampler.sample(), args, recorder)
+            _emit(sampler.sample(tuple(w.stats for w in watches)), args, recorder)
             n += 1
     finally:
+        for w in watches:
+            w.stop()
         sampler.close()
         if recorder is not None:
             recorder.close()
@@ -242,6 +253,11 @@ def format_sample(s, shown: set[str] | None = None) -> str:
         else:
             lines.append(f"  placement: {p.reason}")
     for e in s.engines:
-        if e.gen_tok_s is not None:
-            lines.append(f"  engine {e.instance}: {e.state.value}, gen {e.gen_tok_s:.1f} tok/s")
+        rate = f", gen {e.gen_tok_s:.1f} tok/s" if e.gen_tok_s is not None else ""
+        prompt = f", prompt {e.prompt_tok_s:.0f} tok/s" if e.prompt_tok_s is not None else ""
+        ttft = f", TTFT {e.ttft_s * 1000:.0f} ms" if e.ttft_s is not None else ""
+        served = (f", {e.requests_total} requests ({e.requests_in_flight} in flight)"
+                  if e.url else "")  # fmt: skip
+        slots = f", slots {e.slots.busy}/{e.slots.n_slots}" if e.slots is not None else ""
+        lines.append(f"  engine {e.instance}: {e.state.value}{rate}{prompt}{ttft}{served}{slots}")
     return "\n".join(lines)

@@ -121,6 +121,13 @@ class Meter:
         self.lock = lock
         self._original = llm.create_completion
         llm.create_completion = self.create_completion  # instance attribute: shadows the method
+        # llama-server's /metrics counters and /slots fields, so one monitor reads either server
+        self.totals = {"prompt_tokens_total": 0.0, "prompt_seconds_total": 0.0,
+                       "tokens_predicted_total": 0.0, "tokens_predicted_seconds_total": 0.0}  # fmt: skip
+        self.task = -1  # id of the current (or last) request
+        self.busy = False
+        self.n_decoded = 0
+        self.n_prompt = 0
 
     def _counters(self) -> tuple[int, float, int]:
         d = self._perf(self.llm.ctx)
@@ -128,11 +135,14 @@ class Meter:
 
     def create_completion(self, *args: Any, **kwargs: Any) -> Any:
         self.lock.acquire()
+        self.task += 1
+        self.busy, self.n_decoded, self.n_prompt = True, 0, 0
         try:
             self._perf_reset(self.llm.ctx)
             t0 = time.monotonic()
             result = self._original(*args, **kwargs)
         except BaseException:
+            self.busy = False
             self.lock.release()
             raise
         if kwargs.get("stream"):
@@ -145,7 +155,7 @@ class Meter:
             n_prompt, prompt_s, n_eval = self._counters()
             self.emit(PromptDone, n_tokens=n_prompt, seconds=round(prompt_s, 6))
             self._done(n_prompt, prompt_s, n_eval, time.monotonic() - t0 - prompt_s, None,
-                       _finish(result))  # fmt: skip
+                       _finish(result), n_gen=_usage(result))  # fmt: skip
         finally:
             self.lock.release()
         return result
@@ -161,9 +171,11 @@ class Meter:
                 if t_first is None:
                     t_first = last_progress = now
                     n_prompt, prompt_s, _ = self._counters()
+                    self.n_prompt = n_prompt
                     self.emit(PromptDone, n_tokens=n_prompt, seconds=round(prompt_s, 6))
                 else:
                     n_chunks += 1
+                    self.n_decoded = n_chunks
                     if now - last_progress >= PROGRESS_INTERVAL_S:
                         last_progress = now
                         self.emit(Progress, n_gen=n_chunks, seconds=round(now - t_first, 6))
@@ -185,16 +197,31 @@ class Meter:
                 self.lock.release()
 
     def _done(self, n_prompt: int, prompt_s: float, n_eval: int, gen_s: float,
-              ttft: float | None, finish: str) -> None:  # fmt: skip
-        # n_eval counts the tokens decoded after the prompt; the last token sampled is not
-        # decoded, so the tokens generated are one more (llama-server's n_decoded likewise).
-        n_gen = n_eval + 1 if (n_eval or gen_s > 0) else 0
+              ttft: float | None, finish: str, n_gen: int | None = None) -> None:  # fmt: skip
+        # n_eval counts the tokens decoded after the prompt; a stream's last token sampled is
+        # not decoded, so the tokens generated are one more (llama-server's n_decoded likewise).
+        # A whole answer says how many it holds (usage.completion_tokens).
+        if n_gen is None:
+            n_gen = n_eval + 1 if (n_eval or gen_s > 0) else 0
+        t = self.totals
+        t["prompt_tokens_total"] += n_prompt
+        t["prompt_seconds_total"] += max(prompt_s, 0.0)
+        t["tokens_predicted_total"] += n_gen
+        t["tokens_predicted_seconds_total"] += max(gen_s, 0.0)
+        self.busy, self.n_decoded, self.n_prompt = False, n_gen, n_prompt
         self.emit(Done, n_prompt=n_prompt, n_gen=n_gen, prompt_s=round(prompt_s, 6),
                   gen_s=round(max(gen_s, 0.0), 6),
                   prompt_tok_s=n_prompt / prompt_s if n_prompt and prompt_s > 0 else None,
                   gen_tok_s=n_eval / gen_s if n_eval and gen_s > 0 else None,
                   ttft_s=round(ttft, 6) if ttft is not None else None,
                   stop_reason=finish)  # fmt: skip
+
+
+def _usage(obj: Any) -> int | None:
+    try:
+        return int(obj["usage"]["completion_tokens"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _finish(obj: Any) -> str:
@@ -236,7 +263,35 @@ class EmbeddedServer:
         def health() -> dict[str, str]:
             return {"status": "ok"}
 
-        config = uvicorn.Config(InFlight(app, emit), log_level="warning", access_log=False,
+        n_ctx = int(llm.n_ctx())
+        inflight: list[InFlight] = []
+
+        @app.get("/slots", include_in_schema=False)
+        def slots() -> list[dict[str, Any]]:
+            """llama-server's /slots shape (one slot): what rigtui's monitor and scripts read."""
+            m = self.meter
+            return [{"id": 0, "n_ctx": n_ctx, "is_processing": m.busy, "id_task": m.task,
+                     "n_prompt_tokens": m.n_prompt,
+                     "next_token": [{"has_next_token": m.busy, "n_decoded": m.n_decoded}]}]  # fmt: skip
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Any:
+            """Prometheus text with llama-server's metric names (llamacpp:...)."""
+            from starlette.responses import PlainTextResponse
+
+            lines = []
+            gauges = {"requests_processing": float(inflight[0].in_flight if inflight else 0)}
+            # not in llama-server: POST /v1/* requests answered, so a watcher counts them exactly
+            counters = {**self.meter.totals,
+                        "requests_total": float(inflight[0].total if inflight else 0)}  # fmt: skip
+            for kind, values in (("counter", counters), ("gauge", gauges)):
+                for name, value in values.items():
+                    lines += [f"# TYPE llamacpp:{name} {kind}", f"llamacpp:{name} {value:.6f}"]
+            return PlainTextResponse("\n".join(lines) + "\n",
+                                     media_type="text/plain; version=0.0.4")
+
+        inflight.append(InFlight(app, emit))
+        config = uvicorn.Config(inflight[0], log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)  # fmt: skip
         self._server = uvicorn.Server(config)
         self._sock = sock

@@ -145,6 +145,8 @@ class SlotTracker:
             del self.busy[sid]
             finished += 1
         in_flight = len(self.busy)
+        if metrics is not None and "requests_total" in metrics:  # rigtui's own server counts them
+            self.total = max(self.total, int(metrics["requests_total"]))
         if finished:
             out += self._done(metrics)
         if in_flight != self.in_flight or finished:
@@ -295,3 +297,56 @@ class ServerMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class EndpointWatch:
+    """Follow a served engine that runs elsewhere (another `rigtui serve`, a llama-server
+    started by hand) by its URL alone, for `rigtui sample --engine URL`: its stats folded from
+    what /slots and /metrics say, as `stats`. Both servers rigtui runs answer both."""
+
+    def __init__(self, url: str, api_key: str | None = None) -> None:
+        from rigtui.model.engine import EngineState, EngineStats
+
+        base = url.rstrip("/")
+        base = base[: -len("/v1")] if base.endswith("/v1") else base
+        self.url = base + "/v1"
+        name = base.split("://", 1)[-1]
+        self._lock = threading.Lock()
+        self._stats = EngineStats(instance=name, profile=None, state=EngineState.STARTING)
+        self.monitor = ServerMonitor(base, self._emit, alive=lambda: True, api_key=api_key)
+        self.instance = name
+
+    @property
+    def stats(self) -> Any:
+        with self._lock:
+            return self._stats
+
+    def _emit(self, cls: type[EngineEvent], fields: dict[str, Any]) -> None:
+        from rigtui.engine.stats import fold
+
+        ev = cls(instance=self.instance, t=time.time(), **fields)
+        with self._lock:
+            self._stats = fold(self._stats, ev)
+
+    def _on_ready(self) -> None:
+        import dataclasses
+
+        from rigtui.model.engine import EngineState, Serving
+
+        code, body = self.monitor.get("/v1/models")
+        try:
+            model = json.loads(body)["data"][0]["id"] if code == 200 else None
+        except (ValueError, KeyError, IndexError, TypeError):
+            model = None
+        props = self.monitor.props()
+        server = "llama-server" if props.get("build_info") or props.get("total_slots") else "llama_cpp.server"
+        self._emit(Serving, {"url": self.url, "host": "", "port": 0, "model": model or "",
+                             "server": server})  # fmt: skip
+        with self._lock:
+            self._stats = dataclasses.replace(self._stats, profile=model, state=EngineState.READY)
+
+    def start(self) -> None:
+        self.monitor.start(self._on_ready)
+
+    def stop(self) -> None:
+        self.monitor.stop()
