@@ -11,7 +11,7 @@ import pytest
 from engine_helpers import write_profile
 
 from rigtui.engine import EngineProcess
-from rigtui.engine.supervisor import EngineSupervisor, EnginesSnapshot
+from rigtui.engine.supervisor import EnginesSnapshot, EngineSupervisor
 from rigtui.model.engine import EngineState
 from rigtui.profiles import ProfileError, load_profile
 
