@@ -158,8 +158,9 @@ def _proc_facts(pid: int) -> dict[str, object]:
     return {"cpus": cpus, "threads": threads, "policies": policies, "anon_bytes": anon}
 
 
-def _serve(prof: Path, prompt_tokens: int = 16) -> dict[str, object]:
-    """`rigtui serve PROF --json`, one completion over HTTP, then SIGTERM; what it said."""
+def _serve(prof: Path, prompt_tokens: int = 16, also: int | None = None) -> dict[str, object]:
+    """`rigtui serve PROF --json`, one completion over HTTP, then SIGTERM; what it said. The
+    process facts of the server (and of pid `also`) are read after the answer, while it runs."""
     import signal
     import urllib.request
 
@@ -167,7 +168,7 @@ def _serve(prof: Path, prompt_tokens: int = 16) -> dict[str, object]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     events: list[dict] = []
     answer = None
-    facts = None
+    facts = also_facts = None
     assert proc.stdout is not None
     for line in proc.stdout:
         if not line.startswith("{"):
@@ -183,12 +184,14 @@ def _serve(prof: Path, prompt_tokens: int = 16) -> dict[str, object]:
         if ev["event"] == "placement" and answer is not None:  # the one after the request
             pid = next(e["pid"] for e in events if e["event"] == "starting")
             facts = _proc_facts(pid)
+            also_facts = _proc_facts(also) if also is not None else None
             proc.send_signal(signal.SIGTERM)
         if ev["event"] == "exit":
             break
     rc = proc.wait(timeout=120)
     return {"rc": rc, "stderr": proc.stderr.read()[-2000:] if proc.stderr else "",
-            "events": [e for e in events if e["event"] != "log"], "answer": answer, "proc": facts}
+            "events": [e for e in events if e["event"] != "log"], "answer": answer, "proc": facts,
+            "also": also_facts}
 
 
 def scenario_llama_server(work: Path) -> None:
@@ -215,8 +218,9 @@ def scenario_llama_server(work: Path) -> None:
         prof = profile(work, "ls_rpc", engine="llama-server", binary=binary,
                        model=str(work / "ls_rpc.gguf"), ctx=256, nodes=[0], gpu_layers=-1,
                        rpc=["127.0.0.1:50071"], listen="127.0.0.1:0")  # fmt: skip
-        out["rpc_serve"] = _serve(prof)
-        out["rpc_proc"] = _proc_facts(rpc.pid)
+        # the rpc-server frees the layers when llama-server hangs up: read it while it serves
+        out["rpc_serve"] = _serve(prof, also=rpc.pid)
+        out["rpc_proc"] = out["rpc_serve"]["also"]
     finally:
         rpc.terminate()
         rpc.wait(timeout=30)
