@@ -257,3 +257,37 @@ def test_sigkill_of_llama_server_and_a_client_that_hangs_up(tmp_path, demo8m, se
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
+
+
+def test_n_cpu_moe_keeps_what_the_plan_says_on_the_cpu(tmp_path, moe_model, rpc_servers):
+    """--n-cpu-moe 1 with every layer offloaded (to RPC servers, the GPUs of this machine):
+    llama.cpp's own buffer sizes match the plan's account of the overridden tensors."""
+    from rigtui.analysis.gguf_facts import read_gguf_facts
+    from rigtui.analysis.tensor_overrides import place_tensors
+
+    ports, _ = rpc_servers
+    rpc = ", ".join(f'"127.0.0.1:{p}"' for p in ports)
+    prof = _profile(tmp_path, "ncmoe", moe_model, f"gpu_layers = -1\nrpc = [{rpc}]\nn_cpu_moe = 1\n")
+    s = Served(prof, "--listen", "127.0.0.1:0")
+    try:
+        s.wait_for("serving")
+        argv = _cmdline(s.worker_pid())
+        assert argv[argv.index("--n-cpu-moe") + 1] == "1"
+        buffers = next(e for e in s.seen if e["event"] == "placement")["model_buffers"]
+    finally:
+        code, err = s.stop()
+    assert code == 0, err
+    facts = read_gguf_facts(moe_model)
+    (group,) = place_tensors(facts.tensors, (), n_cpu_moe=1)[0]
+    assert group.tensors == 3 and all(n.startswith("blk.0.") for n in group.examples)
+    # With mmap, CPU_Mapped is the span of the file mapped for the CPU's tensors: from the
+    # embedding table (the input layer always stays home) to the end of layer 0's experts,
+    # layer 0's attention in between included.
+    from gguf import GGUFReader
+
+    spans = {t.name: (int(t.data_offset), int(t.data_offset) + int(t.n_bytes))
+             for t in GGUFReader(str(moe_model)).tensors}  # fmt: skip
+    on_cpu = ["token_embd.weight", *(n for n, _ in facts.tensors if n.startswith("blk.0.ffn_") and "_exps" in n)]
+    expected = max(spans[n][1] for n in on_cpu) - min(spans[n][0] for n in on_cpu)
+    assert abs(buffers["CPU_Mapped"] - expected) <= 2**14, (buffers, expected)  # MiB shown to 0.01
+    assert expected < facts.weights_bytes / 2  # layer 1's experts went to the RPC servers

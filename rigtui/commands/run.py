@@ -48,7 +48,8 @@ def stats_line(done, loaded_s: float | None) -> str:
         parts.append(f"ttft {done.ttft_s * 1000:.0f} ms")
     if loaded_s is not None:
         parts.append(f"load {loaded_s:.2f} s")
-    parts.append(f"stop: {done.stop_reason}")
+    if done.stop_reason != "served":  # llama-server's metrics do not say why a request ended
+        parts.append(f"stop: {done.stop_reason}")
     return " | ".join(parts)
 
 
