@@ -65,8 +65,11 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
         from rigtui.engine.client import EngineProcess
     except ImportError:
         return None
+    import threading
+
     counter = iter(range(1, 1_000_000))
     claimed: set[int] = set()
+    claim_lock = threading.Lock()  # the supervisor launches profiles from parallel threads
 
     def make(profile: Any, on_event: Callable[[Any], None]) -> Any:
         from rigtui.commands.serve import free_listen, resolve_listen
@@ -75,8 +78,9 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
         # 8080 on, so that several profiles launched from the TUI can run at once
         listen = resolve_listen(None, profile)
         if profile.listen is None:  # skip ports handed out already: their workers may not
-            listen = free_listen(*listen, taken=claimed)  # have bound them yet
-            claimed.add(listen[1])
+            with claim_lock:  # have bound them yet
+                listen = free_listen(*listen, taken=claimed)
+                claimed.add(listen[1])
         # log_events=False: llama.cpp's log stays in the engine's log_tail (read for the error
         # panel) instead of ~500 Log events per load, each of which would redraw the UI
         return EngineProcess(

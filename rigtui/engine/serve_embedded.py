@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import queue
 import socket
 import threading
 import time
@@ -161,6 +162,28 @@ class Meter:
         return result
 
     def _stream(self, chunks: Iterator[Any], t0: float) -> Iterator[Any]:
+        """Decode ahead of the HTTP side: a thread drives llama-cpp-python's generator and
+        queues its chunks, so the next token is computed while the server sends the last one.
+        (llama_cpp.server pulls each chunk with a hop through the event loop and a thread
+        pool; decoding only on each pull left the engine idle for that hop every token.)"""
+        out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        hang_up = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(chunks, t0, out, hang_up),
+                                    name="decode", daemon=True)  # fmt: skip
+        producer.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Raised):
+                    raise item.exc
+                yield item
+        finally:
+            hang_up.set()  # the client went away (or the stream ended): stop decoding
+
+    def _produce(self, chunks: Iterator[Any], t0: float, out: queue.SimpleQueue[Any],
+                 hang_up: threading.Event) -> None:  # fmt: skip
         t_first: float | None = None
         last_progress = 0.0
         n_chunks = 0
@@ -182,19 +205,25 @@ class Meter:
                 fin = _finish(chunk)
                 if fin:
                     finish = fin
-                yield chunk
+                out.put(chunk)
+                if hang_up.is_set():
+                    finish = fin or "cancelled"
+                    break
+        except BaseException as exc:  # handed to the HTTP side, which raises it there
+            out.put(_Raised(exc))
         finally:
             close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
             try:
+                if close is not None:
+                    close()
                 n_prompt, prompt_s, n_eval = self._counters()
                 end = time.monotonic()
                 gen_s = end - t_first if t_first is not None else 0.0
                 ttft = t_first - t0 if t_first is not None else None
                 self._done(n_prompt, prompt_s, n_eval, gen_s, ttft, finish)
             finally:
-                self.lock.release()
+                self.lock.release()  # a plain Lock: the request thread took it, we give it back
+                out.put(_END)
 
     def _done(self, n_prompt: int, prompt_s: float, n_eval: int, gen_s: float,
               ttft: float | None, finish: str, n_gen: int | None = None) -> None:  # fmt: skip
@@ -215,6 +244,14 @@ class Meter:
                   gen_tok_s=n_eval / gen_s if n_eval and gen_s > 0 else None,
                   ttft_s=round(ttft, 6) if ttft is not None else None,
                   stop_reason=finish)  # fmt: skip
+
+
+_END = object()  # the decode thread's last item
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def _usage(obj: Any) -> int | None:
