@@ -139,3 +139,25 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
         assert time.monotonic() - t0 < 0.5  # stops run in a worker
         assert await _wait(pilot, lambda: not app.is_running, 8)
     assert all(not e.running for e in engines)
+
+
+def test_factory_hands_out_distinct_ports_and_takes_them_back():
+    """Parallel launches get distinct ports (claimed under a lock); an engine's exit frees its."""
+    import threading
+    import types
+
+    from rigtui.model.engine import Exit
+
+    make = _engine_factory(detect(HostFS("/")))
+    profile = types.SimpleNamespace(name="p", listen=None, engine="llama-cpp-python")
+    got, seen = [], []
+    threads = [threading.Thread(target=lambda: got.append(make(profile, seen.append))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ports = sorted(e.listen[1] for e in got)
+    assert len(set(ports)) == 4
+    first = next(e for e in got if e.listen[1] == ports[0])
+    first.on_event(Exit("x", 0.0, 0, None, "exited normally"))
+    assert seen and make(profile, seen.append).listen[1] == ports[0]

@@ -83,10 +83,18 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
                 claimed.add(listen[1])
         # log_events=False: llama.cpp's log stays in the engine's log_tail (read for the error
         # panel) instead of ~500 Log events per load, each of which would redraw the UI
+        port = listen[1] if profile.listen is None else None
+
+        def forward(ev: Any) -> None:
+            if port is not None and type(ev).__name__ == "Exit":  # the port is free again
+                with claim_lock:
+                    claimed.discard(port)
+            on_event(ev)
+
         return EngineProcess(
             profile,
             instance=f"ui-{next(counter)}",
-            on_event=on_event,
+            on_event=forward,
             topology=topology,
             log_events=False,
             listen=listen,
