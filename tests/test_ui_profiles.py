@@ -202,3 +202,17 @@ def test_form_values_and_render():
     out = render_profile("a = 1\nctx = 'x'\n", [Issue()])
     lines = out.splitlines()
     assert "ctx" in lines[1] and "↳" in lines[2] and "hint: ctx = 2048" in lines[3]
+
+
+def test_every_shipped_profile_renders_as_valid_markup():
+    """The preview is Textual markup: a line like `override_tensors = ["exps=CPU"]` must show as
+    written (textual.markup.escape leaves `["` alone and the parser then raised)."""
+    from textual.content import Content
+
+    from rigtui.profiles.store import example_dir
+
+    for path in example_dir().glob("*.toml"):
+        text = path.read_text()
+        plain = Content.from_markup(render_profile(text, [])).plain
+        assert '["exps=CPU"]' in plain or "exps" not in text, path.name
+        assert all(line.split(" ", 1)[-1].strip() in plain for line in text.splitlines()[:5])

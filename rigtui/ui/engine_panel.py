@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.widgets import Static
 
 from rigtui.model.engine import EngineState, EngineStats
 from rigtui.model.topology import Topology
-from rigtui.ui.fmt import bar, human_bytes, num, short_cpu_list, spark_rows, tok_s
+from rigtui.ui.fmt import bar, escape, human_bytes, num, short_cpu_list, spark_rows, tok_s
 from rigtui.ui.instances import Instance, printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 

@@ -144,3 +144,11 @@ def spark_rows(
             cells.append("█" if cell >= 8 else " " if cell <= 0 else SPARK_GLYPHS[cell - 1])
         lines.append("".join(cells).rjust(width))
     return lines
+
+
+def escape(text: str) -> str:
+    """`text` safe inside Textual markup: every "[" escaped. textual.markup.escape leaves a
+    "[" that is not followed by a tag-like character alone, yet Textual's own parser reads
+    `["exps=CPU"]` as a tag and raises (a profile line `override_tensors = ["exps=CPU"]`
+    emptied the profile preview)."""
+    return text.replace("[", "\\[")

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+
+from rigtui.ui.fmt import escape
 
 
 class ConfirmModal(ModalScreen[bool]):

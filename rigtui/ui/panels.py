@@ -12,13 +12,12 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.markup import escape
 from textual.widgets import Static
 
 from rigtui.model.engine import EngineState
 from rigtui.model.sample import GpuSample, MemoryTraffic, NodeMemory, Sample
 from rigtui.model.topology import Topology
-from rigtui.ui.fmt import bar, gib, human_bytes, num, spark_rows
+from rigtui.ui.fmt import bar, escape, gib, human_bytes, num, spark_rows
 from rigtui.ui.heat import socket_heat
 
 LEVEL_STYLE = {

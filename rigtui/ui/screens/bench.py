@@ -9,10 +9,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.markup import escape
 from textual.widgets import DataTable, Footer, Static
 
-from rigtui.ui.fmt import bar, num
+from rigtui.ui.fmt import bar, escape, num
 from rigtui.ui.messages import BenchReady
 from rigtui.ui.screens.base import RigScreen
 

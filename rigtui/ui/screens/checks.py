@@ -8,9 +8,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.markup import escape
 from textual.widgets import DataTable, Footer, Static
 
+from rigtui.ui.fmt import escape
 from rigtui.ui.messages import ChecksReady
 from rigtui.ui.screens.base import RigScreen
 

@@ -12,11 +12,11 @@ import math
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.markup import escape
 from textual.widgets import Footer, Static
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.engine_panel import EnginePanel, EngineView
+from rigtui.ui.fmt import escape
 from rigtui.ui.panels import GpuPanel, SocketPanel, host_line
 from rigtui.ui.screens.base import RigScreen
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from rigtui.ui.fmt import escape
 
 HELP = """[b]rigtui keys  [/b](also in the footer, and in the command palette: ctrl+p)
 

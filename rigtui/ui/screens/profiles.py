@@ -15,9 +15,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
-from textual.markup import escape
 from textual.widgets import DataTable, Footer, Static
 
+from rigtui.ui.fmt import escape
 from rigtui.ui.modals import ConfirmModal, Field, FormModal
 from rigtui.ui.screens.base import RigScreen
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.markup import escape
 from textual.widgets import Footer, Input, Log, ProgressBar, Static
 
 from rigtui.model.engine import EngineEvent, EngineState, Text, Token
-from rigtui.ui.fmt import num, tok_s
+from rigtui.ui.fmt import escape, num, tok_s
 from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE
 from rigtui.ui.screens.base import RigScreen

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.markup import escape
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from rigtui.model.topology import Topology
-from rigtui.ui.fmt import gib, human_bytes, short_cpu_list
+from rigtui.ui.fmt import escape, gib, human_bytes, short_cpu_list
 from rigtui.ui.panels import host_line
 from rigtui.ui.screens.base import RigScreen
 
