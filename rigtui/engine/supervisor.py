@@ -244,13 +244,6 @@ class EngineSupervisor:
             entry = self._entries.get(key or "")
             return entry.engine if entry else None
 
-    def log_tail(self, key: str | None) -> tuple[str, ...]:
-        engine = self.engine(key)
-        try:
-            return tuple(getattr(engine, "log_tail", ()) or ()) if engine is not None else ()
-        except Exception:  # a log we cannot read only means fewer lines shown
-            return ()
-
     def prompt(self, key: str | None, text: str, max_tokens: int = 128) -> str | None:
         """Send a chat prompt; None when sent, else why not. A served engine is asked through
         its endpoint like any client; one that does not serve, through its stdin."""
