@@ -74,6 +74,7 @@ def _models(work: Path) -> None:
     for name in PLACEMENT_MODELS:  # one file each: none of their pages cached in the guest
         shutil.copyfile(small, work / f"{name}.gguf")
     write_demo_model(work / "nommap_bind1.gguf", size="64M")  # anon pages dwarf the heap
+    shutil.copyfile(work / "nommap_bind1.gguf", work / "sample_load.gguf")
     # The --rwdir share is 9p, whose page cache goes with the last close; the guest's root
     # (this machine's / over virtiofs) keeps it: the file for the cached-pages case lives there.
     from rigtui.engine.llama_server import find_binary
@@ -91,11 +92,11 @@ def two_socket(tmp_path_factory) -> dict[str, object]:
     """2 sockets x 2 cores, 2 nodes at distance 32, one SMBIOS DIMM: every scenario."""
     return _boot(tmp_path_factory, harness.TWO_SOCKETS,
                  ["probe", "check", "placement", "two_instances", "tmpfs", "bench_mem",
-                  "llama_server"],
+                  "llama_server", "sample_load"],
                  prepare=_models)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def nps2_cxl(tmp_path_factory) -> dict[str, object]:
-    """2 sockets with 2 nodes each and a memory-only node: the probe."""
-    return _boot(tmp_path_factory, harness.NPS2_CXL, ["probe"])
+    """2 sockets with 2 nodes each and a memory-only node: the probe, and bench mem's 4x4."""
+    return _boot(tmp_path_factory, harness.NPS2_CXL, ["probe", "bench_mem"])

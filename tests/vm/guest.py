@@ -227,7 +227,48 @@ def scenario_llama_server(work: Path) -> None:
     emit("llama_server", out)
 
 
+def scenario_sample_load(work: Path) -> None:
+    """`rigtui sample` watching memory per node while a model loads bound to node 1
+    (mmap = false: the weights are the engine's own memory, counted as anon pages per node)."""
+    import signal
+
+    sampler = subprocess.Popen([PY, "-m", "rigtui", "sample", "--json", "--interval", "0.5",
+                                "--count", "1200", "--no-nvml"], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    import threading
+
+    lines: list[str] = []
+    assert sampler.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(sampler.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120  # the sampler starts slowly under TCG
+    while len(lines) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    t_start = time.time()
+    prof = profile(work, "sample_load", model=str(work / "sample_load.gguf"), ctx=256, nodes=[1],
+                   memory_policy="bind", memory_nodes=[1], mmap=False, listen="127.0.0.1:0")  # fmt: skip
+    serve = subprocess.Popen([PY, "-m", "rigtui", "serve", str(prof), "--json"], cwd=REPO,
+                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    t_served = None
+    assert serve.stdout is not None
+    for line in serve.stdout:
+        if line.startswith("{") and json.loads(line)["event"] == "serving":
+            t_served = time.time()
+            break
+    time.sleep(3.0)  # a few samples with the model loaded
+    serve.send_signal(signal.SIGTERM)
+    serve.wait(timeout=120)
+    sampler.send_signal(signal.SIGTERM)
+    sampler.wait(timeout=60)
+    reader.join(30)
+    err = sampler.stderr.read() if sampler.stderr else ""
+    samples = [json.loads(x) for x in lines if x.startswith("{")]
+    emit("sample_load", {"t_start": t_start, "t_served": t_served, "stderr": err[-1500:],
+                         "nodes": [{"t": smp["t"], "nodes": smp["nodes"]} for smp in samples]})
+
+
 SCENARIOS = {
+    "sample_load": scenario_sample_load,
     "llama_server": scenario_llama_server,
     "probe": scenario_probe,
     "check": scenario_check,

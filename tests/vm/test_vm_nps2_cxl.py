@@ -30,3 +30,17 @@ def test_probe_nodes_distances_and_the_memory_only_node(nps2_cxl):
     assert cxl["socket"] == 0
     # QEMU's CPU is neither AMD's nor Intel's: no NPS/SNC name, the node count per socket
     assert p["sockets"][0]["numa_mode"] == "2 nodes", p["sockets"][0]
+
+
+def test_bench_mem_matrix_4x4(nps2_cxl):
+    r = nps2_cxl["bench_mem"]
+    assert "crashed" not in r and r["rc"] == 0, r
+    res = r["result"]
+    rows = [(tuple(n["cpu_nodes"]), tuple(n["mem_nodes"])) for n in res["nodes"]]
+    assert rows == [((k,), (k,)) for k in range(4)], rows  # one local row per node with CPUs
+    cells = {(tuple(c["cpu_nodes"]), tuple(c["mem_nodes"])): c for c in res["matrix"]}
+    # every remote pair of the 4x4 (the local ones are the rows), and the memory-only node as a
+    # memory column for each CPU node
+    assert {((a,), (b,)) for a in range(4) for b in range(4) if a != b} <= set(cells), sorted(cells)
+    assert {((a,), (4,)) for a in range(4)} <= set(cells), sorted(cells)
+    assert all(c["read_gbs"] > 0 and c["placement_ok"] for c in cells.values())

@@ -190,3 +190,24 @@ def test_rpc_server_on_node1_takes_the_layers(two_socket):
     assert any(k.startswith("bind:1") for k in rpc["policies"]), rpc["policies"]
     # the layers it holds are its own memory, on node 1
     assert int(rpc["anon_bytes"].get("1", 0)) >= sum(remote.values()) * 0.9, rpc["anon_bytes"]
+
+
+def test_sample_shows_memory_moving_to_node1_as_a_model_loads(two_socket):
+    r = _ok(two_socket, "sample_load")
+    assert r["t_served"], r["stderr"]
+    rows = r["nodes"]
+    before = [x for x in rows if x["t"] < r["t_start"]]
+    # loaded and still running (the guest stops it 3 s after it serves)
+    after = [x for x in rows if r["t_served"] + 0.5 < x["t"] < r["t_served"] + 2.5]
+    assert before and after, (len(rows), r["stderr"])
+
+    def used(sample, node):
+        n = next(n for n in sample["nodes"] if n["node"] == node)
+        return n["total_bytes"] - n["free_bytes"]
+
+    grew1 = used(after[-1], 1) - used(before[-1], 1)
+    grew0 = used(after[-1], 0) - used(before[-1], 0)
+    model = 64 * 10**6
+    assert grew1 >= 0.8 * model, (grew1, grew0)  # the weights, on node 1
+    # node 0 gets only the unpinned `rigtui serve` parent's own memory (Python, imports)
+    assert grew0 < 0.5 * grew1, (grew1, grew0)
