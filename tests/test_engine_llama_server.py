@@ -291,3 +291,15 @@ def test_n_cpu_moe_keeps_what_the_plan_says_on_the_cpu(tmp_path, moe_model, rpc_
     expected = max(spans[n][1] for n in on_cpu) - min(spans[n][0] for n in on_cpu)
     assert abs(buffers["CPU_Mapped"] - expected) <= 2**14, (buffers, expected)  # MiB shown to 0.01
     assert expected < facts.weights_bytes / 2  # layer 1's experts went to the RPC servers
+
+
+def test_rigtui_run_asks_llama_server_like_a_client(tmp_path, demo8m, server_bin):
+    prof = _profile(tmp_path, "runls", demo8m)
+    r = subprocess.run([sys.executable, "-m", "rigtui", "run", str(prof), "-p", "the river", "-n", "9"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and "gen 9 tok" in r.stderr and "prompt " in r.stderr
+    assert "weights by llama.cpp" in r.stderr  # the placement after generating
+    b = subprocess.run([sys.executable, "-m", "rigtui", "bench", str(prof)], capture_output=True,
+                       text=True, cwd=REPO, timeout=60)  # fmt: skip
+    assert b.returncode == 3 and "llama-bench" in b.stderr

@@ -90,6 +90,12 @@ def _load(args: argparse.Namespace, topology):
         return None, EXIT_BAD_PROFILE
     for issue in warnings:
         print(str(issue), file=sys.stderr)
+    if profile.engine != "llama-cpp-python":
+        print(f"rigtui bench: profile {profile.name} runs {profile.engine}; rigtui bench measures "
+              "the embedded llama-cpp-python engine (for llama.cpp's own binaries use their "
+              "llama-bench with the same flags, or benchmarks/llama_server_overhead.py)",
+              file=sys.stderr)  # fmt: skip
+        return None, EXIT_BAD_PROFILE
     return profile, None
 
 

@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         Log,
         Placement,
         PolicyApplied,
+        Serving,
+        Text,
         Token,
         event_to_json,
     )
@@ -151,14 +153,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"rigtui run: cannot start the engine: {exc}", file=sys.stderr)
         return EXIT_ENGINE
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
-    engine.prompt(prompt, max_tokens=args.max_tokens or profile.sampling.max_tokens, **sampling)
+    max_tokens = args.max_tokens or profile.sampling.max_tokens
+    # llama-server takes no prompt on stdin: once it serves, it is asked like any client
+    served = not engine.backend.stdin_ops
+    if not served:
+        engine.prompt(prompt, max_tokens=max_tokens, **sampling)
     load_s, code, done, placement = None, EXIT_ENGINE, None, None
+    replied = not served  # the client's stream ended (for the stdin path: Done says it all)
     try:
         for ev in engine.events():
             if args.json:
                 if not isinstance(ev, Log) or args.log:
                     print_ndjson(event_to_json(ev))
-            elif isinstance(ev, Token):
+            elif isinstance(ev, (Token, Text)):
                 sys.stdout.write(ev.text)
                 sys.stdout.flush()
             elif isinstance(ev, Log) and args.log:
@@ -166,6 +173,14 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, PolicyApplied):
                 for w in ev.warnings:
                     print(f"rigtui run: {w}", file=sys.stderr)
+            if isinstance(ev, Serving) and served and not replied and done is None:
+                engine.ask(prompt, max_tokens=max_tokens, **sampling)
+            elif isinstance(ev, Text) and ev.final:
+                replied = True
+                if done is not None or ev.stop_reason == "error":
+                    code = EXIT_OK if done is not None else EXIT_ENGINE
+                    engine.request_placement()  # where the pages are now, after generating
+                    engine.stop()
             if isinstance(ev, Placement):
                 placement = ev
             elif isinstance(ev, Loaded):
@@ -177,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
                     engine.stop()
             elif isinstance(ev, Done):
                 done, code = ev, EXIT_OK
-                engine.stop()
+                if replied:  # llama-server: also wait for the client's last chunk
+                    if served:
+                        engine.request_placement()
+                    engine.stop()
             elif isinstance(ev, Exit) and done is None:
                 if ev.code != 0 or ev.signal is not None:  # a clean exit: the error said why
                     print(exit_message(ev), file=sys.stderr)

@@ -282,9 +282,18 @@ class ServerMonitor:
             self.emit(cls, fields)
         return bool(self.tracker.busy)
 
+    def baseline(self) -> None:
+        """The counters before any client can know the URL: every request after is counted."""
+        code, body = self.get("/metrics")
+        if code == 200:
+            metrics = parse_metrics(body.decode(errors="replace"))
+            self.tracker.base_done = dict(metrics)
+            self.tracker.base_prompt = dict(metrics)
+
     def run(self, on_ready: Callable[[], None]) -> None:
         if not self.wait_ready():
             return
+        self.baseline()
         on_ready()
         while not self._stop.is_set() and self.alive():
             busy = self.poll_once()
