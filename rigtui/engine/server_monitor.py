@@ -66,6 +66,16 @@ class _Busy:
     prompt_reported: bool = False
 
 
+@dataclass(frozen=True)
+class _SlotNow:
+    sid: int
+    task: int | None
+    busy: bool
+    finished: bool  # the request the tracker followed on this slot is over
+    came_went: bool  # a request began and ended between two polls
+    prompt_done: bool  # the slot's (new) request has decoded its first token
+
+
 Emit = tuple[type[EngineEvent], dict[str, Any]]
 
 
@@ -94,19 +104,22 @@ class SlotTracker:
             return int(nxt[0].get("n_decoded") or 0)
         return 0
 
+    def _read(self, slot: Mapping[str, Any]) -> _SlotNow:
+        """What one slot's answer means against what the tracker saw before (no change made)."""
+        sid = int(slot.get("id", 0))
+        task, busy = self._task(slot), bool(slot.get("is_processing"))
+        rec = self.busy.get(sid)
+        finished = rec is not None and (not busy or task != rec.task)
+        # a request that began and ended between two polls: only its task id moved on
+        came_went = (not busy and rec is None and task is not None
+                     and task != self.last_task.get(sid, task))  # fmt: skip
+        ongoing = rec if not finished else None
+        prompt_done = busy and self._decoded(slot) > 0 and (ongoing is None or not ongoing.prompt_reported)
+        return _SlotNow(sid, task, busy, finished, came_went, prompt_done)
+
     def wants_metrics(self, slots: list[Mapping[str, Any]]) -> bool:
         """True when this answer holds a transition whose figures come from /metrics."""
-        for slot in slots:
-            sid = int(slot.get("id", 0))
-            task, busy = self._task(slot), bool(slot.get("is_processing"))
-            rec = self.busy.get(sid)
-            if rec is not None and (not busy or task != rec.task):
-                return True  # a request finished
-            if busy and self._decoded(slot) > 0 and (rec is None or not rec.prompt_reported):
-                return True  # its prompt is done
-            if not busy and rec is None and task is not None and task != self.last_task.get(sid, task):
-                return True  # a request came and went between two polls
-        return False
+        return any(n.finished or n.came_went or n.prompt_done for n in map(self._read, slots))
 
     def step(self, slots: list[Mapping[str, Any]], metrics: Mapping[str, float] | None,
              t: float) -> list[Emit]:  # fmt: skip
@@ -117,28 +130,25 @@ class SlotTracker:
         finished = 0
         seen: set[int] = set()
         for slot in slots:
-            sid = int(slot.get("id", 0))
-            seen.add(sid)
-            task, busy = self._task(slot), bool(slot.get("is_processing"))
-            rec = self.busy.get(sid)
-            previous = self.last_task.get(sid, task if rec is None and not busy else None)
-            if rec is not None and (not busy or task != rec.task):
+            now = self._read(slot)
+            seen.add(now.sid)
+            if now.finished:
                 finished += 1
-                del self.busy[sid]
-                rec = None
-            elif rec is None and not busy and task is not None and task != previous:
-                self.total += 1  # came and went between two polls
-                finished += 1
-            if busy and rec is None:
+                del self.busy[now.sid]
+            elif now.came_went:
                 self.total += 1
-                rec = self.busy[sid] = _Busy(task)
-            self.last_task[sid] = task
+                finished += 1
+            rec = self.busy.get(now.sid)
+            if now.busy and rec is None:
+                self.total += 1
+                rec = self.busy[now.sid] = _Busy(now.task)
+            self.last_task[now.sid] = now.task
             if rec is None:
                 continue
-            n = self._decoded(slot)
-            if n > 0 and not rec.prompt_reported:
+            if now.prompt_done:
                 rec.prompt_reported = True
                 out += self._prompt_done(slot, metrics)
+            n = self._decoded(slot)
             if n > 0 and rec.first_t is None:
                 rec.first_t, rec.first_n = t, n
         for sid in [s for s in self.busy if s not in seen]:
