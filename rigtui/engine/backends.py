@@ -19,7 +19,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rigtui.model.engine import Error, Loaded, Placement, Serving
+from rigtui.model.engine import Done, Error, Loaded, Placement, Serving
 
 if TYPE_CHECKING:
     from rigtui.engine.client import EngineProcess
@@ -176,7 +176,7 @@ class LlamaServerBackend:
 
         def emit(cls: Any, fields: dict[str, Any]) -> None:
             proc.dispatch(cls(instance=proc.instance, t=time.time(), **fields))
-            if cls.__name__ == "Done" and not self._placed_after_request:
+            if cls is Done and not self._placed_after_request:
                 self._placed_after_request = True  # weights are paged in by now
                 self.placement(proc)
 

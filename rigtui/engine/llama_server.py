@@ -29,12 +29,6 @@ _PROBE_BUFT = "rigtui-no-such-buffer-type"
 _INFO_TIMEOUT_S = 20.0
 
 
-def cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/rigtui`, else `~/.cache/rigtui`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rigtui"
-
-
 @dataclass(frozen=True)
 class Found:
     """Where a binary was looked for and found (path) or not (reason, hint)."""

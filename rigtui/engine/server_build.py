@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rigtui.engine.llama_server import LLAMA_CPP_PYTHON_VERSION, RPC_NAME, SERVER_NAME, cache_dir
+from rigtui.engine.demo_model import cache_dir
+from rigtui.engine.llama_server import LLAMA_CPP_PYTHON_VERSION, RPC_NAME, SERVER_NAME
 
 VARIANTS = ("portable", "native")
 _COMMON_FLAGS = {

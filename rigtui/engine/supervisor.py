@@ -125,8 +125,11 @@ class EngineSupervisor:
             return self._snapshot
 
     def _changed(self, key: str | None, ev: EngineEvent | None = None) -> None:
+        """Publish a snapshot after a change to instance `key` (None: only the list changed).
+        Every change concerns one instance, so only its lines are copied into its view."""
         with self._lock:
-            for entry in self._entries.values():
+            entry = self._entries.get(key or "")
+            if entry is not None:
                 entry.view = replace(entry.view, event_lines=tuple(entry.event_lines),
                                      transcript=tuple(entry.transcript))  # fmt: skip
             self._version += 1
@@ -271,9 +274,11 @@ class EngineSupervisor:
             engine.cancel()
 
     def request_placement(self, key: str | None) -> None:
+        """Have the engine report where it runs now. In a thread: for llama-server that means
+        reading /proc/PID here, which must not hold up the caller (the TUI's event handler)."""
         ask = getattr(self.engine(key), "request_placement", None)
         if ask is not None:
-            ask()
+            threading.Thread(target=ask, daemon=True, name=f"placement-{key}").start()
 
     # -- stop ----------------------------------------------------------------------------------
     def stop(self, key: str, on_done: Callable[[str, str | None], None] | None = None) -> None:

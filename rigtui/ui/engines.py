@@ -159,8 +159,6 @@ class EngineViews:
                 self.services.set_pid(view.pid)
         if self.selected not in self.instances:
             self.selected = next(iter(self.instances), None)
-        if self.selected is None and self.instances:
-            self.selected = next(iter(self.instances))
         self.refresh_bindings()
 
     def on_engines_changed(self: RigApp, msg: EnginesChanged) -> None:
