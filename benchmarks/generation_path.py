@@ -136,15 +136,16 @@ def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float,
     return paired
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def compare_main(doc: str, side_a, side_b, label_a: str, target: float,
+                 label_b: str = "plain llama-cpp-python", rounds: int = 4) -> int:
+    """The command line every generation benchmark shares: --size --threads --n-gen --reps
+    --rounds; each side is called as side(model, threads, n_gen, reps) -> tok/s per rep."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1G")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--n-gen", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=rounds)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from rigtui.engine.demo_model import ensure_demo_model
@@ -152,10 +153,62 @@ def main() -> int:
     model = ensure_demo_model(args.size)
     print(f"model {model} ({model.stat().st_size / 1e9:.2f} GB), threads {args.threads}, "
           f"{args.n_gen} tokens x {args.reps} reps x {args.rounds} rounds")  # fmt: skip
-    abba_rounds(lambda: run_rigtui(model, args.threads, args.n_gen, args.reps),
-                lambda: run_plain(model, args.threads, args.n_gen, args.reps),
-                args.rounds, "rigtui engine", 0.97)  # fmt: skip
+    abba_rounds(lambda: side_a(model, args.threads, args.n_gen, args.reps),
+                lambda: side_b(model, args.threads, args.n_gen, args.reps),
+                args.rounds, label_a, target, label_b=label_b)  # fmt: skip
     return 0
+
+
+def stream_rates(url: str, n_gen: int, reps: int, extra_body: dict | None = None) -> list[float]:
+    """Streamed completions from an OpenAI-compatible `url` with the official client, timed
+    per chunk as it arrives: (chunks - 1) / (last - first), the first repetition a warm-up."""
+    import openai
+
+    client = openai.OpenAI(base_url=url, api_key="unused", timeout=600)
+    out: list[float] = []
+    for rep in range(reps + 1):
+        stamps = []
+        stream = client.completions.create(model="bench", prompt=PROMPT, max_tokens=n_gen,
+                                           stream=True, temperature=0.8, top_p=0.95,
+                                           extra_body=extra_body or {})  # fmt: skip
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].text:
+                stamps.append(time.perf_counter())
+        if rep > 0 and len(stamps) >= 2:
+            out.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return out
+
+
+def served_rates(profile_text: str, n_gen: int, reps: int, extra_body: dict | None = None
+                 ) -> list[float]:  # fmt: skip
+    """Launch a profile as `rigtui serve` does (EngineProcess on a free loopback port), stream
+    from its endpoint, stop it."""
+    sys.path.insert(0, str(REPO))
+    from rigtui.engine.client import EngineProcess
+    from rigtui.model.engine import Exit, Serving
+    from rigtui.profiles import load_profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = Path(tmp, "bench.toml")
+        prof.write_text(profile_text)
+        engine = EngineProcess(load_profile(prof), log_events=False, listen=("127.0.0.1", 0))
+        engine.start()
+        try:
+            url = None
+            for ev in engine.events(timeout=300):
+                if isinstance(ev, Serving):
+                    url = ev.url
+                    break
+                if isinstance(ev, Exit):
+                    raise RuntimeError(f"engine ended: {ev.reason} {ev.stderr_tail[-5:]}")
+            assert url, "the engine never served"
+            return stream_rates(url, n_gen, reps, extra_body)
+        finally:
+            engine.stop()
+
+
+def main() -> int:
+    return compare_main(__doc__, run_rigtui, run_plain, "rigtui engine", 0.97, rounds=3)
 
 
 if __name__ == "__main__":
