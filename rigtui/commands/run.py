@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         engine.prompt(prompt, max_tokens=max_tokens, **sampling)
     load_s, code, done, placement = None, EXIT_ENGINE, None, None
     replied = not served  # the client's stream ended (for the stdin path: Done says it all)
+    stopped = False
     try:
         for ev in engine.events():
             if args.json:
@@ -173,14 +174,10 @@ def run(args: argparse.Namespace) -> int:
             elif isinstance(ev, PolicyApplied):
                 for w in ev.warnings:
                     print(f"rigtui run: {w}", file=sys.stderr)
-            if isinstance(ev, Serving) and served and not replied and done is None:
+            if isinstance(ev, Serving) and served and done is None:
                 engine.ask(prompt, max_tokens=max_tokens, **sampling)
-            elif isinstance(ev, Text) and ev.final:
+            elif isinstance(ev, Text) and ev.final:  # (a failed ask also sent an Error: it stops)
                 replied = True
-                if done is not None or ev.stop_reason == "error":
-                    code = EXIT_OK if done is not None else EXIT_ENGINE
-                    engine.request_placement()  # where the pages are now, after generating
-                    engine.stop()
             if isinstance(ev, Placement):
                 placement = ev
             elif isinstance(ev, Loaded):
@@ -192,14 +189,17 @@ def run(args: argparse.Namespace) -> int:
                     engine.stop()
             elif isinstance(ev, Done):
                 done, code = ev, EXIT_OK
-                if replied:  # llama-server: also wait for the client's last chunk
-                    if served:
-                        engine.request_placement()
-                    engine.stop()
             elif isinstance(ev, Exit) and done is None:
                 if ev.code != 0 or ev.signal is not None:  # a clean exit: the error said why
                     print(exit_message(ev), file=sys.stderr)
                 code = EXIT_ENGINE
+            # the answer is over once the engine said Done and (llama-server) the client has
+            # its last chunk; then where the pages are now, after generating, and stop
+            if done is not None and replied and not stopped:
+                stopped = True
+                if served:
+                    engine.request_placement()
+                engine.stop()
     except KeyboardInterrupt:
         engine.cancel()
         engine.stop(timeout=2.0)
