@@ -38,6 +38,37 @@ def test_run_json_events(prof, capsys):
     assert events[-1]["code"] == 0
 
 
+SLOW_PLACEMENT = """
+import time
+import rigtui.engine.placement as placement
+
+_real, _calls = placement.placement_fields, []
+
+
+def _slow(*args, **kwargs):
+    _calls.append(1)
+    if len(_calls) == 2:  # the read after generating: as slow as numa_maps of a 400 GB model
+        time.sleep(6.5)
+    return _real(*args, **kwargs)
+
+
+placement.placement_fields = _slow
+"""
+
+
+def test_run_waits_for_the_placement_after_generating(prof, tmp_path, monkeypatch, capsys):
+    """The worker reports where the pages are after the prompt; `run` must not stop it first
+    (stop() gives 5 s before SIGTERM, and numa_maps of a big model can take longer)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_PLACEMENT)  # imported by the worker child
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    assert main(["run", str(prof), "-p", "Hello", "-n", "2", "--json"]) == EXIT_OK
+    kinds = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    done = kinds.index("done")
+    assert "placement" in kinds[:done] and "placement" in kinds[done:], kinds
+
+
 def test_run_bad_profile_exit_code(tmp_path, demo8m, capsys):
     bad = write_profile(tmp_path, "bad", f'model = "{demo8m}"\nthreads = 0\ngpu_layers = -5\n')
     assert main(["run", str(bad), "-p", "x"]) == EXIT_BAD_PROFILE

@@ -85,3 +85,18 @@ def test_cli_writes_model(tmp_path):
     assert main(["demo-model", str(tmp_path / "c.gguf"), "--size", "2M", "--dtype", "q8_0"]) == 0
     assert check_gguf(tmp_path / "c.gguf").n_tensors > 0
     assert main(["demo-model", str(tmp_path / "d.gguf"), "--size", "huge"]) == 2
+
+
+def test_block_table_agrees_with_the_gguf_package():
+    """check_gguf's own table (so that loading a profile does not import gguf) must say what
+    the gguf package says for every type both know; a type only gguf knows is asked of it."""
+    from gguf import GGML_QUANT_SIZES
+
+    from rigtui.profiles.gguf_check import GGML_BLOCKS, block_size
+
+    known = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
+    for ttype, sizes in GGML_BLOCKS.items():
+        assert known[ttype] == sizes, ttype
+    for ttype, sizes in known.items():
+        assert block_size(ttype) == sizes
+    assert block_size(9999) is None

@@ -29,7 +29,10 @@ def test_bind_that_held_and_one_that_did_not():
     assert "page cache" in w and "drop_caches" in w  # the cause on a disk file system
     (w,) = placement_warnings(policy="bind", policy_nodes=[1], file_bytes_per_node={0: 50 * MIB},
                               fs_type="tmpfs")  # fmt: skip
-    assert "on tmpfs" in w and "numactl --interleave=all cp" in w
+    assert "on tmpfs" in w and "numactl --membind=1 cp" in w  # the fix for this policy
+    (w,) = placement_warnings(policy="interleave", policy_nodes=[0, 1],
+                              file_bytes_per_node={0: 50 * MIB}, fs_type="tmpfs")  # fmt: skip
+    assert "numactl --interleave=0,1 cp" in w
 
 
 def test_interleave_needs_every_node():

@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         engine.prompt(prompt, max_tokens=max_tokens, **sampling)
     load_s, code, done, placement = None, EXIT_ENGINE, None, None
     replied = not served  # the client's stream ended (for the stdin path: Done says it all)
-    stopped = False
+    asked = stopped = False
     try:
         for ev in engine.events():
             if args.json:
@@ -194,11 +194,15 @@ def run(args: argparse.Namespace) -> int:
                     print(exit_message(ev), file=sys.stderr)
                 code = EXIT_ENGINE
             # the answer is over once the engine said Done and (llama-server) the client has
-            # its last chunk; then where the pages are now, after generating, and stop
-            if done is not None and replied and not stopped:
-                stopped = True
+            # its last chunk; then where the pages are now, after generating (the worker reports
+            # it after its first prompt; llama-server's is asked for), and only then stop: on a
+            # big model numa_maps takes seconds to read, longer than stop() waits
+            if done is not None and replied and not asked:
+                asked = True
                 if served:
                     engine.request_placement()
+            elif asked and not stopped and isinstance(ev, Placement):
+                stopped = True
                 engine.stop()
     except KeyboardInterrupt:
         engine.cancel()

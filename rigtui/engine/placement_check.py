@@ -44,13 +44,14 @@ def _fmt(shares: Mapping[int, float]) -> str:
     return ", ".join(f"node{n} {100 * s:.0f}%" for n, s in shares.items())
 
 
-def _cause(fs_type: str | None, mmap: bool) -> str:
+def _cause(fs_type: str | None, mmap: bool, policy: str, nodes: Sequence[int]) -> str:
     if fs_type in RAM_FILESYSTEMS:
+        flag = "--interleave" if policy == "interleave" else "--membind"
         return (f"the model file is on {fs_type}: its pages were placed when the file was "
                 "written, by the writer's policy, and a reader's policy does not move them. Fix: "
-                "write it under the policy (`numactl --interleave=all cp SRC DST`), or put it on "
-                "a disk file system, or set mmap = false (the weights are then copied into the "
-                "engine's own memory, placed by the policy)")  # fmt: skip
+                f"write it under the policy (`numactl {flag}={','.join(map(str, nodes))} cp SRC "
+                "DST`), or put it on a disk file system, or set mmap = false (the weights are "
+                "then copied into the engine's own memory, placed by the policy)")  # fmt: skip
     if not mmap:
         return ("with mmap = false the weights are the engine's own memory: pages elsewhere "
                 "mean the policy was refused or the node ran out of free memory (`numastat -m`)")
@@ -81,13 +82,13 @@ def placement_warnings(
             if on < BIND_MIN_SHARE:
                 out.append(f"memory_policy = {policy} to node {','.join(map(str, nodes))}, but "
                            f"{100 * on:.0f}% of the model's resident pages are there "
-                           f"({_fmt(shares)}): {_cause(fs_type, mmap)}")  # fmt: skip
+                           f"({_fmt(shares)}): {_cause(fs_type, mmap, policy, nodes)}")  # fmt: skip
         elif policy == "interleave" and len(nodes) > 1:
             even = 1.0 / len(nodes)
             low = [n for n in nodes if shares.get(n, 0.0) < even * INTERLEAVE_MIN_SHARE]
             if low:
                 out.append(f"memory_policy = interleave over nodes {','.join(map(str, nodes))}, "
-                           f"but the model's pages are {_fmt(shares)}: {_cause(fs_type, mmap)}")  # fmt: skip
+                           f"but the model's pages are {_fmt(shares)}: {_cause(fs_type, mmap, policy, nodes)}")  # fmt: skip
     if cpus_asked and thread_cpus:
         outside = sorted(set(thread_cpus) - set(cpus_asked))
         if outside:

@@ -73,6 +73,30 @@ def _skip_value(f: BinaryIO, vtype: int) -> object:
     raise ValueError(f"unknown metadata value type {vtype}")
 
 
+# (elements per block, bytes per block) of the ggml types models ship in, by type id: the `gguf`
+# package's GGML_QUANT_SIZES (a test keeps them equal). Importing `gguf` costs 0.2 s (numpy,
+# its writer, yaml) on every `rigtui run` and profile check; only a type not listed here
+# (newer than this table) asks the package.
+GGML_BLOCKS: dict[int, tuple[int, int]] = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 40), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
+    15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18),
+    21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4),
+    27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66),
+    39: (32, 17),
+}  # fmt: skip
+
+
+def block_size(ttype: int) -> tuple[int, int] | None:
+    """(elements, bytes) per block of ggml type `ttype`, None when unknown even to `gguf`."""
+    found = GGML_BLOCKS.get(ttype)
+    if found is not None:
+        return found
+    from gguf import GGML_QUANT_SIZES
+
+    return GGML_QUANT_SIZES.get(ttype)  # type: ignore[call-overload]
+
+
 def check_gguf(path: str | os.PathLike[str]) -> GgufFacts:
     """Facts from the header; raises GgufProblem (message + hint) or OSError (unreadable)."""
     size = os.path.getsize(path)
@@ -133,8 +157,6 @@ def check_gguf(path: str | os.PathLike[str]) -> GgufFacts:
                 f"{os.fspath(path)} has a corrupt GGUF header: {exc}", redownload
             ) from None
 
-    from gguf import GGML_QUANT_SIZES  # (block size, bytes per block) per ggml type
-
     data_start = -(-header_end // alignment) * alignment
     data_end: int | None = data_start
     n_params = 0
@@ -143,7 +165,7 @@ def check_gguf(path: str | os.PathLike[str]) -> GgufFacts:
         for d in dims:
             count *= d
         n_params += count
-        sizes = GGML_QUANT_SIZES.get(ttype)  # type: ignore[call-overload]
+        sizes = block_size(ttype)
         if sizes is None or data_end is None:
             data_end = None
             continue

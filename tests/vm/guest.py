@@ -3,17 +3,18 @@ user would and prints one line `RIGTUI-VM <name> <json>` with what it saw. The p
 (test_vm_*.py) asserts on those results, so one boot serves many tests.
 
 Usage (in the guest): python tests/vm/guest.py WORKDIR SCENARIO [SCENARIO ...]
-WORKDIR holds the models the host prepared (one fresh file per placement scenario, so that no
-page of it is in the guest's page cache yet).
+WORKDIR (the --rwdir share) takes the profiles and rigtui's config and cache; the models are on
+the ext4 disk the host made (/dev/vda, one file per scenario, so that no page of it is in the
+guest's page cache yet).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,9 +22,13 @@ PY = sys.executable
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
+_EMIT = threading.Lock()
+
+
 def emit(name: str, obj: object) -> None:
-    sys.stdout.write(f"RIGTUI-VM {name} {json.dumps(obj)}\n")
-    sys.stdout.flush()
+    with _EMIT:
+        sys.stdout.write(f"RIGTUI-VM {name} {json.dumps(obj)}\n")
+        sys.stdout.flush()
 
 
 def rigtui(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -45,6 +50,18 @@ def profile(work: Path, name: str, **keys: object) -> Path:
     return path
 
 
+DISK_DEV = "/dev/vda"  # the host's ext4 image (vm_harness.boot(disk=...)), mounted read-only
+DISK_AT = Path("/tmp/rigtui-disk")
+
+
+def disk(work: Path) -> Path:
+    """Where the model files are: the ext4 disk (a real block-backed file system whose pages
+    are placed by the reader's policy at the first fault), which main() mounted."""
+    if not os.path.ismount(DISK_AT):
+        raise RuntimeError(f"no model disk: {DISK_DEV} was not attached or did not mount")
+    return DISK_AT
+
+
 def run_events(prof: Path, n: int = 8) -> dict[str, object]:
     r = rigtui("run", str(prof), "-p", "hello world", "-n", str(n), "--json")
     events = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
@@ -61,8 +78,14 @@ def run_text(prof: Path) -> dict[str, object]:
 
 def scenario_probe(work: Path) -> None:
     r = rigtui("probe", "--json")
+    flags = next((ln.split(":", 1)[1].split() for ln in
+                  Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), [])  # fmt: skip
+    import importlib.util
+
+    engine = importlib.util.find_spec("llama_cpp")  # where the guest's engine comes from
     emit("probe", {"rc": r.returncode, "probe": json.loads(r.stdout) if r.stdout else None,
-                   "stderr": r.stderr[-2000:]})  # fmt: skip
+                   "stderr": r.stderr[-2000:], "cpu_flags": flags,
+                   "llama_cpp": engine.origin if engine else None})  # fmt: skip
 
 
 def scenario_check(work: Path) -> None:
@@ -71,36 +94,46 @@ def scenario_check(work: Path) -> None:
                    "numa_balancing": Path("/proc/sys/kernel/numa_balancing").read_text().strip()})
 
 
-def scenario_placement(work: Path) -> None:
-    """bind / interleave / preferred / mmap=false, each on a file not yet cached here."""
-    out: dict[str, object] = {}
-    cases = {
-        "bind1": dict(nodes=[1], memory_policy="bind", memory_nodes=[1], numa="numactl"),
-        "interleave": dict(memory_policy="interleave", memory_nodes=[0, 1]),
-        "preferred1": dict(nodes=[1], memory_policy="preferred", memory_nodes=[1]),
-        "nommap_bind1": dict(nodes=[1], memory_policy="bind", memory_nodes=[1], mmap=False),
-    }
-    for name, keys in cases.items():
-        prof = profile(work, name, model=str(work / f"{name}.gguf"), ctx=256, **keys)
-        out[name] = run_events(prof)
-    # a file read once bound to node 1 (so cached there), then asked to interleave: rigtui
-    # must say the pages did not follow. On the root share (virtiofs) the cache outlives the
-    # run; the 9p work share drops it at the last close (the first run's placement says which).
-    cached = Path(str(work) + "-ro") / "cached.gguf"
-    first = profile(work, "cache1", model=str(cached), ctx=256, nodes=[1],
-                    memory_policy="bind", memory_nodes=[1])  # fmt: skip
-    out["cached_first"] = run_events(first)
-    prof = profile(work, "cached", model=str(cached), ctx=256,
-                   memory_policy="interleave", memory_nodes=[0, 1])  # fmt: skip
-    out["cached_interleave"] = run_text(prof)
-    emit("placement", out)
+def _case(work: Path, name: str, model: Path, **keys: object) -> dict[str, object]:
+    return run_events(profile(work, name, model=str(model), ctx=256, **keys))
+
+
+def scenario_bind1(work: Path) -> None:
+    """bind to node 1, the model on the ext4 disk (not cached in the guest yet)."""
+    emit("bind1", _case(work, "bind1", disk(work) / "bind1.gguf", nodes=[1],
+                        memory_policy="bind", memory_nodes=[1], numa="numactl"))  # fmt: skip
+
+
+def scenario_interleave(work: Path) -> None:
+    emit("interleave", _case(work, "interleave", disk(work) / "interleave.gguf",
+                             memory_policy="interleave", memory_nodes=[0, 1]))  # fmt: skip
+
+
+def scenario_preferred1(work: Path) -> None:
+    emit("preferred1", _case(work, "preferred1", disk(work) / "preferred1.gguf", nodes=[1],
+                             memory_policy="preferred", memory_nodes=[1]))  # fmt: skip
+
+
+def scenario_nommap_bind1(work: Path) -> None:
+    emit("nommap_bind1", _case(work, "nommap_bind1", disk(work) / "nommap_bind1.gguf", nodes=[1],
+                               memory_policy="bind", memory_nodes=[1], mmap=False))  # fmt: skip
+
+
+def scenario_cached(work: Path) -> None:
+    """A file read once bound to node 1 (so cached there), then asked to interleave: rigtui
+    must say the pages did not follow."""
+    model = disk(work) / "cached.gguf"
+    first = _case(work, "cached1", model, nodes=[1], memory_policy="bind", memory_nodes=[1])
+    prof = profile(work, "cached", model=str(model), ctx=256, memory_policy="interleave",
+                   memory_nodes=[0, 1])  # fmt: skip
+    emit("cached", {"first": first, "interleave": run_text(prof)})
 
 
 def scenario_two_instances(work: Path) -> None:
     """One model per NUMA node at once (the Genoa notes' setup), each placed on its own node."""
     procs = {}
     for node in (0, 1):
-        prof = profile(work, f"iso{node}", model=str(work / f"iso{node}.gguf"), ctx=256,
+        prof = profile(work, f"iso{node}", model=str(disk(work) / f"iso{node}.gguf"), ctx=256,
                        nodes=[node], memory_policy="bind", memory_nodes=[node], numa="numactl")  # fmt: skip
         procs[node] = subprocess.Popen(
             [PY, "-m", "rigtui", "run", str(prof), "-p", "hello", "-n", "48", "--json"],
@@ -118,14 +151,18 @@ def scenario_two_instances(work: Path) -> None:
 
 
 def scenario_tmpfs(work: Path) -> None:
-    """The model on a RAM file system: pages are placed when the file is written."""
-    shm = Path("/dev/shm/rigtui-vm.gguf")
-    shutil.copyfile(work / "tmpfs.gguf", shm)  # written by this process: default policy
-    prof = profile(work, "tmpfs", model=str(shm), ctx=256, nodes=[1], memory_policy="bind",
-                   memory_nodes=[1])  # fmt: skip
-    ev = run_events(prof)
-    ev["text"] = run_text(prof)
-    emit("tmpfs", ev)
+    """The model on a RAM file system: its pages are placed when the file is written, by the
+    writer's policy; a reader bound to node 1 does not move them. Written on node 0, then bound
+    to node 1 (rigtui must say so), and written under the policy as its warning advises."""
+    out: dict[str, object] = {}
+    for writer in (0, 1):
+        shm = Path(f"/dev/shm/rigtui-vm-{writer}.gguf")
+        subprocess.run(["numactl", f"--cpunodebind={writer}", f"--membind={writer}", "cp",
+                        str(disk(work) / "tmpfs.gguf"), str(shm)], check=True)  # fmt: skip
+        prof = profile(work, f"tmpfs{writer}", model=str(shm), ctx=256, nodes=[1],
+                       memory_policy="bind", memory_nodes=[1])  # fmt: skip
+        out[f"written_on_{writer}"] = run_events(prof)
+    emit("tmpfs", out)
 
 
 def scenario_bench_mem(work: Path) -> None:
@@ -204,7 +241,7 @@ def scenario_llama_server(work: Path) -> None:
     binary = binary_file.read_text().strip()
     out: dict[str, object] = {}
     prof = profile(work, "ls_bind1", engine="llama-server", binary=binary,
-                   model=str(work / "ls_bind1.gguf"), ctx=256, nodes=[1], memory_policy="bind",
+                   model=str(disk(work) / "ls_bind1.gguf"), ctx=256, nodes=[1], memory_policy="bind",
                    memory_nodes=[1], numa="numactl", listen="127.0.0.1:0")  # fmt: skip
     out["bind1"] = _serve(prof)
     rpc_bin = str(Path(binary).with_name("rpc-server"))
@@ -216,7 +253,7 @@ def scenario_llama_server(work: Path) -> None:
         out["rpc_said"] = json.loads(rpc.stdout.readline())
         time.sleep(1.0)
         prof = profile(work, "ls_rpc", engine="llama-server", binary=binary,
-                       model=str(work / "ls_rpc.gguf"), ctx=256, nodes=[0], gpu_layers=-1,
+                       model=str(disk(work) / "ls_rpc.gguf"), ctx=256, nodes=[0], gpu_layers=-1,
                        rpc=["127.0.0.1:50071"], listen="127.0.0.1:0")  # fmt: skip
         # the rpc-server frees the layers when llama-server hangs up: read it while it serves
         out["rpc_serve"] = _serve(prof, also=rpc.pid)
@@ -235,8 +272,6 @@ def scenario_sample_load(work: Path) -> None:
     sampler = subprocess.Popen([PY, "-m", "rigtui", "sample", "--json", "--interval", "0.5",
                                 "--count", "1200", "--no-nvml"], cwd=REPO, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    import threading
-
     lines: list[str] = []
     assert sampler.stdout is not None
     reader = threading.Thread(target=lambda: lines.extend(sampler.stdout), daemon=True)
@@ -245,7 +280,7 @@ def scenario_sample_load(work: Path) -> None:
     while len(lines) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     t_start = time.time()
-    prof = profile(work, "sample_load", model=str(work / "sample_load.gguf"), ctx=256, nodes=[1],
+    prof = profile(work, "sample_load", model=str(disk(work) / "sample_load.gguf"), ctx=256, nodes=[1],
                    memory_policy="bind", memory_nodes=[1], mmap=False, listen="127.0.0.1:0")  # fmt: skip
     serve = subprocess.Popen([PY, "-m", "rigtui", "serve", str(prof), "--json"], cwd=REPO,
                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
@@ -268,28 +303,49 @@ def scenario_sample_load(work: Path) -> None:
 
 
 SCENARIOS = {
-    "sample_load": scenario_sample_load,
-    "llama_server": scenario_llama_server,
     "probe": scenario_probe,
     "check": scenario_check,
-    "placement": scenario_placement,
-    "two_instances": scenario_two_instances,
+    "bind1": scenario_bind1,
+    "interleave": scenario_interleave,
+    "preferred1": scenario_preferred1,
+    "nommap_bind1": scenario_nommap_bind1,
+    "cached": scenario_cached,
     "tmpfs": scenario_tmpfs,
+    "llama_server": scenario_llama_server,
+    "two_instances": scenario_two_instances,
     "bench_mem": scenario_bench_mem,
+    "sample_load": scenario_sample_load,
 }
+# Measured (bandwidth, memory growth per node): these run with nothing beside them. The rest
+# are independent runs on their own files and run two at a time: TCG gives each busy vCPU a
+# host thread, and a run is mostly one busy Python (imports, load) at a time.
+ALONE = {"bench_mem", "sample_load"}
+LANES = 2
+
+
+def _run(name: str, work: Path) -> None:
+    t0 = time.monotonic()
+    try:
+        SCENARIOS[name](work)
+    except Exception as exc:  # report it, go on with the next scenario
+        emit(name, {"crashed": repr(exc)})
+    emit(f"{name}.seconds", round(time.monotonic() - t0, 1))
 
 
 def main() -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     work = Path(sys.argv[1])
     os.environ.setdefault("XDG_CONFIG_HOME", str(work / "config"))
     os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
-    for name in sys.argv[2:]:
-        t0 = time.monotonic()
-        try:
-            SCENARIOS[name](work)
-        except Exception as exc:  # report it, go on with the next scenario
-            emit(name, {"crashed": repr(exc)})
-        emit(f"{name}.seconds", round(time.monotonic() - t0, 1))
+    names = sys.argv[2:]
+    if Path(DISK_DEV).exists():
+        DISK_AT.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-o", "ro", "-t", "ext4", DISK_DEV, str(DISK_AT)], check=True)
+    with ThreadPoolExecutor(LANES) as pool:
+        list(pool.map(lambda n: _run(n, work), [n for n in names if n not in ALONE]))
+    for name in [n for n in names if n in ALONE]:
+        _run(name, work)
     return 0
 
 

@@ -71,6 +71,57 @@ NPS2_CXL = GuestTopology(
 )  # fmt: skip
 
 
+# Instruction sets QEMU's TCG does not emulate. pip builds llama-cpp-python from source with
+# GGML_NATIVE (-march=native), so on a host with any of these the venv's engine dies of SIGILL in
+# the guest; the guest then gets a portable build (portable_engine) ahead of it on PYTHONPATH.
+TCG_LACKS = ("avx512", "amx", "avx_vnni", "avxvnni", "avx_ifma", "avx_ne_convert")
+PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The first `flags` line of a /proc/cpuinfo text."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def tcg_lacks(flags: set[str]) -> list[str]:
+    """The host's flags a -march=native build may use and the TCG guest does not have."""
+    return sorted(f for f in flags if f.startswith(TCG_LACKS))
+
+
+def portable_engine() -> Path | None:
+    """A directory to put first on the guest's PYTHONPATH whose llama_cpp runs under TCG
+    (GGML_NATIVE off, AVX2/FMA/F16C), or None when the venv's own build does (the host has
+    nothing TCG lacks). Built once per llama-cpp-python version into the user cache dir
+    (~5-12 min on 2 cores); RIGTUI_VM_PORTABLE_ENGINE=1 forces it."""
+    from importlib.metadata import version
+
+    from rigtui.engine.demo_model import cache_dir
+
+    lacking = tcg_lacks(cpu_flags(Path("/proc/cpuinfo").read_text()))
+    if not lacking and os.environ.get("RIGTUI_VM_PORTABLE_ENGINE") != "1":
+        return None
+    ver = version("llama-cpp-python")
+    dest = cache_dir() / "vm" / f"llama-cpp-python-{ver}-avx2"
+    if (dest / ".built").is_file():
+        return dest
+    print(f"vm: building a portable llama-cpp-python {ver} for the guest (host has "
+        f"{', '.join(lacking[:4]) or 'forced'}; TCG does not) into {dest}", file=sys.stderr)  # fmt: skip
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    env = {**os.environ, "CMAKE_ARGS": PORTABLE_CMAKE_ARGS,
+           "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-cache-dir",
+                    "--no-binary", "llama-cpp-python", "--target", str(tmp),
+                    f"llama-cpp-python=={ver}"], check=True, env=env)  # fmt: skip
+    (tmp / ".built").write_text(PORTABLE_CMAKE_ARGS + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
 def kernel() -> str | None:
     found = sorted(glob.glob("/boot/vmlinuz-*"))
     return found[-1] if found else None
@@ -92,15 +143,31 @@ def missing() -> list[str]:
         out.append("busybox (apt install busybox-static)")
     if kernel() is None:
         out.append("a kernel in /boot (apt install linux-image-amd64)")
+    if shutil.which("mkfs.ext4") is None:
+        out.append("mkfs.ext4 (apt install e2fsprogs)")
     return out
 
 
-def boot(topology: GuestTopology, command: str, *, rwdir: Path, timeout: float = 1500
-         ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def make_disk(src: Path, image: Path) -> Path:
+    """An ext4 image holding the files of `src` (mkfs.ext4 -d: no root, no loop mount), for
+    `boot(disk=...)`: the guest sees it as /dev/vda, a real block-backed file system."""
+    used = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
+    size_mib = used * 12 // 10 // (1 << 20) + 32
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", str(src), str(image),
+                    f"{size_mib}M"], check=True, capture_output=True)  # fmt: skip
+    return image
+
+
+def boot(topology: GuestTopology, command: str, *, rwdir: Path, disk: Path | None = None,
+         timeout: float = 1500) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Boot `topology`, run `command` (a shell line, as root, cwd = the repository), return it
-    when the guest powers off. `rwdir` is writable inside (the host's root is read-only)."""
+    when the guest powers off. `rwdir` is writable inside (the host's root is read-only);
+    `disk` (make_disk's image) is attached as /dev/vda."""
     argv = [vng_path() or "vng", "--run", kernel() or "", "--disable-kvm", "--disable-microvm",
-            *topology.vng_args(), f"--rwdir={rwdir}", "--cwd", str(REPO), "--exec", command]  # fmt: skip
+            *topology.vng_args(), f"--rwdir={rwdir}", "--cwd", str(REPO)]  # fmt: skip
+    if disk is not None:
+        argv += ["--disk", str(disk)]
+    argv += ["--exec", command]
     # vng runs virtme-run and friends from PATH: the venv's bin, even when it is not activated
     vng_dir = str(Path(argv[0]).parent)
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
