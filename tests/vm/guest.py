@@ -99,9 +99,15 @@ def _case(work: Path, name: str, model: Path, **keys: object) -> dict[str, objec
 
 
 def scenario_bind1(work: Path) -> None:
-    """bind to node 1, the model on the ext4 disk (not cached in the guest yet)."""
-    emit("bind1", _case(work, "bind1", disk(work) / "bind1.gguf", nodes=[1],
-                        memory_policy="bind", memory_nodes=[1], numa="numactl"))  # fmt: skip
+    """bind to node 1, the model on the ext4 disk (not cached in the guest yet). Then the same
+    file, now in the page cache on node 1, asked to interleave: rigtui must say the pages did
+    not follow (emitted as `cached`)."""
+    model = disk(work) / "bind1.gguf"
+    emit("bind1", _case(work, "bind1", model, nodes=[1], memory_policy="bind", memory_nodes=[1],
+                        numa="numactl"))  # fmt: skip
+    prof = profile(work, "cached", model=str(model), ctx=256, memory_policy="interleave",
+                   memory_nodes=[0, 1])  # fmt: skip
+    emit("cached", {"interleave": run_text(prof)})
 
 
 def scenario_interleave(work: Path) -> None:
@@ -117,16 +123,6 @@ def scenario_preferred1(work: Path) -> None:
 def scenario_nommap_bind1(work: Path) -> None:
     emit("nommap_bind1", _case(work, "nommap_bind1", disk(work) / "nommap_bind1.gguf", nodes=[1],
                                memory_policy="bind", memory_nodes=[1], mmap=False))  # fmt: skip
-
-
-def scenario_cached(work: Path) -> None:
-    """A file read once bound to node 1 (so cached there), then asked to interleave: rigtui
-    must say the pages did not follow."""
-    model = disk(work) / "cached.gguf"
-    first = _case(work, "cached1", model, nodes=[1], memory_policy="bind", memory_nodes=[1])
-    prof = profile(work, "cached", model=str(model), ctx=256, memory_policy="interleave",
-                   memory_nodes=[0, 1])  # fmt: skip
-    emit("cached", {"first": first, "interleave": run_text(prof)})
 
 
 def scenario_two_instances(work: Path) -> None:
@@ -166,7 +162,7 @@ def scenario_tmpfs(work: Path) -> None:
 
 
 def scenario_bench_mem(work: Path) -> None:
-    r = rigtui("bench", "mem", "--json", "--size", "16", "--reps", "1", "--threads", "1",
+    r = rigtui("bench", "mem", "--json", "--size", "8", "--reps", "1", "--threads", "1",
                "--no-cache", "--kernel", "c", timeout=900)  # fmt: skip
     emit("bench_mem", {"rc": r.returncode, "stderr": r.stderr[-2000:],
                        "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
@@ -195,7 +191,7 @@ def _proc_facts(pid: int) -> dict[str, object]:
     return {"cpus": cpus, "threads": threads, "policies": policies, "anon_bytes": anon}
 
 
-def _serve(prof: Path, prompt_tokens: int = 16, also: int | None = None) -> dict[str, object]:
+def _serve(prof: Path, n_gen: int, also: int | None = None) -> dict[str, object]:
     """`rigtui serve PROF --json`, one completion over HTTP, then SIGTERM; what it said. The
     process facts of the server (and of pid `also`) are read after the answer, while it runs."""
     import signal
@@ -213,7 +209,7 @@ def _serve(prof: Path, prompt_tokens: int = 16, also: int | None = None) -> dict
         ev = json.loads(line)
         events.append(ev)
         if ev["event"] == "serving" and answer is None:
-            body = json.dumps({"prompt": "hello world", "max_tokens": prompt_tokens}).encode()
+            body = json.dumps({"prompt": "hello world", "max_tokens": n_gen}).encode()
             req = urllib.request.Request(ev["url"] + "/completions", data=body,
                                          headers={"Content-Type": "application/json"})  # fmt: skip
             with urllib.request.urlopen(req, timeout=600) as r:
@@ -243,7 +239,7 @@ def scenario_llama_server(work: Path) -> None:
     prof = profile(work, "ls_bind1", engine="llama-server", binary=binary,
                    model=str(disk(work) / "ls_bind1.gguf"), ctx=256, nodes=[1], memory_policy="bind",
                    memory_nodes=[1], numa="numactl", listen="127.0.0.1:0")  # fmt: skip
-    out["bind1"] = _serve(prof)
+    out["bind1"] = _serve(prof, n_gen=6)
     rpc_bin = str(Path(binary).with_name("rpc-server"))
     rpc = subprocess.Popen([PY, "-m", "rigtui", "rpc-server", "--node", "1", "--listen",
                             "127.0.0.1:50071", "--threads", "1", "--binary", rpc_bin, "--json"],
@@ -256,7 +252,7 @@ def scenario_llama_server(work: Path) -> None:
                        model=str(disk(work) / "ls_rpc.gguf"), ctx=256, nodes=[0], gpu_layers=-1,
                        rpc=["127.0.0.1:50071"], listen="127.0.0.1:0")  # fmt: skip
         # the rpc-server frees the layers when llama-server hangs up: read it while it serves
-        out["rpc_serve"] = _serve(prof, also=rpc.pid)
+        out["rpc_serve"] = _serve(prof, n_gen=6, also=rpc.pid)
         out["rpc_proc"] = out["rpc_serve"]["also"]
     finally:
         rpc.terminate()
@@ -309,7 +305,6 @@ SCENARIOS = {
     "interleave": scenario_interleave,
     "preferred1": scenario_preferred1,
     "nommap_bind1": scenario_nommap_bind1,
-    "cached": scenario_cached,
     "tmpfs": scenario_tmpfs,
     "llama_server": scenario_llama_server,
     "two_instances": scenario_two_instances,
