@@ -3,6 +3,7 @@ non-zero exit, no hang (the issue's "Bad input" list, end to end where it matter
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -95,6 +96,51 @@ def test_run_engine_sigkilled_mid_generation(prof):
     assert proc.returncode == EXIT_ENGINE
     assert json.loads(out.splitlines()[-1])["signal"] == signal.SIGKILL
     assert "killed by SIGKILL" in err and "dmesg | grep -i oom" in err
+
+
+def _gone(pid: int, within: float) -> bool:
+    """The process is gone (or a zombie nobody waits for) within `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_worker_does_not_outlive_rigtui(prof, command, sig):
+    """`kill -STOP` the worker, then SIGTERM (or SIGHUP: the terminal closed) rigtui: the
+    worker must not stay behind, stopped forever under init."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    tail = ["-p", "go", "-n", "4000"] if command == "run" else ["--listen", "127.0.0.1:0"]
+    cmd = [sys.executable, "-m", "rigtui", command, str(prof), *tail, "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    worker = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            ev = json.loads(line)
+            if ev["event"] == "starting":
+                worker = ev["pid"]
+            if ev["event"] in ("token", "serving"):
+                os.kill(worker, signal.SIGSTOP)
+                break
+        proc.send_signal(sig)
+        proc.communicate(timeout=30)
+        assert _gone(worker, 2.0), f"worker {worker} outlived rigtui {command}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if worker is not None and not _gone(worker, 0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
 
 
 def test_log_lines_kept_as_a_bounded_tail_without_events(demo8m, live_topology):

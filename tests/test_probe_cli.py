@@ -338,3 +338,34 @@ def test_an_internal_error_becomes_a_problem_not_a_crash(tmp_path, monkeypatch, 
     check_contract(doc)
     assert doc["memory"]["source"] == "unknown"
     assert any("ZeroDivisionError" in p["reason"] for p in doc["problems"])
+
+
+def test_capture_never_destroys_an_existing_archive(tmp_path, monkeypatch, capsys):
+    """An existing OUT is refused without --force; with it, a write that fails (a full disk)
+    leaves the old archive whole and no partial file beside it."""
+    import errno
+
+    import rigtui.commands.capture as capture_mod
+
+    out = tmp_path / "c.tar.gz"
+    out.write_bytes(b"the old archive")
+    assert main(["capture", str(out)]) == 1
+    assert "exists; --force replaces it" in capsys.readouterr().err
+    assert out.read_bytes() == b"the old archive"
+
+    def full_disk(root, path):
+        with open(path, "wb") as f:
+            f.write(b"x" * 4096)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(capture_mod, "capture", full_disk)
+    assert main(["capture", str(out), "--force"]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == b"the old archive"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tar.gz"]
+    monkeypatch.undo()
+    assert main(["capture", str(out), "--force"]) == 0
+    import tarfile
+
+    with tarfile.open(out) as tf:
+        assert any(n.endswith("CAPTURE-INFO") for n in tf.getnames())

@@ -164,3 +164,22 @@ def test_text_mode_says_a_missing_source_reason_once(tmp_path, capsys):
     again = format_sample(second, shown)
     assert "n/a (as above)" in again and reason not in again
     assert reason in format_sample(second)  # without the set: always said
+
+
+def test_record_into_the_replayed_file_or_a_missing_folder_is_refused(tmp_path, capsys):
+    from rigtui.cli import EXIT_USAGE, main
+
+    rec = tmp_path / "r.ndjson"
+    assert main(["sample", "--count", "2", "--interval", "0.05", "--json", "--record",
+                 str(rec), "--no-nvml"]) == 0  # fmt: skip
+    capsys.readouterr()
+    size = rec.stat().st_size
+    # the same file by another name: it would read its own lines back forever
+    assert main(["sample", "--replay", str(rec), "--record",
+                 str(tmp_path / "." / "r.ndjson")]) == EXIT_USAGE  # fmt: skip
+    assert "is the file being replayed" in capsys.readouterr().err
+    assert rec.stat().st_size == size
+    assert main(["sample", "--count", "1", "--record", str(tmp_path / "no/such/r.ndjson"),
+                 "--no-nvml"]) == EXIT_USAGE  # fmt: skip
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sample", "--replay", str(rec), "--record", str(tmp_path / "copy.ndjson")]) == 0

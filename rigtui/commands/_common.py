@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from rigtui.model import to_jsonable
@@ -20,3 +23,28 @@ def print_json(obj: Any, *, stream=None, indent: int | None = 2) -> None:
 def print_ndjson(obj: Any, *, stream=None) -> None:
     """One compact JSON object per line (streams, samples, events)."""
     print_json(obj, stream=stream, indent=None)
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a service manager, `kill`, the terminal closing), raised where the
+    command waits so that it stops its engine as Ctrl-C does, instead of dying with the engine
+    left behind (a worker that was SIGSTOPped could not notice its parent go)."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise StopSignal (a KeyboardInterrupt) in the main thread,
+    once: a second signal while the command cleans up is ignored, not raised into it."""
+    raised: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not raised:
+            raised.append(signum)
+            raise StopSignal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

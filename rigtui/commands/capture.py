@@ -12,6 +12,7 @@ Cpus_allowed/Mems_allowed lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -82,6 +83,7 @@ def register(subparsers) -> None:
         "Extract it and run `rigtui probe --root rigtui-capture` to see the same machine.",
     )
     p.add_argument("out", metavar="OUT.tar.gz", help="archive to write")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_root_arg(p)
     p.set_defaults(func=run)
 
@@ -91,11 +93,28 @@ def run(args: argparse.Namespace) -> int:
     if not fs.isdir(""):
         print(f"rigtui capture: root {fs.root} is not a directory (check --root)", file=sys.stderr)
         return EXIT_FAILURE
+    if os.path.lexists(args.out) and not args.force:
+        print(f"rigtui capture: {args.out} exists; --force replaces it", file=sys.stderr)
+        return EXIT_FAILURE
+    if os.path.isdir(args.out):
+        print(f"rigtui capture: {args.out} is a directory", file=sys.stderr)
+        return EXIT_FAILURE
+    # written next to OUT and renamed over it when whole: a full disk or a kill leaves the old
+    # archive (if any) as it was, and no partial file under OUT's name
+    tmp = os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                       f".{os.path.basename(args.out)}.{os.getpid()}.tmp")  # fmt: skip
     try:
-        n_files, skipped = capture(fs.root, args.out)
+        n_files, skipped = capture(fs.root, tmp)
+        os.replace(tmp, args.out)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         print(f"rigtui capture: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     print(
         f"wrote {args.out}: {n_files} files"
         + (f", {skipped} unreadable skipped" if skipped else "")

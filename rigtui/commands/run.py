@@ -108,6 +108,13 @@ def _announce_demo_model(profile, command: str = "run") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rigtui.commands._common import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM/SIGHUP stop the engine as Ctrl-C does
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from rigtui.commands._common import print_ndjson

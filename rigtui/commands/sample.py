@@ -76,9 +76,31 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.interval < float("inf"):  # nan fails this too (it never slept)
         print("rigtui sample: --interval must be > 0 seconds", file=sys.stderr)
         return EXIT_USAGE
+    if args.record:
+        problem = _record_problem(args.record, args.replay)
+        if problem:
+            print(f"rigtui sample: --record {args.record}: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     if args.replay:
         return _replay(args)
     return _live(args)
+
+
+def _record_problem(record: str, replay: str | None) -> str | None:
+    """Why --record cannot write there (None: it can). Recording into the file being replayed
+    would read its own lines back forever."""
+    folder = os.path.dirname(os.path.abspath(record))
+    if not os.path.isdir(folder):
+        return f"the folder {folder} does not exist"
+    if os.path.isdir(record):
+        return "is a directory"
+    if replay and os.path.exists(record) and os.path.exists(replay):
+        try:
+            if os.path.samefile(record, replay):
+                return "is the file being replayed (it would read its own lines back forever)"
+        except OSError:
+            pass
+    return None
 
 
 def _emit(sample, args, recorder) -> None:

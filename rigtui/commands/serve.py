@@ -11,7 +11,6 @@ Exit codes: 0 stopped by a signal, 2 bad --listen, 3 bad profile, 4 the engine f
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from rigtui.cli import (
@@ -79,14 +78,6 @@ def free_listen(host: str, port: int, tries: int = 20, taken: set[int] | None = 
     return host, port
 
 
-class _Stop(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise _Stop
-
-
 def request_line(done) -> str:
     """One line per answered request, like a server's access log but with the speeds."""
     from rigtui.commands.run import stats_line
@@ -95,7 +86,7 @@ def request_line(done) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rigtui.commands._common import print_ndjson
+    from rigtui.commands._common import print_ndjson, stop_on_signals
     from rigtui.commands.run import _announce_demo_model, exit_message, placement_line
     from rigtui.engine import EngineProcess
     from rigtui.model.engine import (
@@ -128,52 +119,51 @@ def run(args: argparse.Namespace) -> int:
     engine = EngineProcess(profile, instance=profile.name, topology=topology,
                            log_events=args.log, listen=listen)  # fmt: skip
     _announce_demo_model(profile, "serve")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     code = EXIT_ENGINE
-    try:
+    with stop_on_signals():  # SIGTERM/SIGHUP stop the engine as Ctrl-C does
         try:
-            engine.start()
-        except (OSError, ValueError) as exc:
-            print(f"rigtui serve: cannot start the engine: {exc}", file=sys.stderr)
-            return EXIT_ENGINE
-        print(f"rigtui serve: loading {profile.name} ({engine.model_path}) ...", file=sys.stderr)
-        serving = False
-        for ev in engine.events():
-            if args.json:
-                if not isinstance(ev, Log) or args.log:
-                    print_ndjson(event_to_json(ev))
-            elif isinstance(ev, Log) and args.log:
-                print(ev.line, file=sys.stderr)
-            elif isinstance(ev, PolicyApplied):
-                for w in ev.warnings:
-                    print(f"rigtui serve: {w}", file=sys.stderr)
-            elif isinstance(ev, Placement) and (not serving or ev.warnings):
-                print(placement_line(ev), file=sys.stderr)
-                for w in ev.warnings:
-                    print(f"rigtui serve: WARNING: placement not as asked: {w}", file=sys.stderr)
-            elif isinstance(ev, Done):
-                print(request_line(ev), file=sys.stderr)
-            if isinstance(ev, Serving):
-                serving = True
-                auth = " (API key required)" if ev.auth else ""
-                print(f"serving {profile.name} at {ev.url}{auth}", file=sys.stderr, flush=True)
-            elif isinstance(ev, Error) and not args.json:
-                kind = ev.kind + " error" if ev.kind != "error" else "engine"
-                print(f"rigtui serve: {kind}: {ev.message}"
-                      + (f"\n  hint: {ev.hint}" if ev.hint else ""), file=sys.stderr)  # fmt: skip
-            elif isinstance(ev, Exit):
-                if not args.json and (ev.code != 0 or ev.signal is not None):
-                    print(exit_message(ev).replace("rigtui run:", "rigtui serve:")
-                          .replace("before the answer was done", "while serving" if serving
-                                   else "before it could serve"), file=sys.stderr)  # fmt: skip
-                code = EXIT_ENGINE
-    except (KeyboardInterrupt, _Stop):
-        if not args.json:
-            print(f"rigtui serve: stopping {profile.name}", file=sys.stderr)
-        engine.stop(timeout=5.0)
-        code = EXIT_OK
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if engine.running:
+            try:
+                engine.start()
+            except (OSError, ValueError) as exc:
+                print(f"rigtui serve: cannot start the engine: {exc}", file=sys.stderr)
+                return EXIT_ENGINE
+            print(f"rigtui serve: loading {profile.name} ({engine.model_path}) ...", file=sys.stderr)
+            serving = False
+            for ev in engine.events():
+                if args.json:
+                    if not isinstance(ev, Log) or args.log:
+                        print_ndjson(event_to_json(ev))
+                elif isinstance(ev, Log) and args.log:
+                    print(ev.line, file=sys.stderr)
+                elif isinstance(ev, PolicyApplied):
+                    for w in ev.warnings:
+                        print(f"rigtui serve: {w}", file=sys.stderr)
+                elif isinstance(ev, Placement) and (not serving or ev.warnings):
+                    print(placement_line(ev), file=sys.stderr)
+                    for w in ev.warnings:
+                        print(f"rigtui serve: WARNING: placement not as asked: {w}", file=sys.stderr)
+                elif isinstance(ev, Done):
+                    print(request_line(ev), file=sys.stderr)
+                if isinstance(ev, Serving):
+                    serving = True
+                    auth = " (API key required)" if ev.auth else ""
+                    print(f"serving {profile.name} at {ev.url}{auth}", file=sys.stderr, flush=True)
+                elif isinstance(ev, Error) and not args.json:
+                    kind = ev.kind + " error" if ev.kind != "error" else "engine"
+                    print(f"rigtui serve: {kind}: {ev.message}"
+                          + (f"\n  hint: {ev.hint}" if ev.hint else ""), file=sys.stderr)  # fmt: skip
+                elif isinstance(ev, Exit):
+                    if not args.json and (ev.code != 0 or ev.signal is not None):
+                        print(exit_message(ev).replace("rigtui run:", "rigtui serve:")
+                              .replace("before the answer was done", "while serving" if serving
+                                       else "before it could serve"), file=sys.stderr)  # fmt: skip
+                    code = EXIT_ENGINE
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (stop_on_signals)
+            if not args.json:
+                print(f"rigtui serve: stopping {profile.name}", file=sys.stderr)
             engine.stop(timeout=5.0)
+            code = EXIT_OK
+        finally:
+            if engine.running:
+                engine.stop(timeout=5.0)
     return code
