@@ -88,19 +88,22 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
 async def test_quit_stops_engines_in_a_worker_without_freezing(fixture_root):
     topo = topology_of(fixture_root("8em64t-2s4c-asymcaches"))
     engines: list[FakeEngine] = []
-    app = RigApp(_services(topo, engines, stop_delay=1.0))
+    # stops of 3 s each: wide margins, so a loaded CI machine's slow key press (it took over
+    # 0.5 s there once) cannot pass for a UI that waited on a stop, nor the other way round
+    app = RigApp(_services(topo, engines, stop_delay=3.0))
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
         app.launch_profile("second")
         assert await _until(pilot, lambda: sum(1 for i in app.running() if i.engine) == 2)
         t0 = time.monotonic()
         await pilot.press("q")
-        assert time.monotonic() - t0 < 0.5  # the UI thread did not wait for the stops
+        assert time.monotonic() - t0 < 2.0  # the UI thread did not wait for a 3 s stop
         assert app.quitting and app.sub_title == "stopping…"
         assert app.is_running
         await pilot.pause(0.3)
-        assert app.is_running  # still drawing while the engines stop (1 s each, in parallel)
-        await _until(pilot, lambda: not app.is_running, 4)
+        assert app.is_running  # still drawing while the engines stop (3 s each, in parallel)
+        await _until(pilot, lambda: not app.is_running, 10)
+        assert time.monotonic() - t0 < 5.5  # in parallel: 3 s, not 2 x 3 s one after the other
     assert all(e.stopped for e in engines)
     assert app.return_code == 0
 
