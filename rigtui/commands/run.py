@@ -201,13 +201,16 @@ def _run(args: argparse.Namespace) -> int:
                     print(exit_message(ev), file=sys.stderr)
                 code = EXIT_ENGINE
             # the answer is over once the engine said Done and (llama-server) the client has
-            # its last chunk; then where the pages are now, after generating (the worker reports
-            # it after its first prompt; llama-server's is asked for), and only then stop: on a
-            # big model numa_maps takes seconds to read, longer than stop() waits
+            # its last chunk; then where the pages are now, after generating, and only then
+            # stop. llama-server's is read here (/proc), queued before stop() is asked; the
+            # worker reports its own after its first prompt, and stop() must wait for it: on a
+            # big model numa_maps takes seconds to read, longer than stop() gives it
             if done is not None and replied and not asked:
                 asked = True
                 if served:
                     engine.request_placement()
+                    stopped = True
+                    engine.stop()
             elif asked and not stopped and isinstance(ev, Placement):
                 stopped = True
                 engine.stop()
