@@ -224,3 +224,33 @@ def test_stop_from_an_event_handler_does_not_deadlock(demo8m, live_topology):
     engine.prompt("hi", max_tokens=2)
     assert exited.wait(30)
     assert engine.stats.exit is not None and engine.stats.exit.code == 0
+
+
+def test_llama_cpp_error_lines_reach_the_user(tmp_path, demo8m, capsys):
+    """llama.cpp says why a load failed at its ERROR level, which llama-cpp-python 0.3.x maps to
+    DEBUG and drops: the message must carry it ("Failed to create llama_context" alone does not
+    say what to change)."""
+    p = write_profile(tmp_path, "qv", f'model = "{demo8m}"\nctx = 256\ncache_type_v = "q8_0"\n'
+                                      "flash_attn = false\n")  # fmt: skip
+    assert main(["run", str(p), "-p", "x", "-n", "1"]) == EXIT_ENGINE
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if "load error" in ln)
+    assert "quantized V cache requires flash_attn" in line, err[-2000:]
+
+
+def test_which_llama_cpp_log_lines_are_shown():
+    from rigtui.engine.worker import (
+        GGML_CONT,
+        GGML_DEBUG,
+        GGML_ERROR,
+        GGML_INFO,
+        GGML_WARN,
+        log_line_shown,
+    )
+
+    # ggml.h: DEBUG 1 < INFO 2 < WARN 3 < ERROR 4; CONT 5 continues the previous line
+    assert [log_line_shown(lv, GGML_INFO, False) for lv in (GGML_DEBUG, GGML_INFO, GGML_WARN,
+                                                            GGML_ERROR)] == [False, True, True, True]  # fmt: skip
+    assert [log_line_shown(lv, GGML_WARN, False) for lv in (GGML_INFO, GGML_WARN, GGML_ERROR)] == [
+        False, True, True]  # fmt: skip
+    assert log_line_shown(GGML_CONT, GGML_WARN, True) and not log_line_shown(GGML_CONT, GGML_WARN, False)

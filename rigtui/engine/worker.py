@@ -136,18 +136,48 @@ def _install_progress_hook(emit: Emitter) -> Any:
     return callback  # keep a reference: ctypes callbacks die with their Python object
 
 
-def _quiet_debug_log() -> None:
-    """llama.cpp's INFO log (load, buffers, errors) goes to stderr, where the parent keeps its
-    tail for crash reports; its DEBUG lines (a dozen per decoded token in 0.3.x) would cost
-    generation speed, so verbose=True means INFO here, and WARNING once loaded."""
-    import logging
+# ggml.h's log levels. llama-cpp-python 0.3.x's own callback maps them as an older ggml had
+# them (1 INFO ... 4 DEBUG), so llama.cpp's ERROR lines — the cause of a failed load, e.g.
+# "quantized V cache requires flash_attn to be enabled" — were dropped as DEBUG.
+GGML_NONE, GGML_DEBUG, GGML_INFO, GGML_WARN, GGML_ERROR, GGML_CONT = range(6)
 
-    import llama_cpp.llama as llama_module
 
-    logger = logging.getLogger("llama-cpp-python")
-    llama_module.set_verbose = lambda verbose: logger.setLevel(
-        logging.INFO if verbose else logging.ERROR
-    )
+_LOG: LlamaLog | None = None
+
+
+def log_line_shown(level: int, min_level: int, last_shown: bool) -> bool:
+    """Whether llama.cpp's log line of `level` goes to stderr; a continuation (CONT) follows
+    the line it continues."""
+    if level == GGML_CONT:
+        return last_shown
+    return level == GGML_NONE or level >= min_level
+
+
+class LlamaLog:
+    """llama.cpp's log to stderr, where the parent keeps its tail for error reports: INFO and
+    up while loading (buffers, what failed and why), WARN and up once loaded (its DEBUG lines,
+    a dozen per decoded token, would cost generation speed)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        import llama_cpp
+        import llama_cpp.llama as llama_module
+
+        self.min_level = GGML_INFO
+        self._last_shown = False
+        self.last_error: str | None = None  # llama.cpp's last ERROR line: why a load failed
+        self._callback = llama_cpp.llama_log_callback(self._on_line)  # kept: ctypes frees it
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        llama_module.set_verbose = lambda verbose: None  # Llama() would reset its own logger
+
+    def _on_line(self, level: int, text: bytes, user_data: Any) -> None:
+        self._last_shown = log_line_shown(level, self.min_level, self._last_shown)
+        if level == GGML_ERROR:
+            self.last_error = text.decode("utf-8", "replace").strip()[:500]
+        if self._last_shown:
+            sys.stderr.write(text.decode("utf-8", "replace"))
+            sys.stderr.flush()
 
 
 def llama_numa(plan: dict[str, Any]) -> str:
@@ -170,7 +200,8 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
              hint="pip install 'llama-cpp-python>=0.3,<0.4'")  # fmt: skip
         sys.exit(EXIT_LOAD_FAILED)
     hook = _install_progress_hook(emit)
-    _quiet_debug_log()
+    global _LOG
+    _LOG = log = LlamaLog()  # lives as long as the process: llama.cpp keeps its callback
     plan, ll = cfg["plan"], cfg["llama"]
     t0 = time.monotonic()
     try:
@@ -196,7 +227,8 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
             verbose=True,
         )
     except Exception as exc:  # llama.cpp reports the cause in its log (stderr tail)
-        emit(Error, message=f"could not load {cfg['model_path']}: {exc}", kind="load",
+        why = f" (llama.cpp: {log.last_error})" if log.last_error else ""
+        emit(Error, message=f"could not load {cfg['model_path']}: {exc}{why}", kind="load",
              hint="see the engine log lines above; check the file with `rigtui profiles check`")  # fmt: skip
         sys.exit(EXIT_LOAD_FAILED)
     load_s = time.monotonic() - t0
@@ -208,9 +240,7 @@ def load_model(cfg: dict[str, Any], emit: Emitter) -> Any:
              "sampler uses this private API of 0.3.x)", kind="load",
              hint="install a supported release: pip install 'llama-cpp-python==0.3.36'")  # fmt: skip
         sys.exit(EXIT_LOAD_FAILED)
-    import logging
-
-    logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+    log.min_level = GGML_WARN
     info = llama_cpp.llama_print_system_info()
     emit(Loaded, load_s=round(load_s, 4), model_path=cfg["model_path"],
          model_bytes=os.path.getsize(cfg["model_path"]),
