@@ -129,6 +129,26 @@ def test_profiles_commands(xdg, capsys):
     assert main(["profiles", "new", "mine", "--model", "demo:8M"]) == 1  # exists
 
 
+def test_profiles_list_and_show_survive_bad_files(xdg, capsys):
+    """A non-UTF-8 profile (a traceback before), and escape sequences in a description, which
+    must not reach the terminal."""
+    folder = xdg / "config" / "rigtui" / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "latin1.toml").write_bytes(b'model = "x.gguf"\ndescription = "caf\xe9"\n')
+    (folder / "esc.toml").write_text('model = "x.gguf"\ndescription = "a \\u001b[2J\\u001b]0;t\\u0007 b"\n')
+    assert main(["profiles", "list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "latin1" in out and "not UTF-8" in out
+    assert "\x1b" not in out and "\x07" not in out and "a \\x1b[2J" in out
+    assert main(["profiles", "list", "--json"]) == EXIT_OK
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["latin1"]["problem"] and rows["esc"]["description"].startswith("a \x1b")
+    assert main(["profiles", "show", "latin1"]) == EXIT_BAD_PROFILE
+    captured = capsys.readouterr()
+    assert "not UTF-8 text (byte" in captured.err and "save it as UTF-8" in captured.err
+    assert 'description = "caf' in captured.out
+
+
 def test_demo_profile_on_a_fresh_machine(xdg, capsys):
     from rigtui.profiles import duplicate_profile, update_profile
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from rigtui.cli import EXIT_BAD_PROFILE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
@@ -59,24 +60,35 @@ def _list(args: argparse.Namespace) -> int:
 
     rows = []
     for ref in list_profiles():
+        problem = None
         try:
             with open(ref.path, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError):
-            data = {}
+        except OSError as exc:
+            data, problem = {}, f"cannot read: {exc.strerror or exc}"
+        except UnicodeDecodeError:
+            data, problem = {}, "cannot read: not UTF-8 text"
+        except tomllib.TOMLDecodeError as exc:
+            data, problem = {}, f"not valid TOML: {exc}"
         rows.append({"name": ref.name, "origin": ref.origin, "path": ref.path,
                      "description": data.get("description"), "model": data.get("model"),
-                     "extends": data.get("extends")})  # fmt: skip
+                     "extends": data.get("extends"), "problem": problem})  # fmt: skip
     if args.json:
         print_json(rows)
         return EXIT_OK
     width = max((len(r["name"]) for r in rows), default=4)
     for r in rows:
-        desc = r["description"] or (f"extends {r['extends']}" if r["extends"] else "")
-        print(f"{r['name']:<{width}}  {r['origin']:<7}  {desc}")
+        desc = r["problem"] or r["description"] or (f"extends {r['extends']}" if r["extends"] else "")
+        print(f"{_printable(r['name']):<{width}}  {r['origin']:<7}  {_printable(str(desc))}")
     if not rows:
         print("no profiles; `rigtui profiles new NAME --model PATH` makes one")
     return EXIT_OK
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """`text` with control characters (escape sequences from a profile's description, say)
+    shown as \\xNN instead of reaching the terminal."""
+    return "".join(ch if ch.isprintable() or ch in keep else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _print_issues(issues) -> None:
@@ -102,7 +114,9 @@ def _show(args: argparse.Namespace) -> int:
         profile, warnings = load_profile_with_warnings(path, topology=topology)
     except ProfileError as exc:
         if not args.json:
-            sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+            with contextlib.suppress(OSError):
+                text = Path(path).read_text(encoding="utf-8", errors="replace")
+                sys.stdout.write(_printable(text, keep="\n\t"))
         _print_issues(exc.issues)
         return EXIT_BAD_PROFILE
     plan = plan_launch(profile, topology)

@@ -43,7 +43,12 @@ def _read_chain(path: Path, issues: list[ProfileIssue], seen: list[Path]) -> dic
         return {}
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        issues.append(ProfileIssue(str(path), None, None,
+                                   f"not UTF-8 text (byte {exc.start}): TOML files are UTF-8",
+                                   "save it as UTF-8"))  # fmt: skip
+        return {}
+    except OSError as exc:
         issues.append(
             ProfileIssue(
                 str(path), None, None, f"cannot read: {exc}", "check the path and permissions"
