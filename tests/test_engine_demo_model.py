@@ -100,3 +100,18 @@ def test_block_table_agrees_with_the_gguf_package():
     for ttype, sizes in known.items():
         assert block_size(ttype) == sizes
     assert block_size(9999) is None
+
+
+def test_deeply_nested_metadata_arrays_are_a_clear_error(tmp_path):
+    """Arrays of arrays 5000 deep (a crafted file): a problem naming the cause, not a
+    RecursionError out of `rigtui run` / `profiles check`."""
+    import struct
+
+    from rigtui.profiles.gguf_check import GgufProblem
+
+    kv = struct.pack("<Q", 4) + b"deep" + struct.pack("<I", 9)
+    kv += (struct.pack("<I", 9) + struct.pack("<Q", 1)) * 5000 + struct.pack("<IQ", 0, 0)
+    path = tmp_path / "deep.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv + bytes(64))
+    with pytest.raises(GgufProblem, match="nested more than 16 deep"):
+        check_gguf(path)

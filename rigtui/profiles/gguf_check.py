@@ -53,7 +53,12 @@ def _string(f: BinaryIO) -> str:
     return _read(f, n).decode("utf-8", errors="replace")
 
 
-def _skip_value(f: BinaryIO, vtype: int) -> object:
+_MAX_DEPTH = 16  # arrays of arrays: real files nest one or two deep; a crafted one, thousands
+
+
+def _skip_value(f: BinaryIO, vtype: int, depth: int = 0) -> object:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"metadata arrays nested more than {_MAX_DEPTH} deep")
     if vtype in _SCALARS:
         fmt = _SCALARS[vtype]
         return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
@@ -68,7 +73,7 @@ def _skip_value(f: BinaryIO, vtype: int) -> object:
             f.seek(count * struct.calcsize(_SCALARS[itype]), os.SEEK_CUR)
         else:
             for _ in range(count):
-                _skip_value(f, itype)
+                _skip_value(f, itype, depth + 1)
         return None
     raise ValueError(f"unknown metadata value type {vtype}")
 
