@@ -42,7 +42,8 @@ def _until(sup: EngineSupervisor, cond, timeout: float = 90.0):
 
 
 def test_launch_chat_and_stop_through_snapshots(tmp_path, demo8m, live_topology):
-    prof = write_profile(tmp_path, "sup", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
+    prof = write_profile(tmp_path, "sup", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
+                                          "[sampling]\nmax_tokens = 5\n")  # fmt: skip
 
     def factory(profile, on_event):
         return EngineProcess(profile, on_event=on_event, topology=live_topology, log_events=False,
@@ -65,6 +66,11 @@ def test_launch_chat_and_stop_through_snapshots(tmp_path, demo8m, live_topology)
     versions = [s.version for s in rec.snapshots]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     assert snap.stats == (view.stats,)  # what the sampler gets
+    # no count asked (the TUI's Run screen): the profile's sampling.max_tokens, not 128
+    assert sup.prompt(key, "again") is None
+    snap = _until(sup, lambda s: s.get(key).stats.requests_total == 2
+                  and s.get(key).last_done is not None and s.get(key).last_done.n_gen != 6)  # fmt: skip
+    assert snap.get(key).last_done.n_gen == 5
     done = threading.Event()
     sup.stop(key, on_done=lambda k, err: done.set())
     assert done.wait(30)

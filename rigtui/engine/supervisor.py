@@ -99,6 +99,7 @@ class _Entry:  # the supervisor's own mutable record, touched only under its loc
     event_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
     transcript: deque[str] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_PARTS))
     awaiting_reply: bool = False  # a stdin prompt's reply is under way (its Done ends the line)
+    max_tokens: int = 128  # a chat prompt's default: the profile's sampling.max_tokens
 
 
 class EngineSupervisor:
@@ -186,6 +187,8 @@ class EngineSupervisor:
                 orphan = True
             else:
                 orphan = False
+                sampling = getattr(profile, "sampling", None)
+                entry.max_tokens = int(getattr(sampling, "max_tokens", None) or entry.max_tokens)
                 entry.view = replace(entry.view, profile=profile.name, started=True, pid=engine.pid,
                                      stats=entry.view.stats if entry.view.stats.pid else
                                      replace(entry.view.stats, profile=profile.name))  # fmt: skip
@@ -247,13 +250,15 @@ class EngineSupervisor:
             entry = self._entries.get(key or "")
             return entry.engine if entry else None
 
-    def prompt(self, key: str | None, text: str, max_tokens: int = 128) -> str | None:
-        """Send a chat prompt; None when sent, else why not. A served engine is asked through
-        its endpoint like any client; one that does not serve, through its stdin."""
+    def prompt(self, key: str | None, text: str, max_tokens: int | None = None) -> str | None:
+        """Send a chat prompt (`max_tokens` None: the profile's sampling.max_tokens); None when
+        sent, else why not. A served engine is asked through its endpoint like any client; one
+        that does not serve, through its stdin."""
         with self._lock:
             entry = self._entries.get(key or "")
             if entry is None or entry.engine is None:
                 return "No engine running: launch a profile first (p, then l)."
+            max_tokens = max_tokens or entry.max_tokens
             if entry.view.stats.state is not EngineState.READY:
                 return f"Engine {entry.view.key} is {entry.view.stats.state.value}: wait for ready."
             entry.transcript.append(f"{chr(10) if entry.transcript else ''}> {text}\n")

@@ -219,7 +219,8 @@ class EngineViews:
             self.services.set_bytes_per_token(value)
         self._refresh_active()
 
-    def send_prompt(self: RigApp, text: str, max_tokens: int = 128) -> bool:
+    def send_prompt(self: RigApp, text: str, max_tokens: int | None = None) -> bool:
+        """Ask the selected engine (`max_tokens` None: its profile's sampling.max_tokens)."""
         if self.supervisor is None or self.current is None:
             self.notify("No engine running: launch a profile first (p, then l).", severity="warning")
             return False
