@@ -183,3 +183,33 @@ def test_record_into_the_replayed_file_or_a_missing_folder_is_refused(tmp_path, 
                  "--no-nvml"]) == EXIT_USAGE  # fmt: skip
     assert "does not exist" in capsys.readouterr().err
     assert main(["sample", "--replay", str(rec), "--record", str(tmp_path / "copy.ndjson")]) == 0
+
+
+def test_replay_of_a_fifo_or_device_is_refused_not_a_hang(tmp_path, capsys):
+    import os
+
+    from rigtui.cli import main
+
+    fifo = tmp_path / "rec.fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        assert main(["sample", "--replay", path]) == 1  # returns: no open() that blocks
+        assert "not a regular file" in capsys.readouterr().err
+
+
+def test_an_over_long_line_is_skipped_in_bounded_memory(tmp_path, monkeypatch):
+    import rigtui.telemetry.record as record
+
+    src = tmp_path / "a.ndjson"
+    assert main(["sample", "--count", "1", "--interval", "0.05", "--json", "--record", str(src),
+                 "--no-nvml"]) == 0  # fmt: skip
+    header, sample = src.read_text().splitlines()
+    cap = max(len(header), len(sample)) + 10
+    monkeypatch.setattr(record, "MAX_LINE", cap)
+    rec = tmp_path / "b.ndjson"  # two lines past the cap (one of 3 caps), around a real sample
+    rec.write_text("\n".join([header, "x" * (cap + 1), sample, "y" * (3 * cap), sample]) + "\n")
+    problems: list = []
+    _, samples = record.replay(rec, problems)
+    assert len(list(samples)) == 2
+    assert [p.path.rsplit(":", 1)[1] for p in problems] == ["2", "4"], problems
+    assert all("longer than" in p.reason for p in problems)

@@ -12,6 +12,7 @@ and described in the `problems` list passed in (file:line: why), never raised.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -94,11 +95,43 @@ class Recorder:
         self.close()
 
 
+MAX_LINE = 16 << 20  # a sample of a 1,000-CPU machine is ~100 KB; a longer line is not one
+
+
+def _regular(path: str) -> None:
+    """OSError unless `path` is a regular file: a FIFO blocks on open, /dev/zero never ends."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else \
+            "a device or socket"  # fmt: skip
+        raise OSError(errno.EINVAL, f"not a recording: {kind}, not a regular file")
+
+
+def _lines(f: IO[str]) -> Iterator[str | None]:
+    """The file's lines, each read with a bound: a line longer than MAX_LINE is skipped whole
+    (yielded as None) without holding it in memory."""
+    while True:
+        line = f.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            while True:  # the rest of the over-long line, read and dropped in bounded chunks
+                rest = f.readline(MAX_LINE)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+            continue
+        yield line
+
+
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The header object of a recording, or None (a bare --json capture, or unreadable)."""
     try:
+        _regular(os.fspath(path))
         with open(path, encoding="utf-8") as f:
-            first = f.readline()
+            first = next(_lines(f), None) or ""
         obj = json.loads(first)
     except (OSError, ValueError):
         return None
@@ -107,8 +140,13 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def _iter_samples(path: str, problems: list[Problem] | None) -> Iterator[Sample]:
     with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
+        for lineno, raw in enumerate(_lines(f), 1):
+            if raw is None:
+                if problems is not None:
+                    problems.append(Problem(f"{path}:{lineno}", f"line longer than {MAX_LINE} "
+                                            "bytes: not a sample"))  # fmt: skip
+                continue
+            line = raw.strip()
             if not line:
                 continue
             try:
@@ -132,7 +170,8 @@ def replay(
     gives None plus a problem.
     """
     path = os.fspath(path)
-    with open(path, encoding="utf-8"):  # fail early with the OSError the caller reports
+    _regular(path)  # fail early with the OSError the caller reports
+    with open(path, encoding="utf-8"):
         pass
     topology: Topology | None = None
     header = read_header(path)
