@@ -71,12 +71,27 @@ class RigApp(EngineViews, App[int]):
 
     # -- modes ----------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._quit_on_signals()
         if self.services.load_membench is not None:
             self._load_membench()
         if self.services.source is not None:
             self._start_poll()
         if self.services.launch:
             self.launch_profile(self.services.launch)
+
+    def _quit_on_signals(self) -> None:
+        """SIGTERM and SIGHUP quit as `q` does: engines stopped, and the terminal given back
+        out of the alternate screen and mouse mode (the default action killed the process
+        with both still on, and the engines running). A second one quits at once."""
+        import asyncio
+        import signal
+
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, lambda: self.call_next(self.action_quit))
+        except (RuntimeError, NotImplementedError, ValueError):  # not the main thread's loop
+            pass
 
     @work(thread=True, group="membench", exit_on_error=False)
     def _load_membench(self) -> None:
