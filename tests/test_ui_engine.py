@@ -136,7 +136,9 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
         engines = [i.engine for i in app.running()]
         t0 = time.monotonic()
         await pilot.press("q")
-        assert time.monotonic() - t0 < 0.5  # stops run in a worker
+        # stops run in a worker: no freeze (a 0.5 s bound on the key press failed in CI once,
+        # at 0.55 s); test_ui_engines' 3 s fake stops prove the UI never waits on a stop
+        assert time.monotonic() - t0 < 2.0
         assert await _wait(pilot, lambda: not app.is_running, 8)
     assert all(not e.running for e in engines)
 
