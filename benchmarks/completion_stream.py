@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generation_path import PROMPT, abba_rounds  # noqa: E402
+from generation_path import PROMPT, abba_rounds, bench_args  # noqa: E402
 
 _LLM: dict[str, object] = {}
 
@@ -68,17 +68,7 @@ def run_generate(model: Path, threads: int, n_gen: int, reps: int) -> list[float
 
 
 def main() -> int:
-    import argparse
-    import os
-
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--size", default="8M")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--n-gen", type=int, default=256)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=4)
-    args = ap.parse_args()
+    args = bench_args(__doc__, size="8M", n_gen=256)
     from rigtui.engine.demo_model import ensure_demo_model
 
     model = ensure_demo_model(args.size)

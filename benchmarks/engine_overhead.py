@@ -14,9 +14,7 @@ tok/s, the medians and the ratio A/B.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from generation_path import bench_args  # noqa: E402
 
 PLAIN = r"""
 import json, random, sys, time
@@ -63,16 +64,7 @@ def run_plain(model: Path, threads: int, n_gen: int, reps: int) -> list[float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--size", default="1G")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--n-gen", type=int, default=32)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    sys.path.insert(0, str(REPO))
+    args = bench_args(__doc__, n_gen=32, rounds=3)
     from rigtui.engine.demo_model import ensure_demo_model
 
     t0 = time.monotonic()

@@ -136,18 +136,26 @@ def abba_rounds(side_a, side_b, rounds: int, label_a: str, target: float,
     return paired
 
 
-def compare_main(doc: str, side_a, side_b, label_a: str, target: float,
-                 label_b: str = "plain llama-cpp-python", rounds: int = 4) -> int:
+def bench_args(doc: str, *, size: str = "1G", n_gen: int = 64, rounds: int = 4
+               ) -> argparse.Namespace:  # fmt: skip
     """The command line every generation benchmark shares: --size --threads --n-gen --reps
-    --rounds; each side is called as side(model, threads, n_gen, reps) -> tok/s per rep."""
+    --rounds (the defaults per benchmark)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="1G")
+    ap.add_argument("--size", default=size)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--n-gen", type=int, default=n_gen)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=rounds)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    return args
+
+
+def compare_main(doc: str, side_a, side_b, label_a: str, target: float,
+                 label_b: str = "plain llama-cpp-python", rounds: int = 4) -> int:
+    """bench_args' command line, then side A against side B in ABBA rounds; each side is
+    called as side(model, threads, n_gen, reps) -> tok/s per rep."""
+    args = bench_args(doc, rounds=rounds)
     from rigtui.engine.demo_model import ensure_demo_model
 
     model = ensure_demo_model(args.size)
