@@ -74,21 +74,34 @@ def test_run_proves_placement_on_stderr(prof, capsys):
     assert str(allowed[0]) in line.split("|")[0]
 
 
-def test_run_engine_sigkilled_mid_generation(prof):
-    """The real CLI in a subprocess; the worker is SIGKILLed after its first token."""
+def _cli_until(args: list[str], events: tuple[str, ...]) -> tuple[subprocess.Popen, int]:
+    """The real CLI (`rigtui ARGS --json`) in a subprocess, read until one of `events`:
+    (the process, its worker's pid)."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    cmd = [sys.executable, "-m", "rigtui", "run", str(prof), "-p", "go", "-n", "4000", "--json"]
+    cmd = [sys.executable, "-m", "rigtui", *args, "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     worker = None
+    assert proc.stdout is not None
     try:
-        assert proc.stdout is not None
         for line in proc.stdout:
             ev = json.loads(line)
             if ev["event"] == "starting":
                 worker = ev["pid"]
-            if ev["event"] == "token":
-                os.kill(worker, signal.SIGKILL)
-                break
+            if ev["event"] in events:
+                assert worker is not None, "no starting event"
+                return proc, worker
+    except BaseException:
+        proc.kill()
+        raise
+    proc.kill()
+    raise AssertionError(f"rigtui {' '.join(args)} ended before {events}: {proc.stderr.read()}")
+
+
+def test_run_engine_sigkilled_mid_generation(prof):
+    """The real CLI in a subprocess; the worker is SIGKILLed after its first token."""
+    proc, worker = _cli_until(["run", str(prof), "-p", "go", "-n", "4000"], ("token",))
+    try:
+        os.kill(worker, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -118,27 +131,17 @@ def _gone(pid: int, within: float) -> bool:
 def test_a_stopped_worker_does_not_outlive_rigtui(prof, command, sig):
     """`kill -STOP` the worker, then SIGTERM (or SIGHUP: the terminal closed) rigtui: the
     worker must not stay behind, stopped forever under init."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     tail = ["-p", "go", "-n", "4000"] if command == "run" else ["--listen", "127.0.0.1:0"]
-    cmd = [sys.executable, "-m", "rigtui", command, str(prof), *tail, "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    worker = None
+    proc, worker = _cli_until([command, str(prof), *tail], ("token", "serving"))
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            ev = json.loads(line)
-            if ev["event"] == "starting":
-                worker = ev["pid"]
-            if ev["event"] in ("token", "serving"):
-                os.kill(worker, signal.SIGSTOP)
-                break
+        os.kill(worker, signal.SIGSTOP)
         proc.send_signal(sig)
         proc.communicate(timeout=30)
         assert _gone(worker, 2.0), f"worker {worker} outlived rigtui {command}"
     finally:
         if proc.poll() is None:
             proc.kill()
-        if worker is not None and not _gone(worker, 0):
+        if not _gone(worker, 0):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker, signal.SIGKILL)
 
