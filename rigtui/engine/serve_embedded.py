@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import queue
 import socket
 import threading
@@ -118,8 +119,6 @@ class PieceCache:
     once and the rest is a join; the result is the same bytes, leading-space rule included."""
 
     def __init__(self, model: Any) -> None:
-        import ctypes
-
         import llama_cpp
 
         self._llama_cpp = llama_cpp
@@ -133,8 +132,6 @@ class PieceCache:
         n = lc.llama_token_to_piece(self._vocab, lc.llama_token(token), self._buf, len(self._buf),
                                     0, special)  # fmt: skip
         if n < 0:  # the piece is longer than the buffer: -n bytes
-            import ctypes
-
             self._buf = ctypes.create_string_buffer(-n)
             n = lc.llama_token_to_piece(self._vocab, lc.llama_token(token), self._buf, -n, 0,
                                         special)  # fmt: skip
