@@ -172,7 +172,9 @@ def stream_rates(url: str, n_gen: int, reps: int, extra_body: dict | None = None
     per chunk as it arrives: (chunks - 1) / (last - first), the first repetition a warm-up."""
     import openai
 
-    client = openai.OpenAI(base_url=url, api_key="unused", timeout=600)
+    from rigtui.engine.access import client_key
+
+    client = openai.OpenAI(base_url=url, api_key=client_key(), timeout=600)
     out: list[float] = []
     for rep in range(reps + 1):
         stamps = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ SHARED_FIXTURES = Path(
 HWLOC_DIR = SHARED_FIXTURES / "hwloc"
 UTIL_LINUX_DIR = SHARED_FIXTURES / "util-linux"
 LOCAL_TREES = Path(__file__).resolve().parent / "trees"  # small hand-made trees (plain dirs)
+
+# No test reads or writes the real user's config (profiles, the endpoint's API key file): a
+# fresh one per run, inherited by every rigtui the tests start. Tests that need an empty one of
+# their own (the `xdg` fixture) override it.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="rigtui-test-config-")
 
 
 def hwloc_names() -> list[str]:

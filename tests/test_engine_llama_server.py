@@ -19,6 +19,7 @@ from engine_helpers import write_profile
 from serve_helpers import REPO, Served, _alive
 
 from rigtui.engine import EngineProcess
+from rigtui.engine.access import client_key
 from rigtui.engine.demo_model import write_demo_model
 from rigtui.engine.llama_server import RPC_NAME, binary_info, find_binary
 from rigtui.model.engine import Text
@@ -61,7 +62,7 @@ def test_serve_with_llama_server_for_the_openai_client(tmp_path, demo8m, server_
         pid = s.worker_pid()
         # the child *is* llama-server: exec'd after pinning, same pid
         assert Path(_cmdline(pid)[0]).name == "llama-server"
-        client = openai.OpenAI(base_url=serving["url"], api_key="unused", timeout=60)
+        client = openai.OpenAI(base_url=serving["url"], api_key=client_key(), timeout=60)
         assert [m.id for m in client.models.list()] == ["ls"]
         r = client.completions.create(model="ls", prompt="the river", max_tokens=12)
         assert r.usage.completion_tokens == 12 and r.choices[0].text.strip()
@@ -106,7 +107,7 @@ def test_dashboard_stats_fold_from_a_real_client(tmp_path, server_bin, live_topo
             assert engine.running, engine.log_tail[-10:]
             time.sleep(0.1)
         assert engine.stats.server == "llama-server" and engine.stats.slots is not None
-        client = openai.OpenAI(base_url=engine.stats.url, api_key="unused", timeout=60)
+        client = openai.OpenAI(base_url=engine.stats.url, api_key=client_key(), timeout=60)
         seen_busy = False
         # long enough (> 1 s) for the idle poll (once a second) to see it under way
         for _ in client.completions.create(model="dash", prompt="a", max_tokens=3500, stream=True):
@@ -175,7 +176,7 @@ def test_rpc_on_loopback_with_moe_experts_kept_on_the_cpu(tmp_path, moe_model, r
         i = argv.index("--override-tensor")
         assert argv[i + 1] == "exps=CPU"
         assert argv[argv.index("--rpc") + 1] == ",".join(f"127.0.0.1:{p}" for p in ports)
-        client = openai.OpenAI(base_url=serving["url"], api_key="unused", timeout=60)
+        client = openai.OpenAI(base_url=serving["url"], api_key=client_key(), timeout=60)
         r = client.completions.create(model="moe", prompt="the", max_tokens=8)
         assert r.usage.completion_tokens == 8
         buffers = next(e for e in s.seen if e["event"] == "placement")["model_buffers"]
@@ -240,7 +241,7 @@ def test_sigkill_of_llama_server_and_a_client_that_hangs_up(tmp_path, demo8m, se
     s = Served(_profile(tmp_path, "k", demo8m), "--listen", "127.0.0.1:0")
     try:
         serving = s.wait_for("serving")
-        client = openai.OpenAI(base_url=serving["url"], api_key="unused", timeout=60)
+        client = openai.OpenAI(base_url=serving["url"], api_key=client_key(), timeout=60)
         stream = client.completions.create(model="k", prompt="x", max_tokens=5000, stream=True)
         for i, _ in enumerate(stream):
             if i == 20:

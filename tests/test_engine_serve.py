@@ -17,6 +17,8 @@ import pytest
 from engine_helpers import write_profile
 from serve_helpers import REPO, Served, _alive
 
+from rigtui.engine.access import client_key
+
 pytest_plugins = ["engine_fixtures"]  # fixtures: demo8m, xdg, live_topology
 pytestmark = pytest.mark.timeout(240)
 openai = pytest.importorskip("openai")
@@ -42,7 +44,7 @@ def test_openai_client_streamed_and_not(served):
     assert url.startswith("http://127.0.0.1:") and url.endswith("/v1") and ev["model"] == "tiny"
     with urllib.request.urlopen(url[: -len("/v1")] + "/health", timeout=10) as r:
         assert json.load(r) == {"status": "ok"}
-    client = openai.OpenAI(base_url=url, api_key="unused", timeout=60)
+    client = openai.OpenAI(base_url=url, api_key=client_key(), timeout=60)
     assert [m.id for m in client.models.list()] == ["tiny"]
 
     chat = client.chat.completions.create(
@@ -94,7 +96,7 @@ def test_client_disconnect_mid_stream_then_next_request(tmp_path, demo8m):
     body = json.dumps({"prompt": "x", "max_tokens": 4000, "stream": True}).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                  b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+                  b"\r\nAuthorization: Bearer " + client_key().encode() + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
         got = b""
         while b"data:" not in got:  # read until streaming has begun, then hang up
             chunk = s.recv(4096)
@@ -103,7 +105,7 @@ def test_client_disconnect_mid_stream_then_next_request(tmp_path, demo8m):
     done = served.wait_for("done", timeout=60)
     # the generation stopped with the client, not at max_tokens
     assert done["n_gen"] < 3000 and done["stop_reason"] == "cancelled"
-    client = openai.OpenAI(base_url=url, api_key="unused", timeout=60)
+    client = openai.OpenAI(base_url=url, api_key=client_key(), timeout=60)
     r = client.completions.create(model="tiny", prompt="again", max_tokens=4)
     assert r.choices[0].text is not None
     assert served.stop(signal.SIGINT)[0] == 0
@@ -112,14 +114,14 @@ def test_client_disconnect_mid_stream_then_next_request(tmp_path, demo8m):
 def test_api_key_required_when_named(tmp_path, demo8m):
     prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
                          'api_key_env = "TEST_RIGTUI_KEY"\n')  # fmt: skip
-    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "s3cret-key"})
+    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "s3cret-key-0123456789"})
     try:
         ev = s.wait_for("serving")
         assert ev["auth"] is True
         bad = openai.OpenAI(base_url=ev["url"], api_key="wrong", timeout=30, max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             bad.completions.create(model="keyed", prompt="x", max_tokens=2)
-        good = openai.OpenAI(base_url=ev["url"], api_key="s3cret-key", timeout=30)
+        good = openai.OpenAI(base_url=ev["url"], api_key="s3cret-key-0123456789", timeout=30)
         assert good.completions.create(model="keyed", prompt="x", max_tokens=2).choices
     finally:
         assert s.stop()[0] == 0
@@ -184,7 +186,7 @@ def test_profile_listen_key_sets_the_default(tmp_path, demo8m):
 def test_health_and_models_answer_without_the_key_only_for_health(tmp_path, demo8m):
     prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
                          'api_key_env = "TEST_RIGTUI_KEY"\n')  # fmt: skip
-    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "k"})
+    s = Served(prof, "--listen", "127.0.0.1:0", env={"TEST_RIGTUI_KEY": "k" * 20})
     try:
         url = s.wait_for("serving")["url"]
         with urllib.request.urlopen(url[:-3] + "/health", timeout=10) as r:

@@ -13,6 +13,7 @@ import pytest
 from engine_helpers import write_profile
 from serve_helpers import REPO, Served
 
+from rigtui.engine.access import client_key
 from rigtui.engine.llama_server import find_binary
 from rigtui.engine.server_monitor import EndpointWatch
 
@@ -33,13 +34,13 @@ def test_watch_a_served_engine_by_its_url(tmp_path, demo8m, engine):
     s = Served(_profile(tmp_path, demo8m, engine), "--listen", "127.0.0.1:0")
     try:
         url = s.wait_for("serving")["url"]
-        watch = EndpointWatch(url)
+        watch = EndpointWatch(url, client_key())
         watch.start()
         deadline = time.monotonic() + 20
         while watch.stats.url is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert watch.stats.url == url and watch.stats.profile == "watched"
-        client = openai.OpenAI(base_url=url, api_key="unused", timeout=60)
+        client = openai.OpenAI(base_url=url, api_key=client_key(), timeout=60)
         busy = []
 
         def sampled() -> None:

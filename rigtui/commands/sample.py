@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--engine", action="append", default=[], metavar="URL",
                    help="a served engine to follow (rigtui serve's or a llama-server's URL, e.g. "
                    "http://127.0.0.1:8080/v1): its tok/s, TTFT, requests and slots in the engine "
-                   "section; repeatable. API key: $RIGTUI_API_KEY")  # fmt: skip
+                   "section; repeatable. API key: $RIGTUI_API_KEY, else your key file (rigtui serve's)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -163,6 +163,14 @@ def _live(args: argparse.Namespace) -> int:
         bytes_per_token=args.bytes_per_token,
         nvml=False if args.no_nvml else None,
     )
+    from rigtui.engine.access import AccessError, client_key
+    from rigtui.engine.server_monitor import EndpointWatch
+
+    try:
+        key = client_key() if args.engine else None
+    except AccessError as exc:
+        print(f"rigtui sample: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     recorder = None
     if args.record:
         how = (
@@ -170,9 +178,7 @@ def _live(args: argparse.Namespace) -> int:
             f"{args.interval}s" + (f", pid {args.pid}" if args.pid else "")
         )
         recorder = Recorder(args.record, topology, recorded=how)
-    from rigtui.engine.server_monitor import EndpointWatch
-
-    watches = [EndpointWatch(url, os.environ.get("RIGTUI_API_KEY")) for url in args.engine]
+    watches = [EndpointWatch(url, key) for url in args.engine]
     for w in watches:
         w.start()
     n = 0

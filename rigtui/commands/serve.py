@@ -37,19 +37,26 @@ def register(subparsers) -> None:
                    help="address to answer on (default: the profile's listen key, else "
                    "127.0.0.1:8080; port 0 picks a free one). A non-loopback address needs "
                    "the profile's api_key_env")  # fmt: skip
+    p.add_argument("--no-key", action="store_true",
+                   help="serve without an API key (loopback only). Every user of this machine "
+                   "can then use the endpoint; by default clients need your key file's key")  # fmt: skip
     p.add_argument("--json", action="store_true", help="stream engine events as NDJSON on stdout")
     p.add_argument("--log", action="store_true", help="also show llama.cpp's log")
     add_root_arg(p)
     p.set_defaults(func=run)
 
 
-def resolve_listen(cli_value: str | None, profile) -> tuple[str, int]:
+def resolve_listen(cli_value: str | None, profile, no_key: bool = False) -> tuple[str, int]:
     """(host, port) from --listen, else the profile's `listen`, else DEFAULT_LISTEN.
-    Raises ValueError for a malformed address or a non-loopback one without an API key."""
+    Raises ValueError for a malformed address, a non-loopback one without an API key, or
+    --no-key where it cannot apply."""
     from rigtui.model.profile import DEFAULT_LISTEN, is_loopback, parse_listen
 
     text = cli_value or profile.listen or DEFAULT_LISTEN
     host, port = parse_listen(text)
+    if no_key and not is_loopback(host):
+        raise ValueError(f"--no-key: {text} is reachable from other machines; --no-key is for "
+                         "loopback addresses only")  # fmt: skip
     if not is_loopback(host) and not profile.api_key_env:
         raise ValueError(
             f"--listen {text}: other machines could use this endpoint, and the profile names no "
@@ -57,6 +64,9 @@ def resolve_listen(cli_value: str | None, profile) -> tuple[str, int]:
             "RIGTUI_API_KEY=<a long random string>; clients send it as `Authorization: Bearer "
             "KEY` (the openai client's api_key)"
         )
+    if no_key and profile.api_key_env:
+        raise ValueError(f"--no-key, but the profile names api_key_env = {profile.api_key_env!r}: "
+                         "drop one of them")  # fmt: skip
     return host, port
 
 
@@ -98,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         PolicyApplied,
         Serving,
         event_to_json,
+        key_hint,
     )
     from rigtui.probes import detect
     from rigtui.profiles import ProfileError, load_profile_with_warnings
@@ -112,12 +123,12 @@ def run(args: argparse.Namespace) -> int:
     for issue in warnings:
         print(str(issue), file=sys.stderr)
     try:
-        listen = resolve_listen(args.listen, profile)
+        listen = resolve_listen(args.listen, profile, args.no_key)
     except ValueError as exc:
         print(f"rigtui serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     engine = EngineProcess(profile, instance=profile.name, topology=topology,
-                           log_events=args.log, listen=listen)  # fmt: skip
+                           log_events=args.log, listen=listen, no_key=args.no_key)  # fmt: skip
     _announce_demo_model(profile, "serve")
     code = EXIT_ENGINE
     with stop_on_signals():  # SIGTERM/SIGHUP stop the engine as Ctrl-C does
@@ -146,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
                     print(request_line(ev), file=sys.stderr)
                 if isinstance(ev, Serving):
                     serving = True
-                    auth = " (API key required)" if ev.auth else ""
-                    print(f"serving {profile.name} at {ev.url}{auth}", file=sys.stderr, flush=True)
+                    print(f"serving {profile.name} at {ev.url}\n  {key_hint(ev.key)}",
+                          file=sys.stderr, flush=True)  # fmt: skip
                 elif isinstance(ev, Error) and not args.json:
                     kind = ev.kind + " error" if ev.kind != "error" else "engine"
                     print(f"rigtui serve: {kind}: {ev.message}"

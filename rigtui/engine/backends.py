@@ -57,6 +57,15 @@ def plan_json(proc: EngineProcess) -> dict[str, Any]:
             "memory_nodes": list(plan.memory_nodes), "numa": plan.numa}  # fmt: skip
 
 
+def key_config(proc: EngineProcess) -> dict[str, Any]:
+    """What the child is told of the endpoint's key: the variable its environment holds it in
+    (EngineProcess._env puts it there; never the argv) and where it came from."""
+    from rigtui.engine.access import KEY_VAR
+
+    return {"api_key_env": KEY_VAR if proc.api_key else None,
+            "key_source": proc.access.source if proc.access else "none"}  # fmt: skip
+
+
 class EmbeddedBackend:
     name = "llama-cpp-python"
     server = "llama_cpp.server"
@@ -83,7 +92,7 @@ class EmbeddedBackend:
             },  # fmt: skip
             "drop_caches_first": p.drop_caches_first,
             "serve": {"host": proc.listen[0], "port": proc.listen[1], "alias": p.name,
-                      "api_key_env": p.api_key_env} if proc.listen else None,  # fmt: skip
+                      **key_config(proc)} if proc.listen else None,  # fmt: skip
             "sampling": {
                 k: getattr(p.sampling, k)
                 for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens")
@@ -160,7 +169,7 @@ class LlamaServerBackend:
         argv = server_argv(self.binary, proc.profile, proc.plan, proc.model_path, host, port, self.flags)
         return {"argv": argv,
                 "plan": plan_json(proc), "drop_caches_first": proc.profile.drop_caches_first,
-                "api_key_env": proc.profile.api_key_env}  # fmt: skip
+                **key_config(proc)}  # fmt: skip
 
     def started(self, proc: EngineProcess) -> None:
         from rigtui.engine.server_monitor import ServerMonitor
@@ -170,8 +179,7 @@ class LlamaServerBackend:
         shown = f"[{host}]" if ":" in host else host
         connect = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         base = f"http://{f'[{connect}]' if ':' in connect else connect}:{port}"
-        key_env = proc.profile.api_key_env
-        api_key = os.environ.get(key_env) if key_env else None
+        api_key = proc.api_key
         self.t_start = time.monotonic()
 
         def emit(cls: Any, fields: dict[str, Any]) -> None:
@@ -198,6 +206,7 @@ class LlamaServerBackend:
             proc.dispatch(Serving(instance=proc.instance, t=time.time(),
                                   url=f"http://{shown}:{port}/v1", host=host, port=port,
                                   model=proc.profile.name, auth=bool(api_key),
+                                  key=proc.access.source if proc.access else "none",
                                   server="llama-server"))  # fmt: skip
 
         self.monitor = ServerMonitor(base, emit, alive=lambda: proc.running, api_key=api_key)

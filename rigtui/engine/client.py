@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rigtui.engine.access import KEY_VAR, EndpointKey, endpoint_key
 from rigtui.engine.backends import EngineBackend, backend_for
 from rigtui.engine.stats import fold
 from rigtui.model.engine import (
@@ -123,9 +124,12 @@ class EngineProcess:
         python: str | None = None,
         log_events: bool = True,
         listen: tuple[str, int] | None = None,
+        no_key: bool = False,
     ) -> None:
         self.profile = profile
         self.listen = listen  # serve the OpenAI-compatible API on (host, port)
+        self.no_key = no_key  # serve without an API key (loopback only: the caller checks)
+        self.access: EndpointKey | None = None  # the endpoint's key, resolved by start()
         self.log_events = log_events
         self.instance = instance or f"{profile.name}-{next(_counter)}"
         self.on_event = on_event
@@ -191,7 +195,14 @@ class EngineProcess:
         extra = dict(self.profile.env)
         if self.profile.cuda_visible_devices is not None:
             extra["CUDA_VISIBLE_DEVICES"] = self.profile.cuda_visible_devices
+        if self.api_key:
+            extra[KEY_VAR] = self.api_key  # the environment: /proc/PID/environ is ours alone
         return worker_env(extra)
+
+    @property
+    def api_key(self) -> str | None:
+        """The key the endpoint asks for (None: no endpoint yet, or `no_key`)."""
+        return self.access.key if self.access else None
 
     def start(self) -> None:
         """Spawn the worker. Resolves the model (generating the demo model on first use) and the
@@ -207,6 +218,9 @@ class EngineProcess:
         topology = self.topology or _live_topology()
         self.plan = plan_launch(self.profile, topology)
         self.backend.prepare(self)  # raises ValueError: nothing spawned
+        # who may use the endpoint (engine/access.py); AccessError is a ValueError
+        self.access = (endpoint_key(self.profile.api_key_env, no_key=self.no_key)
+                       if self.listen is not None else None)  # fmt: skip
         self._exited.clear()
         self._tail.clear()
         self._queue = queue.Queue()  # a restart starts a fresh stream
@@ -324,9 +338,8 @@ class EngineProcess:
         if self._chat is None or self._chat.base_url != connect.rstrip("/"):
             from rigtui.engine.endpoint_chat import EndpointChat
 
-            key_env = self.profile.api_key_env
             self._chat = EndpointChat(connect, self.profile.name, self.instance, self._dispatch,
-                                      api_key=os.environ.get(key_env) if key_env else None)  # fmt: skip
+                                      api_key=self.api_key)  # fmt: skip
         ps = self.profile.sampling
         defaults = {"temperature": ps.temperature, "top_k": ps.top_k, "top_p": ps.top_p,
                     "min_p": ps.min_p, "repeat_penalty": ps.repeat_penalty}  # fmt: skip

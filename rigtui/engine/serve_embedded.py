@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ctypes
+import json
 import queue
 import socket
 import threading
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rigtui.engine.access import EndpointKey
 from rigtui.model.engine import Done, Progress, PromptDone, Requests, Serving
 
 PROGRESS_INTERVAL_S = 0.25
@@ -64,6 +66,37 @@ class _Request:
 # carry it to the thread that calls create_completion.
 _CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("rigtui_request",
                                                                            default=None)
+
+
+class BearerAuth:
+    """ASGI middleware: every request but `GET /health` needs `Authorization: Bearer KEY`
+    (llama-server's rule, and OpenAI's 401 body), checked in constant time. Outermost, so a
+    refused request reaches neither the engine nor the request counters."""
+
+    PUBLIC = frozenset({"/health"})
+
+    def __init__(self, app: Any, access: EndpointKey) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or self.access.key is None or scope.get("path") in self.PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", ())
+                       if k == b"authorization"), None)  # fmt: skip
+        if self.access.check(header):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": {
+            "message": "this endpoint needs an API key: send `Authorization: Bearer KEY` (the "
+                       "openai client's api_key); `rigtui serve` said where the key is",
+            "type": "invalid_request_error", "code": "invalid_api_key"}}).encode()  # fmt: skip
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"www-authenticate", b"Bearer"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
 
 class InFlight:
@@ -318,7 +351,8 @@ class EmbeddedServer:
     """llama_cpp.server's app over an already loaded Llama, run by uvicorn in a thread."""
 
     def __init__(self, llm: Any, sock: socket.socket, *, alias: str, model_path: str,
-                 api_key: str | None, emit: Emit, lock: threading.Lock) -> None:  # fmt: skip
+                 api_key: str | None, emit: Emit, lock: threading.Lock,
+                 key_source: str = "none") -> None:  # fmt: skip
         import uvicorn
         from llama_cpp.server import app as server_app
         from llama_cpp.server.settings import ModelSettings, ServerSettings
@@ -334,10 +368,13 @@ class EmbeddedServer:
         self.url = url_for(host, port)
         self.alias = alias
         self.auth = api_key is not None
+        self.key_source = key_source
         self.emit = emit
         self.meter = Meter(llm, emit, lock)
         app = server_app.create_app(
-            server_settings=ServerSettings(host=host, port=port, api_key=api_key,
+            # the key is checked by BearerAuth, for every route (llama_cpp.server leaves /docs
+            # open, and the routes added here would be too)
+            server_settings=ServerSettings(host=host, port=port, api_key=None,
                                            interrupt_requests=False),  # queue, do not cut off
             model_settings=[ModelSettings(model=model_path, model_alias=alias)],
         )  # fmt: skip
@@ -374,7 +411,7 @@ class EmbeddedServer:
                                      media_type="text/plain; version=0.0.4")
 
         inflight.append(InFlight(app, emit))
-        config = uvicorn.Config(inflight[0], log_level="warning", access_log=False,
+        config = uvicorn.Config(BearerAuth(inflight[0], EndpointKey(api_key, key_source)), log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)  # fmt: skip
         self._server = uvicorn.Server(config)
         self._sock = sock
@@ -396,7 +433,7 @@ class EmbeddedServer:
                 raise OSError(f"the HTTP server did not start: {self.failed!r}")
             time.sleep(0.02)
         self.emit(Serving, url=self.url, host=self.host, port=self.port, model=self.alias,
-                  auth=self.auth, server="llama_cpp.server")  # fmt: skip
+                  auth=self.auth, key=self.key_source, server="llama_cpp.server")  # fmt: skip
 
     def stop(self, timeout: float = 5.0) -> None:
         self._server.should_exit = True

@@ -353,6 +353,14 @@ class EndpointWatch:
         from rigtui.model.engine import EngineState, Serving
 
         code, body = self.monitor.get("/v1/models")
+        if code == 401:
+            from rigtui.model.engine import Error
+
+            self._emit(Error, {"message": f"{self.url} wants an API key, and the one sent was "
+                               f"{'refused' if self.monitor.api_key else 'none'}", "kind": "serve",
+                               "hint": "export RIGTUI_API_KEY=KEY (a `rigtui serve` of yours: "
+                               "the key in ~/.config/rigtui/api-key is sent by itself)"})  # fmt: skip
+            return
         try:
             model = json.loads(body)["data"][0]["id"] if code == 200 else None
         except (ValueError, KeyError, IndexError, TypeError):

@@ -62,7 +62,7 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return r(s, state=EngineState.GENERATING, n_gen=ev.n_gen, gen_tok_s=rate,
                  total_gen=s.total_gen + max(0, ev.n_gen - s.n_gen))  # fmt: skip
     if isinstance(ev, Serving):
-        return r(s, url=ev.url, server=ev.server or None)
+        return r(s, url=ev.url, server=ev.server or None, key=ev.key)
     if isinstance(ev, Slots):
         return r(s, slots=ev)
     if isinstance(ev, Requests):

@@ -480,6 +480,7 @@ def start_server(llm: Any, cfg: dict[str, Any], listener: Any, emit: Emitter,
         key_env = srv.get("api_key_env")
         server = EmbeddedServer(llm, listener, alias=srv["alias"], model_path=cfg["model_path"],
                                 api_key=os.environ.get(key_env) if key_env else None,
+                                key_source=str(srv.get("key_source") or "none"),
                                 emit=emit, lock=lock)  # fmt: skip
         server.start()
     except ImportError as exc:

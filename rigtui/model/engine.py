@@ -8,6 +8,7 @@ carries `instance` (which launched engine it came from: several run at once).
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -123,6 +124,19 @@ class Done(EngineEvent):
     stop_reason: str  # "length" | "stop" | "cancelled" | "served" (llama-server: not told)
 
 
+def key_hint(source: str | None) -> str:
+    """Where a client finds an endpoint's API key, from `Serving.key` ("env:NAME", "file:PATH",
+    "none"), for the `serving ...` line and the engine panel. Never shows the key."""
+    kind, _, where = (source or "none").partition(":")
+    if kind == "env":
+        return f"API key: the value of ${where}"
+    if kind == "file":
+        home = os.path.expanduser("~")
+        shown = "~" + where[len(home):] if home != "/" and where.startswith(home + "/") else where
+        return f"API key: in {shown} (send Authorization: Bearer KEY)"
+    return "no API key: every user of this machine can use it"
+
+
 @dataclass(frozen=True)
 class Serving(EngineEvent):
     """The engine answers the OpenAI-compatible API at `url` (".../v1")."""
@@ -133,6 +147,7 @@ class Serving(EngineEvent):
     model: str  # the name /v1/models lists (the profile's name)
     auth: bool = False  # requests need `Authorization: Bearer KEY`
     server: str = ""  # "llama_cpp.server" | "llama-server"
+    key: str = "none"  # where the key is: "env:NAME", "file:PATH", "none" (never the key itself)
 
 
 @dataclass(frozen=True)
@@ -275,6 +290,7 @@ class EngineStats:
     requests_in_flight: int = 0
     requests_total: int = 0
     server: str | None = None  # what answers at `url`: "llama_cpp.server" | "llama-server"
+    key: str | None = None  # where the endpoint's API key is (Serving.key), once it answers
     slots: Slots | None = None  # llama-server only
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 

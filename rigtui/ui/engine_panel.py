@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from rigtui.model.engine import EngineState, EngineStats
+from rigtui.model.engine import EngineState, EngineStats, key_hint
 from rigtui.model.topology import Topology
 from rigtui.ui.fmt import bar, escape, human_bytes, num, short_cpu_list, spark_rows, tok_s
 from rigtui.ui.instances import Instance, printable
@@ -158,6 +158,7 @@ class EnginePanel(Vertical):
                     else "")  # fmt: skip
             lines.append(f"serving [b]{escape(stats.url)}[/b] [$text-muted]{stats.requests_total} "
                          f"requests{busy}[/]")  # fmt: skip
+            lines.append(f"[$text-muted]{escape(key_hint(stats.key))}[/]")
             if stats.slots is not None:  # llama-server: its slots and their KV cache
                 sl = stats.slots
                 lines.append(f"[$text-muted]{escape(stats.server or '')} slots {sl.busy}/{sl.n_slots} "

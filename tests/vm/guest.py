@@ -210,8 +210,11 @@ def _serve(prof: Path, n_gen: int, also: int | None = None) -> dict[str, object]
         events.append(ev)
         if ev["event"] == "serving" and answer is None:
             body = json.dumps({"prompt": "hello world", "max_tokens": n_gen}).encode()
+            from rigtui.engine.access import client_key
+
             req = urllib.request.Request(ev["url"] + "/completions", data=body,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {client_key()}"})  # fmt: skip
             with urllib.request.urlopen(req, timeout=600) as r:
                 answer = json.loads(r.read())
         if ev["event"] == "placement" and answer is not None:  # the one after the request
