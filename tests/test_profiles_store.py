@@ -139,3 +139,37 @@ def test_duplicate_keeps_relative_model_path(xdg, tmp_path):
     src = write_profile(tmp_path, "rel", 'model = "models/m.gguf"\n')
     dest = duplicate_profile(src, "rel2")
     assert tomllib.loads(dest.read_text())["model"] == str(tmp_path / "models" / "m.gguf")
+
+
+def test_a_commented_key_inside_a_multi_line_string_stays_text():
+    from rigtui.profiles.store import update_text
+
+    text = 'description = """\nnotes:\n# threads = 8\n"""\nmodel = "demo:8M"\n'
+    out = update_text(text, {"threads": 4})
+    data = tomllib.loads(out)
+    assert data["threads"] == 4 and data["description"] == "notes:\n# threads = 8\n"
+
+
+def test_an_edit_that_would_change_other_values_is_refused(monkeypatch):
+    from rigtui.profiles import store
+
+    text = 'model = "demo:8M"\n# threads = 8\nctx = 256\n'
+    real = store._uncomment
+    # a faulty line edit (the kind a multi-line string invites) is caught by the final check
+    monkeypatch.setattr(store, "_uncomment", lambda t, *a: real(t, *a).replace("ctx = 256", "ctx = 1"))
+    out = store.update_text(text, {"threads": 4})  # the line edit is rejected, tomlkit sets it
+    assert tomllib.loads(out) == {"model": "demo:8M", "threads": 4, "ctx": 256}
+
+
+def test_a_read_only_profile_is_not_replaced(tmp_path):
+    from rigtui.profiles.store import save_profile_text, update_profile
+
+    p = tmp_path / "ro.toml"
+    p.write_text('model = "demo:8M"\n')
+    p.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        update_profile(p, {"threads": 2})
+    with pytest.raises(PermissionError, match="read-only"):
+        save_profile_text(p, "model = 'x'\n")
+    assert p.read_text() == 'model = "demo:8M"\n'
+    assert list(tmp_path.iterdir()) == [p]  # no temporary left

@@ -94,6 +94,25 @@ async def test_edit_and_save_keeps_comments(cfg, topo):
 
 
 @aio
+async def test_saving_a_read_only_profile_says_so_and_leaves_it(cfg, topo):
+    path = cfg / "mine.toml"
+    path.chmod(0o444)
+    notes: list[str] = []
+    app = RigApp(make_services(topo, profiles=profiles_api()))
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+        await _open(app, pilot, "mine")
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        app.screen.query_one("#field-threads", Input).value = "3"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+    assert path.read_text() == MINE and (path.stat().st_mode & 0o777) == 0o444
+    assert any("read-only" in n and "Could not save" in n for n in notes), notes
+    assert not any(n.startswith("Saved") for n in notes)
+
+
+@aio
 async def test_bad_form_value_is_refused(cfg, topo):
     app = RigApp(make_services(topo, profiles=profiles_api()))
     async with app.run_test(size=(100, 40)) as pilot:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def save_profile_text(path: str | os.PathLike[str], text: str) -> None:
     crash never leaves a half-written profile. A symlinked profile is written through the link
     (the temp file sits beside the target, so the rename stays on one filesystem)."""
     path = Path(os.path.realpath(path))
+    refuse_read_only(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -85,6 +87,18 @@ def save_profile_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+def refuse_read_only(path: Path) -> None:
+    """PermissionError when `path` exists and its owner made it read-only (or we may not write
+    it): the rename of an atomic save would replace it regardless, root or not."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if not st.st_mode & 0o200 or not os.access(path, os.W_OK):
+        raise PermissionError(f"{path} is read-only (mode {st.st_mode & 0o777:04o}); make it "
+                              f"writable (chmod u+w) or duplicate it to change a copy")  # fmt: skip
+
+
 def _umask() -> int:
     """The process umask from /proc/self/status (os.umask would change it for every thread)."""
     try:
@@ -99,9 +113,11 @@ def _umask() -> int:
 
 def update_text(text: str, changes: dict[str, Any]) -> str:
     """`text` with `changes` applied, comments and order kept. Dotted keys ("sampling.top_k")
-    go into tables; a value of None removes the key."""
+    go into tables; a value of None removes the key. Raises ValueError when the result would
+    not hold exactly the old values with `changes` applied (the edit is then not made)."""
     import tomlkit
 
+    expected = _applied(tomllib.loads(text), changes)
     doc = tomlkit.parse(text)
     # A key the file only shows commented out (`# threads = 8`, as in the examples) is set in
     # place of that line, next to its documentation, rather than appended at the end.
@@ -113,7 +129,8 @@ def update_text(text: str, changes: dict[str, Any]) -> str:
             pending[key] = value
             continue
         replaced = _uncomment(text, table, leaf, tomlkit.item(value).as_string())
-        if replaced is None:
+        # the line may sit inside a multi-line string: then it is text, not a comment
+        if replaced is None or not _holds(replaced, _applied(tomllib.loads(text), {key: value})):
             pending[key] = value
         else:
             text = replaced
@@ -134,7 +151,41 @@ def update_text(text: str, changes: dict[str, Any]) -> str:
                     del container[leaf]
             else:
                 container[leaf] = value
-    return tomlkit.dumps(doc)
+    out = tomlkit.dumps(doc)
+    if not _holds(out, expected):
+        raise ValueError(f"setting {', '.join(changes)} would change other values of the file; "
+                         "nothing was saved: edit the file by hand")  # fmt: skip
+    return out
+
+
+def _applied(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The parsed profile `data` with dotted-key `changes` applied (None deletes)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for key, value in changes.items():
+        *tables, leaf = key.split(".")
+        container = out
+        for part in tables:
+            nxt = container.get(part)
+            if not isinstance(nxt, dict):
+                if value is None:
+                    break
+                nxt = container[part] = {}
+            container = nxt
+        else:
+            if value is None:
+                container.pop(leaf, None)
+            else:
+                container[leaf] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _holds(text: str, expected: dict[str, Any]) -> bool:
+    try:
+        return tomllib.loads(text) == expected
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def _uncomment(text: str, table: str, leaf: str, value_text: str) -> str | None:
