@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from rigtui.profiles.store import save_profile_text, update_profile
 
 
@@ -74,3 +76,51 @@ def test_nan_is_out_of_range(tmp_path):
     text = 'model = "demo:8M"\n[sampling]\ntemperature = nan\ntop_p = 0.9\n'
     bad = [i for i in _issues(tmp_path, text) if i.severity == "error"]
     assert [i.key for i in bad] == ["sampling.temperature"]
+
+
+def test_a_long_line_costs_memory_in_proportion(tmp_path):
+    """A 900 KB description (just under the profile cap) once cost ~116 MB in the key-line
+    regex (1.2 GB at 10 MB): the string pattern no longer backtracks per character."""
+    import tracemalloc
+
+    from rigtui.profiles.loader import read_profile_text
+    from rigtui.profiles.textutil import key_lines
+
+    text = 'model = "demo:8M"\ndescription = "' + "a\\\"b" * 225_000 + '"\nthreads = 2\n'
+    tracemalloc.start()
+    try:
+        lines = key_lines(text)
+        peak = tracemalloc.get_traced_memory()[1]
+        values, issues = read_profile_text(text, "big.toml")  # tomllib itself: ~32 MB here
+        peak_all = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lines["threads"] == 3 and values["threads"].value == 2 and not issues
+    assert peak < 8 << 20, f"key_lines: {peak >> 20} MB for a 900 KB profile"
+    assert peak_all < 96 << 20, f"{peak_all >> 20} MB for a 900 KB profile"
+
+
+def test_profiles_that_are_not_files_or_too_big_are_refused_without_hanging(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from rigtui.profiles import ProfileError, load_profile
+
+    d = tmp_path / "config" / "rigtui" / "profiles"
+    d.mkdir(parents=True)
+    os.mkfifo(d / "fifo.toml")  # open() would wait for a writer forever
+    (d / "huge.toml").write_text('model = "demo:8M"\n#' + "x" * (2 << 20) + "\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name, why in (("fifo", "not a regular file"), ("huge", "not a launch profile")):
+        with pytest.raises(ProfileError, match=why):
+            load_profile(name)
+        with pytest.raises(ProfileError, match=why):
+            load_profile(str(d / f"{name}.toml"))
+    r = subprocess.run([sys.executable, "-m", "rigtui", "profiles", "list"], capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0
+    assert "fifo" in r.stdout and "not a regular file" in r.stdout
+    assert "huge" in r.stdout and "not a launch profile" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "rigtui", "profiles", "show", "fifo"],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 3 and "not a regular file" in r.stderr

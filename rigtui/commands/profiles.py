@@ -57,13 +57,13 @@ def _list(args: argparse.Namespace) -> int:
 
     from rigtui.commands._common import print_json
     from rigtui.profiles import list_profiles
+    from rigtui.profiles.store import read_profile_file
 
     rows = []
     for ref in list_profiles():
         problem = None
         try:
-            with open(ref.path, "rb") as f:
-                data = tomllib.load(f)
+            data = tomllib.loads(read_profile_file(ref.path))
         except OSError as exc:
             data, problem = {}, f"cannot read: {exc.strerror or exc}"
         except UnicodeDecodeError:
@@ -97,10 +97,10 @@ def _print_issues(issues) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from rigtui.commands._common import print_json
     from rigtui.profiles import ProfileError, find_profile, load_profile_with_warnings, plan_launch
+    from rigtui.profiles.store import read_profile_file
 
     path = find_profile(args.profile)
     if path is None:
@@ -114,9 +114,8 @@ def _show(args: argparse.Namespace) -> int:
         profile, warnings = load_profile_with_warnings(path, topology=topology)
     except ProfileError as exc:
         if not args.json:
-            with contextlib.suppress(OSError):
-                text = Path(path).read_text(encoding="utf-8", errors="replace")
-                sys.stdout.write(_printable(text, keep="\n\t"))
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                sys.stdout.write(_printable(read_profile_file(path), keep="\n\t"))
         _print_issues(exc.issues)
         return EXIT_BAD_PROFILE
     plan = plan_launch(profile, topology)
@@ -124,7 +123,7 @@ def _show(args: argparse.Namespace) -> int:
         print_json({"profile": profile, "plan": plan, "warnings": warnings})
         return EXIT_OK
     print(f"# {path}")
-    sys.stdout.write(Path(path).read_text(encoding="utf-8"))
+    sys.stdout.write(_printable(read_profile_file(path), keep="\n\t"))
     print("\n# launch plan on this machine:")
     cpus = "inherited (all allowed CPUs)" if plan.cpus is None else ",".join(map(str, plan.cpus))
     print(f"#   cpus: {cpus}\n#   threads: {plan.threads} (batch {plan.batch_threads})")

@@ -27,7 +27,7 @@ def profiles_api() -> Any:
 
     names = (
         "list_profiles", "load_profile", "check_profile", "update_profile", "new_profile_text",
-        "save_profile_text", "duplicate_profile", "delete_profile", "user_profile_dir",
+        "save_profile_text", "read_profile_file", "duplicate_profile", "delete_profile", "user_profile_dir",
     )  # fmt: skip
     found: dict[str, Any] = {}
     for name in names:

@@ -10,7 +10,7 @@ from typing import Any
 from rigtui.model.profile import Profile, ProfileIssue, Sampling
 from rigtui.model.topology import Topology
 from rigtui.profiles.checks import check_engine_keys, check_machine, check_model, check_serving
-from rigtui.profiles.store import find_profile
+from rigtui.profiles.store import find_profile, read_profile_file
 from rigtui.profiles.validate import Located, read_profile_text
 
 _MAX_EXTENDS = 16
@@ -42,7 +42,7 @@ def _read_chain(path: Path, issues: list[ProfileIssue], seen: list[Path]) -> dic
         )
         return {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_profile_file(path)
     except UnicodeDecodeError as exc:
         issues.append(ProfileIssue(str(path), None, None,
                                    f"not UTF-8 text (byte {exc.start}): TOML files are UTF-8",
@@ -51,7 +51,8 @@ def _read_chain(path: Path, issues: list[ProfileIssue], seen: list[Path]) -> dic
     except OSError as exc:
         issues.append(
             ProfileIssue(
-                str(path), None, None, f"cannot read: {exc}", "check the path and permissions"
+                str(path), None, None, f"cannot read: {exc.strerror or exc}",
+                "check the path and permissions"
             )
         )
         return {}

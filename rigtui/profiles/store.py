@@ -7,8 +7,10 @@ also the repository's `profiles/`).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 import tomllib
 from pathlib import Path
@@ -51,7 +53,8 @@ def find_profile(name_or_path: str | os.PathLike[str], *, near: str | None = Non
     directory `near` (for `extends`), the user directory, then the examples."""
     text = os.fspath(name_or_path)
     p = Path(os.path.expanduser(text))
-    if ("/" in text or text.endswith(SUFFIX)) and p.is_file():
+    # exists(), not is_file(): a FIFO or a directory is found, and reading it says what it is
+    if ("/" in text or text.endswith(SUFFIX)) and p.exists():
         return p
     name = text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
     if "/" in name:
@@ -60,9 +63,26 @@ def find_profile(name_or_path: str | os.PathLike[str], *, near: str | None = Non
     dirs += [user_profile_dir(), example_dir()]
     for d in dirs:
         candidate = d / f"{name}{SUFFIX}"
-        if candidate.is_file():
+        if candidate.exists():
             return candidate
     return None
+
+
+MAX_PROFILE_BYTES = 1 << 20  # the examples are ~3 KB; a larger file is not a launch profile
+
+
+def read_profile_file(path: str | os.PathLike[str]) -> str:
+    """A profile's text, read with a bound: OSError for what is not a regular file (a FIFO
+    would block, /dev/zero never end) or is over MAX_PROFILE_BYTES; UnicodeDecodeError for
+    what is not UTF-8."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a directory)")
+        data = f.read(MAX_PROFILE_BYTES + 1)
+    if len(data) > MAX_PROFILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_PROFILE_BYTES >> 10} KiB: not a launch profile")
+    return data.decode("utf-8")
 
 
 def save_profile_text(path: str | os.PathLike[str], text: str) -> None:
@@ -207,8 +227,7 @@ def _uncomment(text: str, table: str, leaf: str, value_text: str) -> str | None:
 
 def update_profile(path: str | os.PathLike[str], changes: dict[str, Any]) -> None:
     """Change keys of the profile file at `path` in place, keeping its comments (atomic)."""
-    text = Path(path).read_text(encoding="utf-8")
-    save_profile_text(path, update_text(text, changes))
+    save_profile_text(path, update_text(read_profile_file(path), changes))
 
 
 def delete_profile(path: str | os.PathLike[str]) -> None:
@@ -229,7 +248,7 @@ def duplicate_profile(src: str | os.PathLike[str], new_name: str) -> Path:
     dest = user_profile_dir() / f"{new_name}{SUFFIX}"
     if dest.exists():
         raise FileExistsError(f"{dest} already exists")
-    text = src_path.read_text(encoding="utf-8")
+    text = read_profile_file(src_path)
     # a relative model path was relative to the source's directory: keep it pointing there
     import tomlkit
 

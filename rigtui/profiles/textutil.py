@@ -7,8 +7,11 @@ import re
 from rigtui.model.cpulist import format_cpulist  # noqa: F401 (re-exported)
 from rigtui.model.cpulist import parse_cpulist as _parse_cpulist
 
-_KEY_RE = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
+_KEY_RE = re.compile(r"""^\s*("[^"\\]*+(?:\\.[^"\\]*+)*+"|'[^']*+'|[A-Za-z0-9_\-]++)\s*=""")
 _TABLE_RE = re.compile(r"""^\s*\[\s*([A-Za-z0-9_\-."']+)\s*\]\s*(?:#.*)?$""")
+# a basic or literal string, possessive so the engine keeps no backtracking state per
+# character or escape ("(?:a|b)*" cost ~120 bytes a character: 1.2 GB for a 10 MB line)
+_STRINGS_RE = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|\'[^\']*+\'')
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -51,7 +54,7 @@ def key_lines(text: str) -> dict[str, int]:
                 lines.setdefault(f"{table}.{key}" if table else key, lineno)
                 stripped = line[m.end() :]
         # brackets inside strings and comments do not open arrays
-        stripped = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", stripped).split("#", 1)[0]
+        stripped = _STRINGS_RE.sub("", stripped).split("#", 1)[0]
         depth += stripped.count("[") - stripped.count("]")
         depth = max(depth, 0)
     return lines

@@ -179,9 +179,9 @@ class ProfilesScreen(RigScreen):
     def _load(self, ref: Any) -> None:
         api = self.rig.services.profiles
         try:
-            text = Path(ref.path).read_text(encoding="utf-8")
-        except OSError as exc:
-            text = f"# could not read {ref.path}: {exc}"
+            text = api.read_profile_file(ref.path)
+        except (OSError, UnicodeDecodeError) as exc:
+            text = f"# could not read {ref.path}: {getattr(exc, 'strerror', None) or exc}"
         try:
             issues = list(api.check_profile(ref.path, self.rig.topology))
         except Exception as exc:
