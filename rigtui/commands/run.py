@@ -19,6 +19,8 @@ from rigtui.cli import (
     make_fs,
 )
 
+MAX_PROMPT_CHARS = 64 << 20  # 16M tokens' worth: the largest ctx a profile allows (1 << 24)
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -127,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         Log,
         Placement,
         PolicyApplied,
+        PromptDone,
         Serving,
         Text,
         Token,
@@ -134,12 +137,28 @@ def _run(args: argparse.Namespace) -> int:
     )
     from rigtui.probes import detect
     from rigtui.profiles import ProfileError, load_profile_with_warnings
+    from rigtui.profiles.validate import check_value
 
     if args.max_tokens is not None and args.max_tokens < 1:
         print(f"rigtui run: -n {args.max_tokens}: the number of tokens to generate must be at "
               "least 1 (leave -n out for the profile's sampling.max_tokens)", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    for flag, key, value in (("-n", "sampling.max_tokens", args.max_tokens),
+                             ("--temperature", "sampling.temperature", args.temperature),
+                             ("--seed", "seed", args.seed)):  # fmt: skip
+        problem = check_value(key, value) if value is not None else None
+        if problem:
+            print(f"rigtui run: {flag} {problem[0]}" + (f" ({problem[1]})" if problem[1] else ""),
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+    if args.prompt == "-":
+        prompt = sys.stdin.read(MAX_PROMPT_CHARS + 1)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            print(f"rigtui run: the prompt on stdin is over {MAX_PROMPT_CHARS >> 20} Mi characters: "
+                  "more than any context holds (a token is ~4 characters)", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+    else:
+        prompt = args.prompt
     topology = detect(make_fs(args), nvml=None)
     try:
         profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
@@ -181,6 +200,10 @@ def _run(args: argparse.Namespace) -> int:
             elif isinstance(ev, PolicyApplied):
                 for w in ev.warnings:
                     print(f"rigtui run: {w}", file=sys.stderr)
+            elif isinstance(ev, PromptDone) and ev.asked_tokens is not None:
+                print(f"rigtui run: note: generating at most {ev.max_tokens} tokens, not "
+                      f"{ev.asked_tokens}: the prompt's {ev.n_tokens} tokens leave no more of "
+                      "the context (raise ctx in the profile for more)", file=sys.stderr)  # fmt: skip
             if isinstance(ev, Serving) and served and done is None:
                 engine.ask(prompt, max_tokens=max_tokens, **sampling)
             elif isinstance(ev, Text) and ev.final:  # (a failed ask also sent an Error: it stops)

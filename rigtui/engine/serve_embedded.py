@@ -32,6 +32,7 @@ from typing import Any
 from rigtui.engine.access import EndpointKey
 from rigtui.model.engine import Done, Progress, PromptDone, Requests, Serving
 
+MAX_BYTES_PER_TOKEN = 64  # the worker's bound too: a prompt past n_ctx x this cannot fit
 PROGRESS_INTERVAL_S = 0.25
 Emit = Callable[..., None]
 
@@ -97,6 +98,41 @@ class BearerAuth:
                                 (b"www-authenticate", b"Bearer"),
                                 (b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is refused (413) before anything reads
+    it, or cut off (the client counts as gone) when it comes without a Content-Length.
+    llama_cpp.server would read and tokenize it whole: 5.5 GB for a 100 MB prompt."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            body = json.dumps({"error": {
+                "message": f"request body over {self.limit:,} bytes: more than this engine's "
+                           "context can hold", "type": "invalid_request_error",
+                "code": "request_too_large"}}).encode()  # fmt: skip
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return
+        seen = 0
+
+        async def bounded() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if seen > self.limit else message
+
+        await self.app(scope, bounded, send)
 
 
 class InFlight:
@@ -411,7 +447,10 @@ class EmbeddedServer:
                                      media_type="text/plain; version=0.0.4")
 
         inflight.append(InFlight(app, emit))
-        config = uvicorn.Config(BearerAuth(inflight[0], EndpointKey(api_key, key_source)), log_level="warning", access_log=False,
+        # room for a prompt that fills the context, and its JSON around it
+        limit = max(8 << 20, n_ctx * MAX_BYTES_PER_TOKEN * 2)
+        app_stack = BearerAuth(BodyLimit(inflight[0], limit), EndpointKey(api_key, key_source))
+        config = uvicorn.Config(app_stack, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)  # fmt: skip
         self._server = uvicorn.Server(config)
         self._sock = sock

@@ -303,12 +303,25 @@ def generate(
     max_tokens = int(req.get("max_tokens") or sampling.get("max_tokens") or 128)
     seq = req["seq"]
     t0 = time.monotonic()
+    asked = max_tokens
     try:
-        tokens = llm.tokenize(str(req.get("text", "")).encode("utf-8"), add_bos=True, special=False)
-        if len(tokens) + max_tokens > llm.n_ctx():
-            max_tokens = max(0, llm.n_ctx() - len(tokens))
+        data = str(req.get("text", "")).encode("utf-8")
+        n_ctx = int(llm.n_ctx())
+        from rigtui.engine.serve_embedded import MAX_BYTES_PER_TOKEN
+
+        head = n_ctx * MAX_BYTES_PER_TOKEN  # a prompt longer than this: its front counted first
+        if len(data) > head:  # count the front first: tokenizing 100 MB whole took 5.5 GB
+            n_head = len(llm.tokenize(data[:head], add_bos=True, special=False))
+            if n_head >= n_ctx:
+                emit(Error, message=f"prompt of {len(data):,} bytes fills the context ({n_ctx} "
+                     f"tokens): its first {head:,} bytes alone are {n_head} tokens", kind="prompt",
+                     hint="raise ctx in the profile or shorten the prompt")  # fmt: skip
+                return
+        tokens = llm.tokenize(data, add_bos=True, special=False)
+        if len(tokens) + max_tokens > n_ctx:
+            max_tokens = max(0, n_ctx - len(tokens))
             if max_tokens == 0:
-                emit(Error, message=f"prompt of {len(tokens)} tokens fills the context ({llm.n_ctx()})",
+                emit(Error, message=f"prompt of {len(tokens)} tokens fills the context ({n_ctx})",
                      kind="prompt", hint="raise ctx in the profile or shorten the prompt")  # fmt: skip
                 return
         llm.reset()
@@ -317,7 +330,8 @@ def generate(
         emit(Error, message=f"prompt failed: {exc}", kind="prompt", hint=None)
         return
     t_prompt = time.monotonic()
-    emit(PromptDone, n_tokens=len(tokens), seconds=round(t_prompt - t0, 6))
+    emit(PromptDone, n_tokens=len(tokens), seconds=round(t_prompt - t0, 6), max_tokens=max_tokens,
+         asked_tokens=asked if asked != max_tokens else None)  # fmt: skip
     # One sampler chain per request (Llama.sample() alone builds a fresh chain per token, which
     # re-seeds the RNG and forgets the repeat-penalty history); Llama.generate() does the same.
     llm._sampler = llm._init_sampler(

@@ -93,6 +93,9 @@ class Placement(EngineEvent):
 class PromptDone(EngineEvent):
     n_tokens: int
     seconds: float
+    # the tokens it may generate, once the context is shared with the prompt (None: not said)
+    max_tokens: int | None = None
+    asked_tokens: int | None = None  # what the request asked for, when that was more
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,12 @@ def _int_list(value: list[Any]) -> str | None:
     return None
 
 
+def check_value(key: str, value: Any) -> tuple[str, str | None] | None:
+    """(message, hint) when `value` is wrong for the profile key `key` (dotted), else None: the
+    profile's own rules, for command-line overrides (`rigtui run --temperature`)."""
+    return _check_value(key, value)
+
+
 def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
     """(message, hint) when `value` is wrong for `key`, else None."""
     if key in _CHOICES and value not in _CHOICES[key]:
