@@ -8,6 +8,8 @@ import pytest
 
 from rigtui.profiles.store import save_profile_text, update_profile
 
+pytest_plugins = ["engine_fixtures"]  # demo8m, live_topology
+
 
 def test_save_through_a_symlinked_profile_keeps_the_link(tmp_path):
     # ~/.config/rigtui/profiles/big.toml -> ~/dotfiles/big.toml: saving must update the target,
@@ -124,3 +126,77 @@ def test_profiles_that_are_not_files_or_too_big_are_refused_without_hanging(tmp_
     r = subprocess.run([sys.executable, "-m", "rigtui", "profiles", "show", "fifo"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 3 and "not a regular file" in r.stderr
+
+
+def test_a_relative_extends_is_the_profiles_not_the_working_dirs(tmp_path, monkeypatch):
+    from rigtui.profiles import load_profile
+
+    (tmp_path / "rigs").mkdir()
+    (tmp_path / "rigs" / "base.toml").write_text('model = "demo:8M"\nthreads = 3\n')
+    (tmp_path / "rigs" / "child.toml").write_text('extends = "./base.toml"\nctx = 256\n')
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "base.toml").write_text('model = "demo:8M"\nthreads = 1\n')
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a base.toml here must not be the one used
+    assert load_profile(str(tmp_path / "rigs" / "child.toml")).threads == 3
+    (tmp_path / "rigs" / "child.toml").write_text('extends = "base.toml"\nctx = 256\n')
+    assert load_profile(str(tmp_path / "rigs" / "child.toml")).threads == 3
+
+
+def test_profiles_that_cannot_load_are_errors(tmp_path):
+    from rigtui.profiles import check_profile
+
+    p = tmp_path / "q.toml"
+    p.write_text('model = "demo:8M"\ncache_type_v = "q8_0"\n')
+    issues = check_profile(str(p), None)
+    assert [(i.key, i.line, i.severity) for i in issues] == [("cache_type_v", 2, "error")]
+    assert "flash_attn = true" in issues[0].hint
+    p.write_text('model = "demo:8M"\ncache_type_v = "q8_0"\nflash_attn = true\n')
+    assert check_profile(str(p), None) == []
+    p.write_text('model = "demo:1T"\n')
+    issues = check_profile(str(p), None)
+    assert [(i.key, i.severity) for i in issues] == [("model", "error")]
+    assert "goes up to 16G" in issues[0].message
+
+
+def test_a_ctx_whose_kv_cache_is_beyond_ram_fails_the_check(tmp_path, demo8m, live_topology):
+    import dataclasses
+    import subprocess
+    import sys
+
+    from rigtui.analysis.profile_fit import memory_fit_issues
+    from rigtui.commands.profiles import check_with_fit
+    from rigtui.profiles import load_profile
+
+    p = tmp_path / "huge-ctx.toml"
+    p.write_text(f'model = "{demo8m}"\nthreads = 1\nctx = 16777216\n')
+    issues = check_with_fit(str(p), live_topology)
+    assert [(i.key, i.line, i.severity) for i in issues] == [("ctx", 3, "error")], issues
+    assert "cannot load" in issues[0].message and "lower ctx (up to ~" in issues[0].hint
+    r = subprocess.run([sys.executable, "-m", "rigtui", "profiles", "check", str(p)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 3 and "KV cache of" in r.stdout
+    # the ctx the hint names does fit
+    fits = int(issues[0].hint.split("up to ~", 1)[1].split()[0])
+    prof = dataclasses.replace(load_profile(str(p)), ctx=fits)
+    assert [i for i in memory_fit_issues(prof, live_topology, str(p), 3) if i.severity == "error"] == []
+    p.write_text(f'model = "{demo8m}"\nthreads = 1\nctx = 2048\n')
+    assert check_with_fit(str(p), live_topology) == []
+
+
+def test_a_gguf_with_no_tensors_is_not_a_model(tmp_path):
+    import struct
+
+    from rigtui.analysis.gguf_facts import GgufError, read_gguf_facts
+    from rigtui.profiles import check_profile
+
+    vocab_only = tmp_path / "ggml-vocab-llama.gguf"
+    key = b"general.architecture"
+    vocab_only.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key))
+                           + key + struct.pack("<IQ", 8, 5) + b"llama")  # fmt: skip
+    with pytest.raises(GgufError, match="no tensors"):
+        read_gguf_facts(vocab_only)
+    p = tmp_path / "v.toml"
+    p.write_text(f'model = "{vocab_only}"\n')
+    issues = check_profile(str(p), None)
+    assert [(i.key, i.severity) for i in issues] == [("model", "error")]
+    assert "no tensors" in issues[0].message

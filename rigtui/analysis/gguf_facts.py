@@ -201,6 +201,9 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
         output += token_embd
     n_vocab = as_int(key("vocab_size")) or n_vocab_tok
     name = fields.get("general.name")
+    if not tensors:
+        raise GgufError(f"{path_s}: has no tensors: a vocabulary-only GGUF (like llama.cpp's "
+                        "ggml-vocab-*.gguf) or a stub, not a model that can run")  # fmt: skip
     return GgufFacts(
         path=path_s, file_bytes=size, version=version,
         architecture=str(arch) if arch is not None else None,

@@ -136,13 +136,33 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_with_fit(name: str, topology) -> list:
+    """`check_profile`, and for a profile with no errors whether its model and KV cache fit
+    this machine's memory (analysis.profile_fit: that needs the model's shape)."""
+    from rigtui.analysis.profile_fit import memory_fit_issues
+    from rigtui.profiles import ProfileError, check_profile, find_profile, load_profile
+    from rigtui.profiles.store import read_profile_file
+    from rigtui.profiles.textutil import key_lines
+
+    issues = list(check_profile(name, topology))
+    if topology is None or any(i.severity == "error" for i in issues):
+        return issues
+    try:
+        profile = load_profile(name, topology=topology)
+        path = find_profile(name)
+        line = key_lines(read_profile_file(path)).get("ctx") if path else None
+    except (ProfileError, OSError, UnicodeDecodeError):
+        return issues
+    return issues + memory_fit_issues(profile, topology, str(path or name), line)
+
+
 def _check(args: argparse.Namespace) -> int:
     from rigtui.commands._common import print_json
-    from rigtui.profiles import check_profile, list_profiles
+    from rigtui.profiles import list_profiles
 
     names = args.profiles or [r.path for r in list_profiles()]
     topology = _topology(args)
-    results = {name: check_profile(name, topology) for name in names}
+    results = {name: check_with_fit(name, topology) for name in names}
     if args.json:
         print_json([{"profile": n, "ok": not any(i.severity == "error" for i in issues), "issues": issues}
                     for n, issues in results.items()])  # fmt: skip

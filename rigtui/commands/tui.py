@@ -43,6 +43,9 @@ def profiles_api() -> Any:
                     break
         if fn is not None:
             found[name] = fn
+    from rigtui.commands.profiles import check_with_fit  # the same check as `profiles check`
+
+    found["check_profile"] = check_with_fit
     return types.SimpleNamespace(**found)
 
 

@@ -241,6 +241,9 @@ def check_serving(profile: Profile, where: Where) -> list[ProfileIssue]:
                          '127.0.0.1')]  # fmt: skip
 
 
+_FULL_KV = ("f32", "f16", "bf16")  # V cache types llama.cpp takes without flash attention
+
+
 def check_engine_keys(profile: Profile, where: Where) -> list[ProfileIssue]:
     """Keys the chosen engine cannot honour are errors, not silent ignores."""
     from rigtui.model.profile import SERVER_ONLY_KEYS
@@ -255,7 +258,13 @@ def check_engine_keys(profile: Profile, where: Where) -> list[ProfileIssue]:
                               "embedded llama-cpp-python engine (0.3.x) cannot honour it",
                               'set engine = "llama-server" (`rigtui engines` says whether it is '
                               f"installed), or remove {key}"))  # fmt: skip
-    elif profile.engine == "llama-server" and profile.numa == "mirror":
+    if profile.cache_type_v not in _FULL_KV and not profile.flash_attn:
+        file, line = where("cache_type_v")
+        issues.append(ProfileIssue(file, line, "cache_type_v", f"cache_type_v = "
+                      f"{profile.cache_type_v!r} needs flash attention: llama.cpp refuses a "
+                      "quantized V cache without it (\"quantized V cache requires flash_attn\")",
+                      "set flash_attn = true, or cache_type_v = \"f16\""))  # fmt: skip
+    if profile.engine == "llama-server" and profile.numa == "mirror":
         file, line = where("numa")
         issues.append(ProfileIssue(file, line, "numa", 'llama-server has no numa = "mirror" '
                       "(it takes distribute, isolate or numactl)",

@@ -162,6 +162,10 @@ def check_gguf(path: str | os.PathLike[str]) -> GgufFacts:
                 f"{os.fspath(path)} has a corrupt GGUF header: {exc}", redownload
             ) from None
 
+    if n_tensors == 0:
+        raise GgufProblem(f"{os.fspath(path)} has no tensors: a vocabulary-only GGUF (like "
+                          "llama.cpp's ggml-vocab-*.gguf) or a stub, not a model that can run",
+                          "point model at the model's .gguf file")  # fmt: skip
     data_start = -(-header_end // alignment) * alignment
     data_end: int | None = data_start
     n_params = 0

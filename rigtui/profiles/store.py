@@ -50,9 +50,12 @@ def list_profiles() -> list[ProfileRef]:
 
 def find_profile(name_or_path: str | os.PathLike[str], *, near: str | None = None) -> Path | None:
     """A path (anything with a slash or ending .toml that exists), else a name looked up in the
-    directory `near` (for `extends`), the user directory, then the examples."""
+    directory `near` (for `extends`), the user directory, then the examples. A relative path
+    is relative to `near` when given (an `extends` is the profile's, not the working dir's)."""
     text = os.fspath(name_or_path)
     p = Path(os.path.expanduser(text))
+    if near and not p.is_absolute():
+        p = Path(near) / p
     # exists(), not is_file(): a FIFO or a directory is found, and reading it says what it is
     if ("/" in text or text.endswith(SUFFIX)) and p.exists():
         return p

@@ -119,6 +119,9 @@ def _int_list(value: list[Any]) -> str | None:
     return None
 
 
+DEMO_MAX = "16G"  # the largest synthetic model: generated on disk, then loaded into RAM
+
+
 def check_value(key: str, value: Any) -> tuple[str, str | None] | None:
     """(message, hint) when `value` is wrong for the profile key `key` (dotted), else None: the
     profile's own rules, for command-line overrides (`rigtui run --temperature`)."""
@@ -166,6 +169,10 @@ def _check_value(key: str, value: Any) -> tuple[str, str | None] | None:
                 size, experts = parse_demo_spec(value)
                 if parse_size(size) < 1_000_000:
                     return "demo model size is below 1M", 'use e.g. "demo:8M" or "demo:300M"'
+                if parse_size(size) > parse_size(DEMO_MAX):
+                    return (f"demo model of {size}: the synthetic model goes up to {DEMO_MAX} (it "
+                            "is written to ~/.cache/rigtui and loaded whole)",
+                            'use e.g. "demo:1G"; for a real size, point model at a GGUF file')  # fmt: skip
             except ValueError as exc:
                 return str(exc), 'use e.g. "demo:300M", "demo:1G", or "demo:8M-moe4" (MoE)'
             if experts and not 2 <= experts <= 64:
