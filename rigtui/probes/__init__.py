@@ -142,7 +142,7 @@ def _cpu_topology(fs: HostFS, facts: cpu_probe.CpuFacts) -> Parts:
     topo_probe.group_packages(raw)
     online = tuple(c.id for c in raw if c.online)
     offline = tuple(c.id for c in raw if not c.online)
-    raw_nodes, node_reason = topo_probe.read_nodes(fs, online)
+    raw_nodes, node_reason = topo_probe.read_nodes(fs, online, tuple(c.id for c in raw))
     if node_reason:
         fs.problems.append(Problem(path="/sys/devices/system/node", reason=node_reason))
     topo_probe.assign_nodes(raw, raw_nodes)

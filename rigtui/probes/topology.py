@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from rigtui.hostfs import HostFS
+from rigtui.model.cpulist import format_cpulist
 from rigtui.probes.parse import (
     parse_cpulist,
     parse_cpumask,
@@ -161,12 +162,14 @@ def _read_l3(fs: HostFS, base: str, c: RawCpu) -> None:
         return
 
 
-def read_nodes(fs: HostFS, online_cpus: tuple[int, ...]) -> tuple[list[RawNode], str | None]:
+def read_nodes(fs: HostFS, online_cpus: tuple[int, ...], known_cpus: tuple[int, ...] = ()
+               ) -> tuple[list[RawNode], str | None]:  # fmt: skip
     """NUMA nodes (`numactl -H`). Without sys/devices/system/node (kernel built without NUMA,
     or a sparse capture) one node 0 holding every CPU and /proc/meminfo's memory is returned,
     with the reason as second value."""
     ids = _numbered(fs, NODE_DIR, "node")
     online_set = set(online_cpus)
+    known_set = set(known_cpus)
     if not ids:
         mem = fs.read_text("proc/meminfo")
         info = parse_meminfo(mem) if mem else {}
@@ -183,6 +186,10 @@ def read_nodes(fs: HostFS, online_cpus: tuple[int, ...]) -> tuple[list[RawNode],
         cpus = read_list(fs, f"{base}/cpulist", f"{base}/cpumap")
         if cpus is None:  # very old trees: only cpuN links inside the node directory
             cpus = tuple(_numbered(fs, base, "cpu"))
+        beyond = [c for c in cpus if known_cpus and c not in known_set]
+        if beyond:
+            fs.note(f"{base}/cpulist", f"lists CPUs {format_cpulist(beyond)}, which this machine "
+                    f"does not have (it has {format_cpulist(known_cpus)}): left out")  # fmt: skip
         node = RawNode(nid, tuple(c for c in cpus if c in online_set), None, None, {}, None)
         text = fs.read_text(f"{base}/meminfo")
         if text is None:
@@ -208,9 +215,22 @@ def read_nodes(fs: HostFS, online_cpus: tuple[int, ...]) -> tuple[list[RawNode],
             fs.note(rel, str(exc))
             node.unknown["distances"] = str(exc)
             continue
-        if len(row) != len(ids):
-            fs.note(rel, f"{len(row)} distances for {len(ids)} nodes")
-        node.distances = dict(zip(ids, row, strict=False))
+        if len(row) != len(ids):  # which entry is which node is then unknown: keep none
+            fs.note(rel, f"{len(row)} distances for {len(ids)} nodes: row ignored")
+            node.unknown["distances"] = f"{rel}: {len(row)} distances for {len(ids)} nodes"
+            continue
+        node.distances = dict(zip(ids, row, strict=True))
+    # A CPU belongs to one node. A tree (or a broken kernel) that lists one in two nodes would
+    # make them overlap, and every plan over them double-count it: it stays in the first.
+    owner: dict[int, int] = {}
+    for node in nodes:
+        twice = [c for c in node.cpus if c in owner]
+        if twice:
+            fs.note(f"{NODE_DIR}/node{node.id}/cpulist", f"CPUs {format_cpulist(twice)} are also in "
+                    f"node {owner[twice[0]]}: kept there, left out of node {node.id}")  # fmt: skip
+            node.cpus = tuple(c for c in node.cpus if c not in owner)
+        for c in node.cpus:
+            owner[c] = node.id
     return nodes, None
 
 
