@@ -248,7 +248,7 @@ def event_to_json(ev: EngineEvent) -> dict[str, Any]:
 def event_from_json(obj: Mapping[str, Any]) -> EngineEvent:
     """Inverse of `event_to_json`. Raises ValueError on an unknown kind or missing fields."""
     kind = obj.get("event")
-    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"unknown engine event {kind!r}")
     kwargs: dict[str, Any] = {}

@@ -19,28 +19,32 @@ from rigtui.model.cpulist import format_cpulist, parse_cpulist  # noqa: F401 (re
 
 def parse_cpumask(s: str) -> tuple[int, ...]:
     """Hex cpumask -> ids: "00000000,0000ffff" (comma-separated 32-bit groups, most significant
-    first, as in node*/cpumap and cpu*/topology/thread_siblings), "0xff", "f"."""
+    first, as in node*/cpumap and cpu*/topology/thread_siblings), "0xff", "f". A mask wider
+    than any machine (1 << 20 CPUs, as parse_cpulist) is refused, not expanded."""
     text = s.strip().replace("\n", "")
     if not text:
         return ()
     if text.lower().startswith("0x"):
         text = text[2:]
-    groups = text.split(",")
-    value = 0
-    for g in groups:
-        g = g.strip()
-        if not re.fullmatch(r"[0-9a-fA-F]{1,16}", g):
+    groups = [g.strip() for g in text.split(",")]
+    if len(groups) > _MAX_CPUS // 32:
+        raise ValueError(f"a cpumask of {len(groups)} 32-bit groups is beyond any machine")
+    out: list[int] = []
+    # Every group but the first is a full 32-bit word; the first may be shorter. One word at
+    # a time from the least significant: shifting one huge integer a bit at a time was
+    # quadratic (minutes for a 16 MB mask).
+    for word, g in enumerate(reversed(groups)):
+        if not re.fullmatch(r"[0-9a-fA-F]{1,16}", g) or (len(groups) > 1 and len(g) > 8):
             raise ValueError(f"not a hex cpumask: {s.strip()[:40]!r}")
-        # Every group but the first is a full 32-bit word; the first may be shorter.
-        value = (value << 32) | int(g, 16) if len(groups) > 1 else int(g, 16)
-    out = []
-    bit = 0
-    while value:
-        if value & 1:
-            out.append(bit)
-        value >>= 1
-        bit += 1
-    return tuple(out)
+        value, base = int(g, 16), word * 32
+        while value:
+            low = value & -value
+            out.append(base + low.bit_length() - 1)
+            value ^= low
+    return tuple(sorted(out))
+
+
+_MAX_CPUS = 1 << 20
 
 
 # -- meminfo and friends --------------------------------------------------------------------------
