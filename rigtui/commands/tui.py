@@ -227,7 +227,16 @@ def build_services(args: argparse.Namespace) -> Any:
     return services
 
 
+WEB_PARENT_ENV = "RIGTUI_WEB_PARENT"  # set by `rigtui web` for the apps it runs
+
+
 def run_app(args: argparse.Namespace) -> int:
+    web_parent = os.environ.get(WEB_PARENT_ENV, "")
+    if web_parent.isdigit():  # a tab of `rigtui web`: go with the server, however it ends
+        from rigtui.syscalls.process import die_with_parent
+
+        if not die_with_parent(int(web_parent)):
+            return EXIT_FAILURE
     if getattr(args, "replay", None) and getattr(args, "launch", None):
         print("rigtui: --launch and --replay do not mix (a replay has no engine)", file=sys.stderr)
         return EXIT_USAGE

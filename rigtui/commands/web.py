@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
+import os
 import secrets
 import shlex
 import sys
@@ -41,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_command(args: argparse.Namespace) -> str:
+    """The shell command textual-serve runs per tab. `exec`: the shell becomes the app, so the
+    app is this server's child and dies with it (RIGTUI_WEB_PARENT, PR_SET_PDEATHSIG)."""
     argv = [sys.executable, "-m", "rigtui", "--interval", str(args.interval)]
     if getattr(args, "root", None):
         argv += ["--root", args.root]
-    return shlex.join(argv)
+    return "exec " + shlex.join(argv)
 
 
 def _same(given: str | None, token: str) -> bool:
@@ -134,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    from rigtui.commands.tui import WEB_PARENT_ENV
+
     command = build_command(args)
+    os.environ[WEB_PARENT_ENV] = str(os.getpid())  # the apps it starts inherit it
     token = secrets.token_urlsafe(24)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving `{command}` on http://{shown}:{args.port}/ (Ctrl+C stops)\n"

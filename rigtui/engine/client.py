@@ -10,6 +10,7 @@ a reason; nothing here blocks forever.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -40,6 +41,7 @@ from rigtui.model.engine import (
 from rigtui.model.profile import LaunchPlan, Profile
 from rigtui.model.topology import Topology
 from rigtui.profiles import plan_launch
+from rigtui.syscalls.process import PARENT_ENV
 
 _STDERR_TAIL = 200  # llama.cpp log lines kept in the parent (a load writes ~300-700)
 _counter = itertools.count(1)
@@ -104,6 +106,39 @@ def _live_topology() -> Topology:
     from rigtui.probes import detect
 
     return detect(HostFS("/"), nvml=False)
+
+
+class _Spawner:
+    """Forks every engine child from one thread that lives as long as this process.
+
+    The children ask for PR_SET_PDEATHSIG (syscalls/process.py), whose "parent" is the
+    thread that forked them: forked from the TUI's short-lived worker threads, they would be
+    killed as soon as that thread ended."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[concurrent.futures.Future[Any], tuple, dict]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="rigtui-spawner", daemon=True)
+                self._thread.start()
+        done: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        self._requests.put((done, args, kwargs))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            done, args, kwargs = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(*args, **kwargs))
+            except BaseException as exc:  # OSError, ValueError: the caller's to handle
+                done.set_exception(exc)
+
+
+spawn = _Spawner()
 
 
 class EngineProcess:
@@ -197,6 +232,7 @@ class EngineProcess:
             extra["CUDA_VISIBLE_DEVICES"] = self.profile.cuda_visible_devices
         if self.api_key:
             extra[KEY_VAR] = self.api_key  # the environment: /proc/PID/environ is ours alone
+        extra[PARENT_ENV] = str(os.getpid())  # the child dies with us (PR_SET_PDEATHSIG)
         return worker_env(extra)
 
     @property
@@ -237,7 +273,7 @@ class EngineProcess:
         ]
         oom_before = _oom_kills()
         try:
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,), start_new_session=True, env=self._env(), close_fds=True,
             )  # fmt: skip

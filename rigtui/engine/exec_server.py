@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events-fd", type=int, required=True)
     ap.add_argument("--instance", default="engine")
     args = ap.parse_args(argv)
+    from rigtui.syscalls.process import die_with_parent
+
+    if not die_with_parent():  # kept across the exec: llama-server goes with rigtui, however
+        return EXIT_BAD_CONFIG  # rigtui ends (SIGKILL, stopped llama-server included)
     emit = Emitter(args.events_fd, args.instance)
     try:
         cfg = json.loads(sys.stdin.readline())

@@ -41,6 +41,7 @@ from rigtui.model.engine import (
     Token,
     event_to_json,
 )
+from rigtui.syscalls.process import die_with_parent
 
 EXIT_BAD_CONFIG = 2
 EXIT_LOAD_FAILED = 3
@@ -433,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         return system_info()
     if args.events_fd is None:
         ap.error("--events-fd is required")
+    if not die_with_parent():  # rigtui went before we got here: nobody will read us
+        return EXIT_BAD_CONFIG
     emit = Emitter(args.events_fd, args.instance)
     line = sys.stdin.readline()
     try:

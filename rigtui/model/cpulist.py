@@ -7,6 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# The most CPUs a Linux kernel takes is NR_CPUS = 8192 (x86-64 MAXSMP); ids past this bound
+# are garbage, and expanding "0-4294967295" would take gigabytes.
+MAX_CPUS = 1 << 16
+
 
 def parse_cpulist(s: str) -> tuple[int, ...]:
     """Kernel cpulist syntax -> sorted ids: "0-3,8", "", "0-62:2" (stride), "0-7:2/4" (groups).
@@ -29,7 +33,7 @@ def parse_cpulist(s: str) -> tuple[int, ...]:
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise ValueError(f"range {part[:40]!r} runs backwards")
-        if hi > 1 << 20:
+        if hi >= MAX_CPUS:
             raise ValueError(f"CPU {hi} is beyond any machine")
         if m.group(3) is None:
             out.update(range(lo, hi + 1))

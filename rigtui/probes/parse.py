@@ -10,7 +10,7 @@ import re
 import struct
 from collections.abc import Iterator
 
-from rigtui.model.cpulist import format_cpulist, parse_cpulist  # noqa: F401 (re-exported)
+from rigtui.model.cpulist import MAX_CPUS, format_cpulist, parse_cpulist  # noqa: F401 (re-exported)
 
 # -- CPU lists and masks --------------------------------------------------------------------------
 # parse_cpulist / format_cpulist live in rigtui.model.cpulist (shared with profiles): imported
@@ -20,14 +20,14 @@ from rigtui.model.cpulist import format_cpulist, parse_cpulist  # noqa: F401 (re
 def parse_cpumask(s: str) -> tuple[int, ...]:
     """Hex cpumask -> ids: "00000000,0000ffff" (comma-separated 32-bit groups, most significant
     first, as in node*/cpumap and cpu*/topology/thread_siblings), "0xff", "f". A mask wider
-    than any machine (1 << 20 CPUs, as parse_cpulist) is refused, not expanded."""
+    than any machine (MAX_CPUS, as parse_cpulist) is refused, not expanded."""
     text = s.strip().replace("\n", "")
     if not text:
         return ()
     if text.lower().startswith("0x"):
         text = text[2:]
     groups = [g.strip() for g in text.split(",")]
-    if len(groups) > _MAX_CPUS // 32:
+    if len(groups) > MAX_CPUS // 32:
         raise ValueError(f"a cpumask of {len(groups)} 32-bit groups is beyond any machine")
     out: list[int] = []
     # Every group but the first is a full 32-bit word; the first may be shorter. One word at
@@ -42,9 +42,6 @@ def parse_cpumask(s: str) -> tuple[int, ...]:
             out.append(base + low.bit_length() - 1)
             value ^= low
     return tuple(sorted(out))
-
-
-_MAX_CPUS = 1 << 20
 
 
 # -- meminfo and friends --------------------------------------------------------------------------
