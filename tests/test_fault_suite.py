@@ -232,8 +232,6 @@ def _poke_endpoint(proc: subprocess.Popen) -> None:
                     data=json.dumps({"prompt": "x", "max_tokens": 2}).encode(),
                     headers={"Content-Type": "application/json",
                              "Authorization": f"Bearer {client_key()}"})  # fmt: skip
-                try:
+                with contextlib.suppress(OSError):
                     urllib.request.urlopen(req, timeout=10).read()
-                except OSError:
-                    pass
                 return
