@@ -54,6 +54,7 @@ class RigApp(EngineViews, App[int]):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+        self._signal_loop: Any = None  # the app's loop, for what other threads ask of it
         self.topology = services.topology
         self.history: deque[Sample] = deque(maxlen=HISTORY)
         self.latest: Sample | None = None
@@ -79,6 +80,22 @@ class RigApp(EngineViews, App[int]):
         if self.services.launch:
             self.launch_profile(self.services.launch)
 
+    def get_driver_class(self) -> Any:
+        """Textual's driver for this terminal, made safe against the terminal closing under
+        the app (ui/driver.py). The web driver (textual-serve) is left as it is."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        from rigtui.ui.driver import hangup_safe
+
+        base = super().get_driver_class()
+        return hangup_safe(base, self._terminal_gone) if issubclass(base, LinuxDriver) else base
+
+    def _terminal_gone(self) -> None:
+        """From the writer thread, once: quit as `q` does (the engines stopped)."""
+        loop = self._signal_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.call_next, self.action_quit)
+
     def _quit_on_signals(self) -> None:
         """SIGTERM and SIGHUP quit as `q` does: engines stopped, and the terminal given back
         out of the alternate screen and mouse mode (the default action killed the process
@@ -87,7 +104,7 @@ class RigApp(EngineViews, App[int]):
         import signal
 
         try:
-            loop = asyncio.get_running_loop()
+            loop = self._signal_loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, lambda: self.call_next(self.action_quit))
         except (RuntimeError, NotImplementedError, ValueError):  # not the main thread's loop
