@@ -1,4 +1,5 @@
-"""Shared test fixtures: captured machine trees from ../shared/fixtures, extracted once per run."""
+"""Shared test fixtures: captured machine trees from tests/fixtures (copied from the team's
+../shared/fixtures, see its README), extracted once per run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(
-    os.environ.get("RIGTUI_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")
+    os.environ.get("RIGTUI_SHARED_FIXTURES", Path(__file__).resolve().parent / "fixtures")
 )
 HWLOC_DIR = SHARED_FIXTURES / "hwloc"
 UTIL_LINUX_DIR = SHARED_FIXTURES / "util-linux"

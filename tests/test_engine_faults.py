@@ -229,16 +229,26 @@ def test_stop_from_an_event_handler_does_not_deadlock(demo8m, live_topology):
     assert engine.stats.exit is not None and engine.stats.exit.code == 0
 
 
-def test_llama_cpp_error_lines_reach_the_user(tmp_path, demo8m, capsys):
+def test_llama_cpp_error_lines_reach_the_user(tmp_path, demo8m, live_topology):
     """llama.cpp says why a load failed at its ERROR level, which llama-cpp-python 0.3.x maps to
     DEBUG and drops: the message must carry it ("Failed to create llama_context" alone does not
-    say what to change)."""
-    p = write_profile(tmp_path, "qv", f'model = "{demo8m}"\nctx = 256\ncache_type_v = "q8_0"\n'
-                                      "flash_attn = false\n")  # fmt: skip
-    assert main(["run", str(p), "-p", "x", "-n", "1"]) == EXIT_ENGINE
-    err = capsys.readouterr().err
-    line = next(ln for ln in err.splitlines() if "load error" in ln)
-    assert "quantized V cache requires flash_attn" in line, err[-2000:]
+    say what to change). `profiles check` now refuses this profile before any load, so the
+    engine is handed it directly, as a profile that slipped past a check would be."""
+    import dataclasses
+
+    from rigtui.model.engine import Error
+    from rigtui.profiles import load_profile
+
+    p = write_profile(tmp_path, "qv", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
+    profile = dataclasses.replace(load_profile(str(p)), cache_type_v="q8_0", flash_attn=False)
+    engine = EngineProcess(profile, topology=live_topology, log_events=False)
+    engine.start()
+    try:
+        errors = [ev for ev in engine.events(timeout=120) if isinstance(ev, Error)]
+    finally:
+        engine.stop()
+    load = next(e for e in errors if e.kind == "load")
+    assert "quantized V cache requires flash_attn" in load.message, errors
 
 
 def test_which_llama_cpp_log_lines_are_shown():

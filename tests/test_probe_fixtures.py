@@ -1,4 +1,4 @@
-"""detect() on every captured machine in ../shared/fixtures agrees with hwloc's lstopo and
+"""detect() on every captured machine in tests/fixtures agrees with hwloc's lstopo and
 util-linux's lscpu on sockets, cores, logical CPUs, NUMA nodes and per-node memory.
 
 Where rigtui reports the machine as the kernel describes it and hwloc shows a filtered view,

@@ -115,7 +115,7 @@ def _show(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         if not args.json:
             with contextlib.suppress(OSError, UnicodeDecodeError):
-                sys.stdout.write(_printable(read_profile_file(path), keep="\n\t"))
+                sys.stdout.write(_printable(read_profile_file(path, "replace"), keep="\n\t"))
         _print_issues(exc.issues)
         return EXIT_BAD_PROFILE
     plan = plan_launch(profile, topology)

@@ -74,10 +74,10 @@ def find_profile(name_or_path: str | os.PathLike[str], *, near: str | None = Non
 MAX_PROFILE_BYTES = 1 << 20  # the examples are ~3 KB; a larger file is not a launch profile
 
 
-def read_profile_file(path: str | os.PathLike[str]) -> str:
+def read_profile_file(path: str | os.PathLike[str], errors: str = "strict") -> str:
     """A profile's text, read with a bound: OSError for what is not a regular file (a FIFO
     would block, /dev/zero never end) or is over MAX_PROFILE_BYTES; UnicodeDecodeError for
-    what is not UTF-8."""
+    what is not UTF-8 (unless `errors` says how to decode it anyway, e.g. "replace")."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -85,7 +85,7 @@ def read_profile_file(path: str | os.PathLike[str]) -> str:
         data = f.read(MAX_PROFILE_BYTES + 1)
     if len(data) > MAX_PROFILE_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_PROFILE_BYTES >> 10} KiB: not a launch profile")
-    return data.decode("utf-8")
+    return data.decode("utf-8", errors)
 
 
 def save_profile_text(path: str | os.PathLike[str], text: str) -> None:

@@ -179,7 +179,7 @@ class ProfilesScreen(RigScreen):
     def _load(self, ref: Any) -> None:
         api = self.rig.services.profiles
         try:
-            text = api.read_profile_file(ref.path)
+            text = api.read_profile_file(ref.path, "replace")
         except (OSError, UnicodeDecodeError) as exc:
             text = f"# could not read {ref.path}: {getattr(exc, 'strerror', None) or exc}"
         try:
