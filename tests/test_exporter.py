@@ -213,6 +213,19 @@ def test_a_real_prometheus_scrapes_it(exporter, tmp_path):
         assert r and r[0]["value"][1] == "1"
         r = query("sum(rigtui_node_memory_total_bytes)")  # PromQL over it works as on any target
         assert r and float(r[0]["value"][1]) == 2 * (64 << 30)
+        # every query of the Grafana dashboard is valid PromQL, and those about what the rig
+        # recorded (all but GPUs, checks and bench mem's cache) have data
+        dash = json.loads((REPO / "dashboards" / "rigtui-grafana.json").read_text())
+        exprs = [t["expr"].replace("$rig", ".*") for p in dash["panels"] for t in p["targets"]]
+        assert len(exprs) >= 10
+        for expr in exprs:
+            body = json.loads(_get(api + urllib.parse.quote(expr)))
+            assert body["status"] == "success", (expr, body)
+            if not any(w in expr for w in ("gpu", "check", "measured")):
+                deadline = time.monotonic() + 30  # rate() needs two scrapes in its window
+                while not query(expr) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                assert query(expr), f"no data for the dashboard's {expr}"
     finally:
         prom.terminate()
         prom.wait(timeout=30)
