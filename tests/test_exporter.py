@@ -249,3 +249,11 @@ def test_loopback_by_default_and_a_clear_error_without_the_extra(monkeypatch, ca
 
     assert cmd.run(argparse.Namespace()) == 1
     assert "pip install 'rigtui[prometheus]'" in capsys.readouterr().err
+
+
+def test_checks_become_one_gauge_each_with_their_status(rig):
+    fams = {f.name: f for f in families(None, rig, Counters(), checks=[("smt", "pass"),
+                                                                    ("swap", "warn"),
+                                                                    ("numa_mode", "unknown")])}  # fmt: skip
+    got = {dict(lab)["check"]: (dict(lab)["status"], v) for lab, v in fams["rigtui_check_ok"].samples}
+    assert got == {"smt": ("pass", 1.0), "swap": ("warn", 0.0), "numa_mode": ("unknown", 0.0)}

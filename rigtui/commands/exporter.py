@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--engine", action="append", default=[], metavar="URL",
                    help="a served engine to follow (repeatable); API key: $RIGTUI_API_KEY, else "
                    "your key file")  # fmt: skip
+    p.add_argument("--bytes-per-token", type=float, metavar="B",
+                   help="bytes of weights read per generated token (the model's active weights): "
+                   "adds each engine's roofline tok/s")  # fmt: skip
     p.add_argument("--no-checks", action="store_true", help="do not run `rigtui check`'s checks")
     p.add_argument("--no-nvml", action="store_true", help="do not query NVIDIA GPUs")
     add_root_arg(p)
@@ -46,11 +49,12 @@ def register(subparsers) -> None:
 class Exporter:
     """The latest sample and the counters, kept by the sampling thread, read by scrapes."""
 
-    def __init__(self, topology: Any, version: str) -> None:
+    def __init__(self, topology: Any, version: str, bytes_per_token: float | None = None) -> None:
         from rigtui.telemetry.metrics import Counters
 
         self.topology = topology
         self.version = version
+        self.bytes_per_token = bytes_per_token
         self.counters = Counters()
         self.latest: Any = None
         self.measured: dict[int, float] = {}
@@ -71,7 +75,7 @@ class Exporter:
 
         with self.lock:
             fams = families(self.latest, self.topology, self.counters, self.measured,
-                            self.checks, self.version)  # fmt: skip
+                            self.checks, self.version, self.bytes_per_token)  # fmt: skip
             n = self.counters.samples
         for f in fams:
             names = [k for k, _ in f.samples[0][0]] if f.samples else []
@@ -108,8 +112,12 @@ def run(args: argparse.Namespace) -> int:
     from rigtui import __version__
     from rigtui.commands._common import stop_on_signals
 
-    if args.interval <= 0:
+    if not args.interval > 0:  # nan too
         print(f"rigtui exporter: --interval {args.interval}: give a positive number of seconds",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if args.bytes_per_token is not None and not args.bytes_per_token > 0:
+        print(f"rigtui exporter: --bytes-per-token {args.bytes_per_token}: give a positive number",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     try:
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(source, int):
         return source
     topology, samples, watches, fs = source
-    exp = Exporter(topology, __version__)
+    exp = Exporter(topology, __version__, args.bytes_per_token)
     registry = prometheus_client.CollectorRegistry(auto_describe=False)
     registry.register(exp)  # type: ignore[arg-type]
     try:

@@ -106,6 +106,26 @@ def _engine_factory(topology: Any) -> Callable[[Any, Callable[[Any], None]], Any
     return make
 
 
+def _fleet_reader() -> Callable[[], tuple[list[Any], str | None]] | None:
+    """The rigs of ~/.config/rigtui/fleet.toml, read as `rigtui fleet` reads them; None without
+    prometheus-client (its parser reads the exporters' pages)."""
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is None:
+        return None
+    from rigtui.commands.fleet import read_fleet
+    from rigtui.telemetry.fleet import fleet_file
+
+    def read() -> tuple[list[Any], str | None]:
+        rows, why = read_fleet([], None)
+        if why:  # the command line's advice does not apply in the TUI
+            why = (f"no rigs: list them in {fleet_file()}: [rigs] epyc-1 = \"http://epyc-1:9101\" "
+                   "(their `rigtui exporter`), or prometheus = \"http://HOST:9090\"")  # fmt: skip
+        return rows, why
+
+    return read
+
+
 def _checks(fs: Any) -> Callable[[Any], list[Any]] | None:
     """run_checks with the same context `rigtui check` builds (engine facts, PSI, root)."""
     try:
@@ -195,6 +215,7 @@ def build_services(args: argparse.Namespace) -> Any:
             mode_detail=os.path.basename(replay_path),
             interval=interval,
             load_membench=None,
+            read_fleet=_fleet_reader(),
             notes=notes,
         )
     fs = make_fs(args)
@@ -214,6 +235,7 @@ def build_services(args: argparse.Namespace) -> Any:
         run_checks=_checks(fs),
         load_membench=load_mb,
         run_membench=run_mb,
+        read_fleet=_fleet_reader(),
         launch=getattr(args, "launch", None),
     )
     if live:

@@ -63,8 +63,10 @@ def _sockets_of_nodes(topology: Topology) -> dict[int, int]:
 
 def families(s: Sample | None, topology: Topology, counters: Counters,
              measured_gbs: dict[int, float] | None = None, checks: Iterable[tuple[str, str]] = (),
-             version: str = "") -> list[Family]:  # fmt: skip
-    """The metric families of the latest sample `s` (None: only the machine's own facts)."""
+             version: str = "", bytes_per_token: float | None = None) -> list[Family]:  # fmt: skip
+    """The metric families of the latest sample `s` (None: only the machine's own facts).
+    With `bytes_per_token` (the model's weights read per generated token), each engine also
+    gets its roofline: the rig's channel ceiling divided by it."""
     out: dict[str, Family] = {}
 
     def fam(name: str, kind: str, help_: str) -> Family:
@@ -98,8 +100,9 @@ def families(s: Sample | None, topology: Topology, counters: Counters,
     for (sock_id, source), v in sorted(counters.write_bytes.items()):
         wr.add(v, socket=sock_id, source=source)
     for name, status in checks:
-        fam("rigtui_check_ok", "gauge", "1 when a `rigtui check` passed, 0 when it warned or "
-            "failed").add(1 if status == "ok" else 0, check=name, status=status)  # fmt: skip
+        fam("rigtui_check_ok", "gauge", "1 when a `rigtui check` passed, 0 when it warned, failed "
+            "or could not tell (status says which)").add(1 if status == "pass" else 0, check=name,
+                                                          status=status)  # fmt: skip
     if s is None:
         return list(out.values())
     fam("rigtui_sample_timestamp_seconds", "gauge", "when the latest sample was taken").add(s.t)
@@ -184,6 +187,11 @@ def families(s: Sample | None, topology: Topology, counters: Counters,
             e.requests_total, **lab)  # fmt: skip
         fam("rigtui_engine_generated_tokens_total", "counter", "tokens generated since launch").add(
             e.total_gen, **lab)  # fmt: skip
+        ceiling = sum(topology.memory.bandwidth_per_socket_gbs.values()) * 1e9
+        if bytes_per_token and ceiling:
+            fam("rigtui_engine_roofline_tokens_per_second", "gauge", "generation speed the rig's "
+                "memory bandwidth allows: channel ceiling / bytes read per token").add(
+                ceiling / bytes_per_token, **lab)  # fmt: skip
         if e.slots is not None:
             fam("rigtui_engine_kv_cache_tokens", "gauge", "tokens held in the KV cache "
                 "(llama-server slots)").add(e.slots.kv_used_tokens, **lab)  # fmt: skip

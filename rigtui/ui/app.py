@@ -45,6 +45,9 @@ class RigApp(EngineViews, App[int]):
         Binding("r", "screen('run')", "Run"),
         Binding("c", "screen('checks')", "Checks"),
         Binding("b", "screen('bench')", "Bench"),
+        # off the footer (80 columns are full): in the help screen and the command palette
+        Binding("f", "screen('fleet')", "Fleet", show=False,
+                tooltip="Fleet: several rigs, from their exporters or a Prometheus"),
         Binding("s", "next_engine", "Engine", tooltip="Select the next running engine"),
         Binding("x", "stop_engine", "Stop", tooltip="Stop the selected engine"),
         Binding("question_mark", "help", "Help", key_display="?"),

@@ -1,4 +1,4 @@
-"""The app's screens, one Textual mode each (d t p r c b switch between them).
+"""The app's screens, one Textual mode each (d t p r c b f switch between them).
 
 Imported on first use: only the dashboard is needed for the first frame.
 """
@@ -17,6 +17,7 @@ _WHERE = {
     "run": ("rigtui.ui.screens.run", "RunScreen"),
     "checks": ("rigtui.ui.screens.checks", "ChecksScreen"),
     "bench": ("rigtui.ui.screens.bench", "BenchScreen"),
+    "fleet": ("rigtui.ui.screens.fleet", "FleetScreen"),
 }
 
 

@@ -19,6 +19,7 @@ HELP = """[b]rigtui keys  [/b](also in the footer, and in the command palette: c
 [b]r [/b]Run         type a prompt, Enter sends · Esc leaves the prompt · ctrl+k cancels
 [b]c [/b]Checks      sanity checks · g re-runs
 [b]b [/b]Bench       memory bandwidth per node and the node matrix · m measures
+[b]f [/b]Fleet       several rigs (their exporters, or a Prometheus) from fleet.toml · g re-reads
 [b]s [/b]select the next engine (several may run, one per NUMA node)
 [b]x [/b]stop the selected engine      [b]q [/b]quit (stops the engines)      [b]? [/b]this help (Esc closes)
 
