@@ -70,3 +70,49 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:  # a zombie is not a running engine
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_web(port: int, **popen: object) -> tuple[subprocess.Popen, str]:
+    """`rigtui web --port PORT` as a child, once it accepts connections: (process, the token
+    from the URL it printed). Its output is drained in a thread from then on."""
+    import socket
+
+    proc = subprocess.Popen([sys.executable, "-m", "rigtui", "web", "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)  # type: ignore[call-overload]  # fmt: skip
+    assert proc.stdout is not None
+    token = None
+    for line in proc.stdout:
+        if "?token=" in line:
+            token = line.rsplit("?token=", 1)[1].split()[0]
+            break
+    assert token, "rigtui web printed no URL with a token"
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, token
+
+
+def ws_upgrade(port: int, cookie: str | None = None, origin: str | None = None) -> bytes:
+    """The request that opens `rigtui web`'s WebSocket (/ws), with its cookie and Origin."""
+    lines = ["GET /ws?width=80&height=24 HTTP/1.1", f"Host: 127.0.0.1:{port}",
+             "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]  # fmt: skip
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    if origin:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import write_profile
-from serve_helpers import REPO, Served, _alive
+from serve_helpers import REPO, Served, _alive, free_port, start_web, ws_upgrade
 
 from rigtui.engine.access import (
     AccessError,
@@ -226,23 +226,10 @@ def test_a_key_file_others_can_read_stops_serve_before_the_engine_starts(xdg, tm
 
 
 # -- rigtui web ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ws_handshake(port: int, cookie: str | None, origin: str | None) -> int:
     """The status of a WebSocket upgrade to /ws (101 = the app would start)."""
-    lines = ["GET /ws?width=80&height=24 HTTP/1.1", f"Host: 127.0.0.1:{port}",
-             "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]  # fmt: skip
-    if cookie:
-        lines.append(f"Cookie: {cookie}")
-    if origin:
-        lines.append(f"Origin: {origin}")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        s.sendall(ws_upgrade(port, cookie, origin))
         head = s.recv(4096).decode("latin-1")
     return int(head.split()[1])
 
@@ -250,25 +237,8 @@ def _ws_handshake(port: int, cookie: str | None, origin: str | None) -> int:
 @pytest.fixture()
 def web_server(xdg):
     pytest.importorskip("textual_serve")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rigtui", "web", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            start_new_session=True)  # fmt: skip
-    assert proc.stdout is not None
-    token = None
-    for line in proc.stdout:
-        if "?token=" in line:
-            token = line.rsplit("?token=", 1)[1].split()[0]
-            break
-    assert token, "rigtui web printed no URL with a token"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    port = free_port()
+    proc, token = start_web(port, start_new_session=True)
     yield port, token, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -332,9 +302,7 @@ def test_web_leaves_no_app_behind_when_stopped(web_server):
     port, token, proc = web_server
     cookie = f"rigtui_web_{port}={token}"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall((f"GET /ws?width=80&height=24 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                   f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nCookie: {cookie}\r\n\r\n").encode())  # fmt: skip
+        s.sendall(ws_upgrade(port, cookie))
         assert s.recv(4096).split()[1] == b"101"
         deadline = time.monotonic() + 30
         while not _children(proc.pid) and time.monotonic() < deadline:

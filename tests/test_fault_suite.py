@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 from engine_helpers import write_profile
-from serve_helpers import REPO, _alive
+from serve_helpers import REPO, _alive, free_port, start_web, ws_upgrade
 
 from rigtui.engine.llama_server import find_binary
 
@@ -85,12 +85,6 @@ def _engine_cli(tmp_path, argv: list[str], until: str, raiser: bool) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Target:
     """How to start one kind of rigtui with children, and how to know they are up."""
 
@@ -117,28 +111,10 @@ class Target:
             pytest.importorskip("textual_serve")
             if raiser:
                 pytest.skip("rigtui web runs no engine loop to fail in")
-            port = _free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "rigtui", "web", "--port", str(port)],
-                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)  # fmt: skip
-            assert proc.stdout is not None
-            token = None
-            for line in proc.stdout:
-                if "?token=" in line:
-                    token = line.rsplit("?token=", 1)[1].split()[0]
-                    break
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            s.sendall((f"GET /ws?width=80&height=24 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                       f"Cookie: rigtui_web_{port}={token}\r\n\r\n").encode())  # fmt: skip
+            port = free_port()
+            proc, token = start_web(port)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(ws_upgrade(port, f"rigtui_web_{port}={token}"))
             assert s.recv(4096).split()[1] == b"101"
             # the app is up once it draws: before that it may not have asked to die with us
             got, deadline = 0, time.monotonic() + 60

@@ -50,35 +50,9 @@ def _state(session: str) -> dict[str, str]:
     return {"pid": pid, "dead": dead, "alt": alt, "mouse": mouse}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_gives_the_terminal_back_and_stops_the_engine(pane, sig, tmp_path, demo8m, xdg):
-    prof = write_profile(tmp_path, "term", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
-    env = " ".join(f"{k}={v}" for k, v in (("XDG_CONFIG_HOME", os.environ["XDG_CONFIG_HOME"]),
-                                           ("XDG_CACHE_HOME", os.environ["XDG_CACHE_HOME"])))  # fmt: skip
-    _tmux("send-keys", "-t", pane, f"exec env {env} {sys.executable} -m rigtui --launch {prof}",
-          "Enter")  # fmt: skip
-    pid = int(_state(pane)["pid"])
-    proc = psutil.Process(pid)
-    assert _until(lambda: _state(pane)["alt"] == "1", 30), "the app never drew"
-    workers: list[psutil.Process] = []
-
-    def engine_up() -> bool:
-        workers[:] = [c for c in proc.children(recursive=True)
-                      if "rigtui.engine.worker" in " ".join(c.cmdline())]  # fmt: skip
-        return bool(workers)
-
-    assert _until(engine_up, 60), "the engine never started"
-    os.kill(pid, sig)
-    assert _until(lambda: _state(pane)["dead"] == "1", 20), "rigtui did not exit"
-    state = _state(pane)
-    assert state["alt"] == "0" and state["mouse"] == "0", state  # the terminal is given back
-    assert _until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE
-                                  for w in workers), 5), "the engine outlived the app"  # fmt: skip
-
-
-def test_closing_the_terminal_takes_the_app_and_its_engine_down(pane, tmp_path, demo8m, xdg):
-    """The terminal goes away under a running TUI (an SSH session dropped, a tmux window
-    killed): the app and the engine it launched are gone within 2 s, no orphan left."""
+def _launch(pane: str, tmp_path, demo8m) -> tuple[psutil.Process, list[psutil.Process]]:
+    """`rigtui --launch PROFILE` as the pane's program, once it draws and its engine runs:
+    (the app, its engine workers)."""
     prof = write_profile(tmp_path, "term", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
     env = " ".join(f"{k}={v}" for k, v in (("XDG_CONFIG_HOME", os.environ["XDG_CONFIG_HOME"]),
                                            ("XDG_CACHE_HOME", os.environ["XDG_CACHE_HOME"])))  # fmt: skip
@@ -94,6 +68,25 @@ def test_closing_the_terminal_takes_the_app_and_its_engine_down(pane, tmp_path, 
         return bool(workers)
 
     assert _until(engine_up, 60), "the engine never started"
+    return app, workers
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_gives_the_terminal_back_and_stops_the_engine(pane, sig, tmp_path, demo8m, xdg):
+    app, workers = _launch(pane, tmp_path, demo8m)
+    pid = app.pid
+    os.kill(pid, sig)
+    assert _until(lambda: _state(pane)["dead"] == "1", 20), "rigtui did not exit"
+    state = _state(pane)
+    assert state["alt"] == "0" and state["mouse"] == "0", state  # the terminal is given back
+    assert _until(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE
+                                  for w in workers), 5), "the engine outlived the app"  # fmt: skip
+
+
+def test_closing_the_terminal_takes_the_app_and_its_engine_down(pane, tmp_path, demo8m, xdg):
+    """The terminal goes away under a running TUI (an SSH session dropped, a tmux window
+    killed): the app and the engine it launched are gone within 2 s, no orphan left."""
+    app, workers = _launch(pane, tmp_path, demo8m)
     subprocess.run(["tmux", "kill-session", "-t", pane], capture_output=True, check=True)
 
     def gone(p: psutil.Process) -> bool:
