@@ -12,6 +12,8 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v numactl >/dev/null || need+=(numactl)
 # a real Prometheus (and promtool) scrapes `rigtui exporter` in tests/test_exporter.py
 command -v prometheus >/dev/null || need+=(prometheus)
+# headless Chromium opens `rigtui web` in tests/test_web_browser.py
+command -v chromium >/dev/null || need+=(chromium)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v busybox >/dev/null || need+=(busybox-static)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
