@@ -145,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving `{command}` on http://{shown}:{args.port}/ (Ctrl+C stops)\n"
           f"  open http://{shown}:{args.port}/?token={token}\n"
-          "  (without the token the page refuses everyone: other users of this machine too)",
+          "  (without the token the page refuses everyone: other users of this machine too)"
+          + ("" if args.host in ("127.0.0.1", "::1", "localhost") else
+             f"\n  {args.host} is reachable from other machines, over plain HTTP: the token "
+             "crosses the network readable; an SSH tunnel to 127.0.0.1 is safer"),
           flush=True)  # fmt: skip
     make_server(command, args.host, args.port, token).serve()
     return 0
