@@ -22,6 +22,7 @@ from serve_helpers import REPO
 from rigtui.model.engine import EngineState, EngineStats, Slots
 from rigtui.model.sample import (
     CpuUsage,
+    GpuSample,
     MemoryTraffic,
     ModelPlacement,
     NodeMemory,
@@ -60,7 +61,11 @@ def _sample(i: int, topo) -> Sample:
                             psi_full_avg10=0.0),  # fmt: skip
         temperatures=tuple(Sensor("k10temp", "Tctl", "cpu-package", 60.0 + s, s, None)
                            for s in sockets),  # fmt: skip
-        gpus=(), placement=ModelPlacement(pid=4242, available=True,
+        gpus=(GpuSample(index=0, name="NVIDIA GeForce RTX 4090", available=True, util_pct=87.0,
+                        mem_used_bytes=20 << 30, mem_total_bytes=24 << 30, temp_c=66.0,
+                        power_w=310.5, sm_clock_mhz=2520, mem_clock_mhz=10501, pcie_gen=4,
+                        pcie_gen_max=4, pcie_width=16, pcie_width_max=16),),
+        placement=ModelPlacement(pid=4242, available=True,
                                           model_file_bytes_per_node={0: 3 << 30, 1: 1 << 30}),
         engines=(engine,), sample_cost_ms=1.2,
     )  # fmt: skip
@@ -164,6 +169,12 @@ def test_exported_text_parses_and_has_the_rigs_numbers(exporter):
     assert m["rigtui_sockets"][0][1] == 2.0
     ceilings = {lab["socket"]: v for lab, v in m["rigtui_memory_bandwidth_theoretical_bytes_per_second"]}
     assert ceilings == {"0": 51.2e9, "1": 51.2e9}  # the tree's DIMMs: channels x 8 B x MT/s
+    assert m["rigtui_gpu_utilisation_ratio"] == [({"gpu": "0", "name": "NVIDIA GeForce RTX 4090"}, 0.87)]
+    assert m["rigtui_gpu_memory_used_bytes"][0][1] == float(20 << 30)
+    clocks = {lab["clock"]: v for lab, v in m["rigtui_gpu_clock_hertz"]}
+    assert clocks == {"sm": 2520e6, "memory": 10501e6}
+    gen = {lab["state"]: v for lab, v in m["rigtui_gpu_pcie_link_generation"]}
+    assert gen == {"current": 4.0, "max": 4.0}
     # bounded cardinality: no label takes a value per request or per token
     for name, series in m.items():
         assert len(series) <= 64, name

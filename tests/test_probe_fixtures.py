@@ -7,8 +7,10 @@ the test asserts the difference (see DELIBERATE below) instead of skipping the f
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from conftest import HWLOC_DIR, UTIL_LINUX_DIR, hwloc_names, util_linux_names
+from conftest import HWLOC_DIR, REPO, SHARED_FIXTURES, UTIL_LINUX_DIR, hwloc_names, util_linux_names
 from probe_helpers import Expected, parse_console, parse_lscpu, parse_xml
 
 from rigtui.hostfs import HostFS
@@ -52,6 +54,8 @@ ALL = hwloc_names() + util_linux_names()
 
 def test_every_fixture_is_covered():
     assert len(ALL) >= 19, "the shared fixtures went missing"
+    # a fresh clone has them: the trees live in the repository, not in ../shared
+    assert "RIGTUI_SHARED_FIXTURES" in os.environ or SHARED_FIXTURES.is_relative_to(REPO)
 
 
 @pytest.mark.parametrize("name", ALL)
