@@ -91,7 +91,9 @@ def make_server(command: str, host: str, port: int, token: str) -> Any:
     from textual_serve.server import Server
 
     class GuardedServer(Server):  # type: ignore[misc]
-        sessions: set[asyncio.Task[Any]] = set()
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.sessions: set[asyncio.Task[Any]] = set()  # the open tabs' handlers
 
         async def _make_app(self) -> Any:
             app = await super()._make_app()
