@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import fixture_topology
-from serve_helpers import REPO
+from serve_helpers import REPO, free_port
 
 from rigtui.model.engine import EngineState, EngineStats, Slots
 from rigtui.model.sample import (
@@ -91,12 +90,6 @@ def _expected_read_bytes(socket_id: int) -> float:
     return sum((10.0 * (socket_id + 1) + i) * 1e9 * INTERVAL_S for i in range(1, N_SAMPLES))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read().decode()
@@ -104,7 +97,7 @@ def _get(url: str) -> str:
 
 @pytest.fixture()
 def exporter(recording):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rigtui", "exporter", "--replay", str(recording),
                              "--interval", "0.02", "--listen", f"127.0.0.1:{port}"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -191,7 +184,7 @@ def test_promtool_finds_nothing_to_fix(exporter):
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus (Debian: prometheus)")
 def test_a_real_prometheus_scrapes_it(exporter, tmp_path):
     port, _ = exporter
-    prom_port = _free_port()
+    prom_port = free_port()
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"scrape_configs:\n  - job_name: rig\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"

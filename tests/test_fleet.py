@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import REPO
-from test_exporter import N_SAMPLES, _free_port, _get, recording, rig  # noqa: F401
+from serve_helpers import REPO, free_port
+from test_exporter import N_SAMPLES, _get, recording, rig  # noqa: F401
 
 pytest.importorskip("prometheus_client")
 pytest_plugins = ["engine_fixtures"]  # fixtures: xdg
@@ -20,7 +20,7 @@ DEMO_REC = Path(__file__).parent / "data" / "replay-vm-demo.ndjson"
 
 
 def _exporter(path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rigtui", "exporter", "--replay", str(path),
                              "--interval", "0.02", "--listen", f"127.0.0.1:{port}", *extra],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -54,7 +54,7 @@ def _fleet(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_fleet_reads_each_rigs_exporter_and_names_the_dead_one(two_rigs):
     url_a, url_b = two_rigs
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     r = _fleet("--rig", f"epyc={url_a}", "--rig", f"vm={url_b}", "--rig", f"gone={dead}", "--json")
     assert r.returncode == 1, r.stderr  # one rig is down
     rows = {row["name"]: row for row in json.loads(r.stdout)}
@@ -94,7 +94,7 @@ def test_fleet_file_lists_the_rigs(xdg, two_rigs):
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus (Debian: prometheus)")
 def test_fleet_through_a_real_prometheus(two_rigs, tmp_path):
     url_a, url_b = two_rigs
-    prom_port = _free_port()
+    prom_port = free_port()
     targets = ", ".join(f"'{u.split('//', 1)[1]}'" for u in (url_a, url_b))
     (tmp_path / "p.yml").write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rigs\n"
                                     f"    static_configs:\n      - targets: [{targets}]\n")  # fmt: skip

@@ -96,12 +96,6 @@ class Exporter:
         yield c
 
 
-def _listen(text: str) -> tuple[str, int]:
-    from rigtui.model.profile import parse_listen
-
-    return parse_listen(text)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         import prometheus_client
@@ -111,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     from rigtui import __version__
     from rigtui.commands._common import stop_on_signals
+    from rigtui.model.profile import is_loopback, parse_listen
 
     if not args.interval > 0:  # nan too
         print(f"rigtui exporter: --interval {args.interval}: give a positive number of seconds",
@@ -121,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     try:
-        host, port = _listen(args.listen)
+        host, port = parse_listen(args.listen)
     except ValueError as exc:
         print(f"rigtui exporter: --listen {args.listen}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -142,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"rigtui exporter: serving http://{shown}:{bound}/metrics"
           + (f" (replaying {args.replay})" if args.replay else "")
-          + ("" if host in ("127.0.0.1", "::1", "localhost") else
+          + ("" if is_loopback(host) else
              " — reachable from other machines: the metrics name this rig's hardware and engines"),
           file=sys.stderr, flush=True)  # fmt: skip
     stop = threading.Event()

@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILURE
     from rigtui.commands.tui import WEB_PARENT_ENV
+    from rigtui.model.profile import is_loopback
 
     command = build_command(args)
     os.environ[WEB_PARENT_ENV] = str(os.getpid())  # the apps it starts inherit it
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving `{command}` on http://{shown}:{args.port}/ (Ctrl+C stops)\n"
           f"  open http://{shown}:{args.port}/?token={token}\n"
           "  (without the token the page refuses everyone: other users of this machine too)"
-          + ("" if args.host in ("127.0.0.1", "::1", "localhost") else
+          + ("" if is_loopback(args.host) else
              f"\n  {args.host} is reachable from other machines, over plain HTTP: the token "
              "crosses the network readable; an SSH tunnel to 127.0.0.1 is safer"),
           flush=True)  # fmt: skip
