@@ -12,9 +12,9 @@ def test_engine_log_lines_cannot_carry_terminal_escapes():
     # llama.cpp's log repeats strings from the GGUF file (model name, token texts): an ESC in
     # them reached the terminal through the run screen's "last engine log lines" (Textual strips
     # BEL/BS/CR from content but not ESC), where it can clear the screen or retitle the window.
-    inst = Instance("1", "p", EngineStats("e", "p", EngineState.FAILED))
-    inst.engine = SimpleNamespace(log_tail=("BOS token = 1 '\x1b[2J'", "ok line"))
-    inst.event_lines.append("exit: \x1b]0;pwned\x07 code 1")
+    inst = Instance("1", "p", EngineStats("e", "p", EngineState.FAILED),
+                    log_tail=("BOS token = 1 '\x1b[2J'", "ok line"),
+                    event_lines=("exit: \x1b]0;pwned\x07 code 1",))  # fmt: skip
     lines = inst.log_lines(10)
     assert len(lines) == 3
     assert not any(ch in line for line in lines for ch in "\x1b\x07")

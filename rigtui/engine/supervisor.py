@@ -12,6 +12,12 @@ engine's reader thread.
 `factory(profile, on_event)` builds an engine (`EngineProcess`, or a stand-in with the same
 methods); `publish(snapshot, key, event)` is called after each change, from whichever thread
 made it (the TUI posts it as a message; a CLI may print it).
+
+With `stream_interval` > 0 (the TUI's), what streams (tokens, reply text, generation progress)
+is folded at once but published at most once per interval, from one flusher thread, with
+`event` None: a reply of 1,000 tokens costs its watcher a bounded number of snapshots, not
+1,000, and a burst renders the same text as slow streaming. Every other event (loaded, done,
+error, exit...) is published at once, with it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from rigtui.model.engine import (
     Error,
     Exit,
     Log,
+    Progress,
     Text,
     Token,
 )
@@ -42,7 +49,8 @@ ACTIVE_STATES = frozenset(
     {EngineState.STARTING, EngineState.LOADING, EngineState.READY, EngineState.GENERATING}
 )
 EVENT_LINES = 40  # error/exit lines kept per instance (llama.cpp's own log is the engine's tail)
-TRANSCRIPT_PARTS = 4000  # chat pieces kept per instance
+TRANSCRIPT_CHARS = 256 * 1024  # the chat's last characters kept per instance
+STREAMING = (Token, Text, Progress)  # the events a `stream_interval` coalesces
 
 Factory = Callable[[Any, Callable[[EngineEvent], None]], Any]
 Publish = Callable[["EnginesSnapshot", "str | None", "EngineEvent | None"], None]
@@ -59,7 +67,11 @@ class InstanceView:
     note: str | None = None  # why the launch failed before the engine ran
     issues: tuple[Any, ...] = ()  # ProfileIssue list of a profile that failed to load
     event_lines: tuple[str, ...] = ()  # errors and exit lines, oldest first
-    transcript: tuple[str, ...] = ()  # the chat: prompts and replies as they came
+    # the chat (prompts and replies as they came): its last TRANSCRIPT_CHARS characters, and
+    # how many were ever appended, so a watcher appends only what it has not shown
+    transcript: str = ""
+    transcript_end: int = 0
+    log_tail: tuple[str, ...] = ()  # llama.cpp's last log lines, copied when the engine fails
     last_done: Done | None = None
     stopping: bool = False
     started: bool = False  # an engine process exists (False: launching, or failed before)
@@ -97,7 +109,9 @@ class _Entry:  # the supervisor's own mutable record, touched only under its loc
     view: InstanceView
     engine: Any = None
     event_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
-    transcript: deque[str] = field(default_factory=lambda: deque(maxlen=TRANSCRIPT_PARTS))
+    transcript: str = ""  # committed into the view; `pending` is what came since
+    pending: list[str] = field(default_factory=list)
+    transcript_end: int = 0
     awaiting_reply: bool = False  # a stdin prompt's reply is under way (its Done ends the line)
     max_tokens: int = 128  # a chat prompt's default: the profile's sampling.max_tokens
 
@@ -106,7 +120,8 @@ class EngineSupervisor:
     def __init__(self, factory: Factory, load_profile: Callable[..., Any], *,
                  topology: Any = None, prepare: Callable[..., None] | None = None,
                  publish: Publish | None = None,
-                 progress: Callable[[str, float | None], None] | None = None) -> None:  # fmt: skip
+                 progress: Callable[[str, float | None], None] | None = None,
+                 stream_interval: float = 0.0) -> None:  # fmt: skip
         self.factory = factory
         self.load_profile = load_profile
         self.topology = topology
@@ -119,6 +134,10 @@ class EngineSupervisor:
         self._version = 0
         self._snapshot = EnginesSnapshot()
         self.closing = False
+        self.stream_interval = stream_interval
+        self._streamed: set[str] = set()  # instances with streamed changes not yet published
+        self._wake = threading.Condition(self._lock)
+        self._flusher: threading.Thread | None = None
 
     # -- snapshots -----------------------------------------------------------------------------
     def snapshot(self) -> EnginesSnapshot:
@@ -129,16 +148,51 @@ class EngineSupervisor:
         """Publish a snapshot after a change to instance `key` (None: only the list changed).
         Every change concerns one instance, so only its lines are copied into its view."""
         with self._lock:
-            entry = self._entries.get(key or "")
-            if entry is not None:
-                entry.view = replace(entry.view, event_lines=tuple(entry.event_lines),
-                                     transcript=tuple(entry.transcript))  # fmt: skip
-            self._version += 1
-            snap = EnginesSnapshot(tuple(e.view for e in self._entries.values()), self._version)
-            self._snapshot = snap
+            snap = self._build((key,) if key else ())
         if self.publish is not None:
             with contextlib.suppress(Exception):  # a consumer's bug must not kill a reader thread
                 self.publish(snap, key, ev)
+
+    def _build(self, keys: tuple[str, ...]) -> EnginesSnapshot:
+        """A new snapshot with the lines of instances `keys` copied in (lock held)."""
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            self._streamed.discard(key)
+            if entry.pending:
+                text = entry.transcript + "".join(entry.pending)
+                entry.pending.clear()
+                entry.transcript = text[-TRANSCRIPT_CHARS:]
+            entry.view = replace(entry.view, event_lines=tuple(entry.event_lines),
+                                 transcript=entry.transcript,
+                                 transcript_end=entry.transcript_end)  # fmt: skip
+        self._version += 1
+        self._snapshot = EnginesSnapshot(tuple(e.view for e in self._entries.values()), self._version)
+        return self._snapshot
+
+    def _stream_changed(self, key: str) -> None:
+        """A streamed change to `key` (lock held): published by the flusher within one interval."""
+        self._streamed.add(key)
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, daemon=True, name="flush")
+            self._flusher.start()
+        self._wake.notify()
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._streamed:
+                    self._wake.wait()
+            time.sleep(self.stream_interval)  # what streams in meanwhile joins this snapshot
+            with self._lock:
+                if not self._streamed:  # an immediate event published it already
+                    continue
+                keys = tuple(self._streamed)
+                snap = self._build(keys)
+            if self.publish is not None:
+                with contextlib.suppress(Exception):
+                    self.publish(snap, keys[0] if len(keys) == 1 else None, None)
 
     # -- launch --------------------------------------------------------------------------------
     def launch(self, name_or_path: str, *, prune: bool = True) -> str:
@@ -220,12 +274,12 @@ class EngineSupervisor:
             stats = fold(v.stats, ev)
             last_done = v.last_done
             if isinstance(ev, Token):
-                entry.transcript.append(ev.text)
+                _append(entry, ev.text)
             elif isinstance(ev, Text):  # the chat's own request, streamed from the endpoint
-                entry.transcript.append(ev.text + ("\n" if ev.final else ""))
+                _append(entry, ev.text + ("\n" if ev.final else ""))
             elif isinstance(ev, Done):
                 if entry.awaiting_reply:  # a stdin prompt's reply ends here (an API client's not)
-                    entry.transcript.append("\n")
+                    _append(entry, "\n")
                     entry.awaiting_reply = False
                 last_done = ev
             elif isinstance(ev, Log):  # engines built with log_events=True (tests, fakes)
@@ -239,8 +293,16 @@ class EngineSupervisor:
                     if line not in entry.event_lines:
                         entry.event_lines.append(line)
                 entry.event_lines.append(f"engine exited: {ev.reason}")
-            entry.view = replace(v, stats=stats, last_done=last_done,
+            log_tail = v.log_tail
+            if isinstance(ev, (Error, Exit)) and entry.engine is not None:
+                # what the error panel shows under the reason: read now, not streamed as events
+                with contextlib.suppress(Exception):
+                    log_tail = tuple(getattr(entry.engine, "log_tail", ()) or ())
+            entry.view = replace(v, stats=stats, last_done=last_done, log_tail=log_tail,
                                  pid=stats.pid if stats.pid is not None else v.pid)  # fmt: skip
+            if self.stream_interval > 0 and isinstance(ev, STREAMING):
+                self._stream_changed(key)
+                return
         self._changed(key, ev)
 
     # -- requests ------------------------------------------------------------------------------
@@ -261,7 +323,7 @@ class EngineSupervisor:
             max_tokens = max_tokens or entry.max_tokens
             if entry.view.stats.state is not EngineState.READY:
                 return f"Engine {entry.view.key} is {entry.view.stats.state.value}: wait for ready."
-            entry.transcript.append(f"{chr(10) if entry.transcript else ''}> {text}\n")
+            _append(entry, f"{chr(10) if entry.transcript_end else ''}> {text}\n")
             engine, served = entry.engine, entry.view.stats.url is not None
             ask = getattr(engine, "ask", None)
             if not (served and ask is not None):
@@ -344,6 +406,11 @@ class EngineSupervisor:
 
 
 STOP_TIMEOUT_S = 4.0
+
+
+def _append(entry: _Entry, text: str) -> None:
+    entry.pending.append(text)
+    entry.transcript_end += len(text)
 
 
 def _stop_quietly(engine: Any) -> None:

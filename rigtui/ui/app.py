@@ -26,7 +26,7 @@ from rigtui.ui.messages import SampleReady, SourceFailed
 from rigtui.ui.screens import SCREENS
 from rigtui.ui.services import ReplayEnded, Services
 
-RENDER_EVERY_S = 0.25  # engine panels redraw at most this often while tokens stream
+RENDER_EVERY_S = 0.5  # panels redraw at most this often while an engine streams
 
 
 class RigApp(EngineViews, App[int]):

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 
 from rigtui.engine.supervisor import EnginesSnapshot, EngineSupervisor
-from rigtui.model.engine import Done, EngineEvent, EngineState, EngineStats, Loaded, Text, Token
+from rigtui.model.engine import (
+    Done,
+    EngineEvent,
+    EngineState,
+    EngineStats,
+    Loaded,
+    Progress,
+    Text,
+    Token,
+)
 from rigtui.ui.instances import Instance
 from rigtui.ui.messages import EnginesChanged, PrepareProgress
 
@@ -26,6 +35,9 @@ if TYPE_CHECKING:
     from rigtui.ui.app import RigApp
 
 QUIT_CAP_S = 6.0  # quit exits after this even when an engine has not confirmed its stop
+# What streams (tokens, reply text, progress) reaches the app at most this often as one
+# snapshot: the Run screen appends the new text, the rest redraws at RENDER_EVERY_S.
+STREAM_EVERY_S = 0.1
 
 
 class EngineViews:
@@ -41,6 +53,7 @@ class EngineViews:
             prepare=services.prepare_launch,
             publish=lambda snap, key, ev: self.post_message(EnginesChanged(snap, key, ev)),
             progress=lambda what, frac: self.post_message(PrepareProgress(what, frac)),
+            stream_interval=STREAM_EVERY_S,
         )  # fmt: skip
 
     def engine_stats_for_sampling(self: RigApp) -> tuple[EngineStats, ...]:
@@ -74,11 +87,6 @@ class EngineViews:
         return inst.issues if inst else ()
 
     @property
-    def transcript(self: RigApp) -> list[str]:
-        inst = self.current
-        return list(inst.transcript) if inst else []
-
-    @property
     def gen_history(self: RigApp) -> deque[float]:
         inst = self.current
         return inst.gen_history if inst else deque()
@@ -104,7 +112,7 @@ class EngineViews:
         self.instances[key] = inst
         if self.selected is None:
             self.selected = key
-        self.refresh_bindings()
+        self._bindings_changed()
         return inst
 
     # -- launch ---------------------------------------------------------------------------------
@@ -159,7 +167,15 @@ class EngineViews:
                 self.services.set_pid(view.pid)
         if self.selected not in self.instances:
             self.selected = next(iter(self.instances), None)
-        self.refresh_bindings()
+        self._bindings_changed()
+
+    def _bindings_changed(self: RigApp) -> None:
+        """Refresh the footer when what `check_action` decides changed (several engines or
+        not): a refresh recomposes the footer, which must not happen per snapshot."""
+        shape = len(self.instances) > 1
+        if shape != getattr(self, "_bindings_shape", None):
+            self._bindings_shape = shape
+            self.refresh_bindings()
 
     def on_engines_changed(self: RigApp, msg: EnginesChanged) -> None:
         if not self.screen_stack:  # shutting down: an engine's last events arrive after the UI
@@ -174,7 +190,10 @@ class EngineViews:
             self.notify(inst.note, title="Launch failed", severity="error", timeout=8)
         if inst is not None and ev is not None:
             self._engine_event(inst, ev)
-        if isinstance(ev, (Token, Text)):
+        if ev is None or isinstance(ev, (Token, Text, Progress)):  # what streams
+            stream = getattr(self.screen, "stream_update", None)
+            if stream is not None and self.screen.is_attached:
+                stream()
             self._schedule_render()
         else:
             self._refresh_active()

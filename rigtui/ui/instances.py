@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigtui.engine.supervisor import ACTIVE_STATES, EVENT_LINES, InstanceView
+from rigtui.engine.supervisor import ACTIVE_STATES, InstanceView
 from rigtui.model.engine import Done, EngineStats
 
 HISTORY = 120  # samples kept for sparklines (2 minutes at the default 1 s)
@@ -32,8 +32,10 @@ class Instance:
     engine: Any = None
     note: str | None = None  # why the launch failed before the engine ran
     issues: tuple[Any, ...] = ()  # ProfileIssue list of a profile that failed to load
-    event_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
-    transcript: list[str] = field(default_factory=list)
+    event_lines: tuple[str, ...] = ()
+    log_tail: tuple[str, ...] = ()
+    transcript: str = ""  # the chat's last characters (see InstanceView.transcript_end)
+    transcript_end: int = 0
     gen_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     prompt_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     bytes_per_token: float | None = None
@@ -46,8 +48,8 @@ class Instance:
     def apply(self, view: InstanceView, engine: Any) -> None:
         """Take the supervisor's view of this launch (UI thread only)."""
         self.profile, self.stats, self.note, self.issues = view.profile, view.stats, view.note, view.issues
-        self.transcript = list(view.transcript)
-        self.event_lines = deque(view.event_lines, maxlen=EVENT_LINES)
+        self.transcript, self.transcript_end = view.transcript, view.transcript_end
+        self.event_lines, self.log_tail = view.event_lines, view.log_tail
         self.last_done, self.stopping, self.pid = view.last_done, view.stopping, view.pid
         self.engine = engine
 
@@ -62,13 +64,8 @@ class Instance:
 
     def log_lines(self, n: int) -> list[str]:
         """The last `n` lines for the error panel: llama.cpp's log (the engine's bounded
-        `log_tail`, read now rather than streamed as events) then error/exit lines."""
-        tail: tuple[str, ...] = ()
-        if self.engine is not None:
-            try:
-                tail = tuple(getattr(self.engine, "log_tail", ()) or ())
-            except Exception:  # a log we cannot read only means fewer lines shown
-                tail = ()
+        `log_tail`, copied by the supervisor when it failed) then error/exit lines."""
+        tail = self.log_tail
         lines = list(tail)
         lines += [line for line in self.event_lines if line not in tail]
         # The log repeats strings from the GGUF file (model name, token texts): no control
@@ -77,6 +74,6 @@ class Instance:
 
     def output_tail(self, n: int, width: int) -> list[str]:
         """The last `n` lines of the chat (prompts and replies), cut to `width`."""
-        text = printable("".join(self.transcript[-200:]))
+        text = printable(self.transcript[-8000:])
         lines = [line for line in text.splitlines() if line.strip()]
         return [line if len(line) <= width else line[: width - 1] + "…" for line in lines[-n:]]

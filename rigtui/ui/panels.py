@@ -69,11 +69,23 @@ def host_line(topology: Topology, mode: str, detail: str) -> str:
 
 
 def set_text(widget: Static, text: str) -> None:
-    """Update a Static only when its text changed: an identical update still costs a
-    layout and a repaint, and most of the dashboard is unchanged from one second to the next."""
-    if getattr(widget, "_rig_text", None) != text:
-        widget._rig_text = text  # type: ignore[attr-defined]
-        widget.update(text)
+    """Update a Static only when its text changed (an identical update still costs a repaint,
+    and most of the dashboard is unchanged from one second to the next), and re-lay out the
+    screen only when its size may have changed: a tok/s figure that changes in place needs a
+    repaint of this widget, not a reflow of every panel (`Static.update` reflows by default,
+    which was most of the app's CPU while an engine streamed)."""
+    if getattr(widget, "_rig_text", None) == text:
+        return
+    from textual.content import Content
+
+    content = Content.from_markup(text)
+    lines = content.split("\n")
+    # rows it takes: its lines, if none is wider than the widget (else they wrap)
+    width = widget.content_size.width
+    rows = len(lines) if width and max(line.cell_length for line in lines) <= width else None
+    same = rows is not None and rows == getattr(widget, "_rig_rows", None)
+    widget._rig_text, widget._rig_rows = text, rows  # type: ignore[attr-defined]
+    widget.update(content, layout=not same)
 
 
 def first_clause(text: str, limit: int = 60) -> str:

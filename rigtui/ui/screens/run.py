@@ -6,10 +6,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input, Log, ProgressBar, Static
 
-from rigtui.model.engine import EngineEvent, EngineState, Text, Token
+from rigtui.model.engine import EngineState
 from rigtui.ui.fmt import escape, num, tok_s
 from rigtui.ui.instances import printable
-from rigtui.ui.panels import STATE_STYLE
+from rigtui.ui.panels import STATE_STYLE, set_text
 from rigtui.ui.screens.base import RigScreen
 
 
@@ -32,7 +32,7 @@ class RunScreen(RigScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._shown = 0  # transcript parts already written to the Log
+        self._shown = 0  # transcript characters already written to the Log (its transcript_end)
         self._shown_key: str | None = None  # the engine whose transcript the Log holds
 
     def on_screen_resume(self) -> None:
@@ -59,20 +59,24 @@ class RunScreen(RigScreen):
             event.input.value = ""
         self._sync_transcript()
 
-    def engine_event(self, ev: EngineEvent) -> None:
-        if isinstance(ev, (Token, Text)):
-            self._sync_transcript()
+    def stream_update(self) -> None:
+        """What streamed since the last snapshot (called at the supervisor's bounded rate):
+        only the new text is appended, nothing else is redrawn."""
+        self._sync_transcript()
 
     def _sync_transcript(self) -> None:
-        parts = self.rig.transcript
+        inst = self.rig.current
+        text, end = (inst.transcript, inst.transcript_end) if inst else ("", 0)
         log = self.query_one("#transcript", Log)
-        if self._shown_key != self.rig.selected or self._shown > len(parts):  # another engine
+        new = end - self._shown
+        if self._shown_key != self.rig.selected or new < 0 or new > len(text):
+            # another engine, or more came than the transcript keeps: write what it holds
             self._shown_key = self.rig.selected
             log.clear()
-            self._shown = 0
-        if self._shown < len(parts):
-            log.write(printable("".join(parts[self._shown :])))
-            self._shown = len(parts)
+            new = len(text)
+        if new:
+            log.write(printable(text[len(text) - new :]))
+        self._shown = end
 
     def refresh_data(self) -> None:
         rig = self.rig
@@ -87,7 +91,7 @@ class RunScreen(RigScreen):
                 if rig.services.engine_factory is not None
                 else f"no live engine in {rig.services.mode} mode"
             )
-            status.update(f"[$text-muted]no engine running — {hint}[/]")
+            set_text(status, f"[$text-muted]no engine running — {hint}[/]")
             progress.display = False
             errors.display = False
             return
@@ -97,7 +101,8 @@ class RunScreen(RigScreen):
         which = ""
         if len(rig.instances) > 1 and inst is not None:
             which = f"engine {inst.key}/{len(rig.instances)} (s switches) · "
-        status.update(
+        set_text(
+            status,
             f"{which}[{style}][b]{stats.state.value.upper()} [/b][/]{escape(stats.profile or '')} · "
             f"gen {tok_s(stats.gen_tok_s)} · prompt {tok_s(stats.prompt_tok_s)} · TTFT {ttft} · "
             f"tokens {stats.n_gen} (total {stats.total_gen})"
@@ -121,7 +126,7 @@ class RunScreen(RigScreen):
             if log_lines:
                 lines.append("[$text-muted]last engine log lines:[/]")
                 lines.extend(escape(line) for line in log_lines)
-            errors.update("\n".join(lines))
+            set_text(errors, "\n".join(lines))
             errors.display = True
         else:
             errors.display = False
