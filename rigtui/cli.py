@@ -39,6 +39,32 @@ def add_root_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_app_cpus_arg(parser: argparse.ArgumentParser) -> None:
+    """`--app-cpus LIST`: the housekeeping CPUs a monitor (the dashboard, `sample`, the
+    exporter) keeps to while engines run; without it, the CPUs no engine uses."""
+    parser.add_argument(
+        "--app-cpus", metavar="LIST", default=None,
+        help="CPUs the monitor itself runs on while engines run, e.g. 0-1 (default: the CPUs "
+        "no engine uses; when the engines use all, it shares them at nice 10)",
+    )  # fmt: skip
+
+
+def app_cpus(args: argparse.Namespace) -> set[int] | None:
+    """The --app-cpus set (ValueError with what to write when it does not parse)."""
+    text = getattr(args, "app_cpus", None)
+    if not text:
+        return None
+    from rigtui.model.cpulist import parse_cpulist
+
+    try:
+        cpus = set(parse_cpulist(text))
+    except ValueError as exc:
+        raise ValueError(f"--app-cpus {text!r}: {exc} (write a CPU list like 0-3,8)") from exc
+    if not cpus:
+        raise ValueError(f"--app-cpus {text!r}: no CPU in it (write a CPU list like 0-3,8)")
+    return cpus
+
+
 def make_fs(args: argparse.Namespace):  # -> HostFS
     """A HostFS for `--root`, else RIGTUI_FSROOT, else "/"."""
     from rigtui.hostfs import HostFS, default_root
@@ -64,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="S", help="dashboard refresh (seconds)"
     )
+    add_app_cpus_arg(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):
@@ -75,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_VALUE_OPTIONS = {"--root", "--launch", "--replay", "--interval"}
+_VALUE_OPTIONS = {"--root", "--launch", "--replay", "--interval", "--app-cpus"}
 
 
 def route_bench_mem(argv: list[str]) -> list[str]:

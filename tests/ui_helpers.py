@@ -189,8 +189,12 @@ class FakeEngine:
         stop_delay: float = 0.0,
         cpus: tuple[int, ...] = (0, 1),
         thread_cpus: tuple[int, ...] = (),
+        reply: list[str] | None = None,
+        token_delay: float = 0.0,
     ) -> None:
         self.profile = profile
+        self.reply = reply or [f"tok{k} " for k in range(5)]
+        self.token_delay = token_delay  # seconds between tokens (0: a burst)
         self.on_event = on_event
         self.fail_load = fail_load
         self.stop_delay = stop_delay  # seconds stop() blocks, like a worker slow to exit
@@ -244,15 +248,18 @@ class FakeEngine:
     def prompt(self, text: str, *, max_tokens: int = 128) -> None:
         def go() -> None:
             self._emit(PromptDone("fake", time.time(), 4, 0.01), state=EngineState.GENERATING)
-            for k in range(5):
-                self._emit(Token("fake", time.time(), f"tok{k} ", k), n_gen=k + 1)
+            n = len(self.reply)
+            for k, text in enumerate(self.reply):
+                if self.token_delay:
+                    time.sleep(self.token_delay)
+                self._emit(Token("fake", time.time(), text, k), n_gen=k + 1)
             self._emit(
-                Done("fake", time.time(), 4, 5, 0.01, 0.1, 400.0, 50.0, 0.02, "length"),
+                Done("fake", time.time(), 4, n, 0.01, 0.1, 400.0, 50.0, 0.02, "length"),
                 state=EngineState.READY,
                 gen_tok_s=50.0,
                 prompt_tok_s=400.0,
                 ttft_s=0.02,
-                total_gen=self._stats.total_gen + 5,
+                total_gen=self._stats.total_gen + n,
             )
 
         threading.Thread(target=go, daemon=True).start()

@@ -48,3 +48,33 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def place_monitor(args: Any, engine_pid: int | None = None) -> str | None:
+    """A monitor command (`sample`, `exporter`) placed beside the engines it watches: on
+    --app-cpus when given, else off the CPUs of `engine_pid`; without either (where the engines
+    run is unknown) it stays where it is at a lower priority. The line that says where it
+    runs. A captured tree (--root) is not this machine: nothing is moved (None)."""
+    import os
+
+    from rigtui.cli import app_cpus, make_fs
+    from rigtui.model.cpulist import format_cpulist
+    from rigtui.syscalls.process import APP_NICE, StayOff, lower_priority, pin_threads
+
+    housekeeping = app_cpus(args)
+    if not make_fs(args).is_live:
+        return None
+    if engine_pid is not None:
+        try:
+            engine_cpus = set(os.sched_getaffinity(engine_pid))
+        except OSError:  # gone, or not ours to read
+            engine_cpus = set()
+        if engine_cpus:
+            return StayOff(housekeeping).update(engine_cpus)
+    if housekeeping:
+        allowed = housekeeping & set(os.sched_getaffinity(0))
+        if allowed and pin_threads(allowed):
+            return f"runs on cpus {format_cpulist(sorted(allowed))} (--app-cpus)"
+        return f"cannot run on cpus {format_cpulist(sorted(housekeeping))}: not allowed here"
+    nice = lower_priority(APP_NICE)
+    return f"runs at nice {nice}" if nice is not None else None

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
+from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_app_cpus_arg, add_root_arg, make_fs
 
 DEFAULT_LISTEN = "127.0.0.1:9101"
 CHECKS_EVERY_S = 300.0
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
                    "adds each engine's roofline tok/s")  # fmt: skip
     p.add_argument("--no-checks", action="store_true", help="do not run `rigtui check`'s checks")
     p.add_argument("--no-nvml", action="store_true", help="do not query NVIDIA GPUs")
+    add_app_cpus_arg(p)
     add_root_arg(p)
     p.set_defaults(func=run)
 
@@ -120,6 +121,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rigtui exporter: --listen {args.listen}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.replay:
+        from rigtui.commands._common import place_monitor
+
+        try:
+            where = place_monitor(args)
+        except ValueError as exc:
+            print(f"rigtui exporter: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if where and args.app_cpus:
+            print(f"rigtui exporter: {where}", file=sys.stderr)
     source = _source(args)
     if isinstance(source, int):
         return source

@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
+from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_app_cpus_arg, add_root_arg, make_fs
 
 
 def register(subparsers) -> None:
@@ -62,6 +62,7 @@ def register(subparsers) -> None:
         help="model bytes read per token, for the labelled traffic estimate",
     )
     p.add_argument("--no-nvml", action="store_true", help="do not query NVIDIA GPUs")
+    add_app_cpus_arg(p)
     p.add_argument("--engine", action="append", default=[], metavar="URL",
                    help="a served engine to follow (rigtui serve's or a llama-server's URL, e.g. "
                    "http://127.0.0.1:8080/v1): its tok/s, TTFT, requests and slots in the engine "
@@ -151,11 +152,20 @@ def _live(args: argparse.Namespace) -> int:
     from rigtui.telemetry import Sampler
     from rigtui.telemetry.record import Recorder
 
+    from rigtui.commands._common import place_monitor
+
     fs = make_fs(args)
     topology = detect(fs)
     if args.pid is not None and not os.path.exists(fs.path(f"proc/{args.pid}")):
         print(f"rigtui sample: no process {args.pid} (under {fs.root}proc)", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        where = place_monitor(args, args.pid)
+    except ValueError as exc:
+        print(f"rigtui sample: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if where and (args.pid is not None or args.app_cpus):
+        print(f"rigtui sample: {where}", file=sys.stderr)
     sampler = Sampler(
         fs,
         topology,

@@ -190,6 +190,20 @@ def _bytes_per_token() -> Callable[[str, int], float | None] | None:
     return get
 
 
+def _app_placement(args: argparse.Namespace) -> Callable[[set[int]], str | None] | None:
+    """The app's own threads kept off the engines' CPUs (syscalls/process.StayOff). The thread
+    that forks the engines starts first and is left alone: they inherit its CPUs and priority."""
+    from rigtui.cli import app_cpus
+    from rigtui.engine.client import spawn
+    from rigtui.syscalls.process import StayOff
+
+    housekeeping = app_cpus(args)
+    try:
+        return StayOff(housekeeping, keep=frozenset({spawn.start()})).update
+    except OSError:  # no sched_getaffinity (not Linux)
+        return None
+
+
 def build_services(args: argparse.Namespace) -> Any:
     """Services for the App from the command line (raises SystemExit-worthy ValueError)."""
     from rigtui.probes import detect
@@ -240,6 +254,7 @@ def build_services(args: argparse.Namespace) -> Any:
     )
     if live:
         services.engine_factory = _engine_factory(topology)
+        services.place_app = _app_placement(args)
         services.prepare_launch = _prepare_demo
         services.bytes_per_token = _bytes_per_token()
         services.set_pid = getattr(sampler, "set_pid", None)

@@ -120,11 +120,19 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+    def start(self) -> int:
+        """Start the thread now (a monitor does, before it lowers its own threads' priority
+        and moves them off the engines' CPUs: the engines inherit this thread's). Its tid."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="rigtui-spawner", daemon=True)
                 self._thread.start()
+            while self._thread.native_id is None:  # set once the thread runs
+                time.sleep(0.001)
+            return self._thread.native_id
+
+    def __call__(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        self.start()
         done: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
         self._requests.put((done, args, kwargs))
         return done.result()

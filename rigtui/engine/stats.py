@@ -37,14 +37,14 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return EngineStats(instance=ev.instance, profile=ev.profile, state=EngineState.STARTING,
                            pid=ev.pid, total_gen=s.total_gen)  # fmt: skip
     if isinstance(ev, PolicyApplied):
-        return r(s, state=EngineState.STARTING)
+        return r(s, state=EngineState.STARTING, cpus=tuple(ev.cpus))
     if isinstance(ev, LoadProgress):
         return r(s, state=EngineState.LOADING, load_progress=ev.progress)
     if isinstance(ev, Loaded):
         return r(s, state=EngineState.READY, load_progress=1.0, model_path=ev.model_path,
                  model_bytes=ev.model_bytes, extra=MappingProxyType({**s.extra, "load_s": ev.load_s}))  # fmt: skip
-    if isinstance(ev, Placement):
-        return r(s, placement=ev)
+    if isinstance(ev, Placement):  # where its threads compute, once they exist
+        return r(s, placement=ev, cpus=tuple(ev.thread_cpus_allowed or ev.cpus_allowed) or s.cpus)
     if isinstance(ev, PromptDone):
         rate = ev.n_tokens / ev.seconds if ev.seconds > 0 else None
         extra = {**s.extra, "gen_start_t": ev.t}

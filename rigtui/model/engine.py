@@ -287,6 +287,7 @@ class EngineStats:
     model_path: str | None = None
     model_bytes: int | None = None
     placement: Placement | None = None
+    cpus: tuple[int, ...] = ()  # where it computes: its pinning, then its threads' (placement)
     last_error: str | None = None
     exit: Exit | None = None
     url: str | None = None  # the OpenAI-compatible endpoint, once it answers

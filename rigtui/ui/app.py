@@ -66,6 +66,7 @@ class RigApp(EngineViews, App[int]):
         self.selected: str | None = None
         self.prepare: tuple[str, float | None] | None = None  # demo model generation, etc.
         self.membench: Any = None  # the cached `rigtui bench mem` result, for the roofline
+        self.app_note: str | None = None  # where the app runs beside its engines (place_app)
         self.quitting = False
         self._engines_version = 0
         self.supervisor = self._make_supervisor()

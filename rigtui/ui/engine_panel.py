@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from rigtui.engine.supervisor import ACTIVE_STATES
 from rigtui.model.engine import EngineState, EngineStats, key_hint
 from rigtui.model.topology import Topology
 from rigtui.ui.fmt import bar, escape, human_bytes, num, short_cpu_list, spark_rows, tok_s
@@ -32,6 +33,7 @@ class EngineView:
     width: int
     spark_height: int = 1  # rows per sparkline: grows with the terminal
     tail_lines: int = 0  # output tail lines to show (0: none)
+    app_note: str | None = None  # where the app runs beside the engines
 
 
 def nodes_of(topology: Topology, cpus: Sequence[int]) -> str:
@@ -203,6 +205,8 @@ class EnginePanel(Vertical):
             )
         for warning in pl.warnings if pl is not None else ():
             lines.append(f"[$warning]placement not as asked: {escape(warning)}[/]")
+        if view.app_note and stats.state in ACTIVE_STATES:
+            lines.append(f"[$text-muted]{escape(view.app_note)}[/]")
         return "\n".join(lines)
 
     def _tail_text(self, inst: Instance, view: EngineView) -> str:

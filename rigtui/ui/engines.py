@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 QUIT_CAP_S = 6.0  # quit exits after this even when an engine has not confirmed its stop
 # What streams (tokens, reply text, progress) reaches the app at most this often as one
-# snapshot: the Run screen appends the new text, the rest redraws at RENDER_EVERY_S.
+# snapshot: the Run screen appends the new text; the other screens redraw at the sample rate.
 STREAM_EVERY_S = 0.1
 
 
@@ -168,6 +168,20 @@ class EngineViews:
         if self.selected not in self.instances:
             self.selected = next(iter(self.instances), None)
         self._bindings_changed()
+        self._place_app()
+
+    def _place_app(self: RigApp) -> None:
+        """Move the app off the CPUs its running engines compute on, when those change."""
+        place = self.services.place_app
+        if place is None:
+            return
+        cpus = frozenset(c for i in self.instances.values() if i.active for c in i.stats.cpus)
+        if cpus != getattr(self, "_engine_cpus", frozenset()):
+            self._engine_cpus = cpus
+            try:
+                self.app_note = place(set(cpus))
+            except Exception as exc:  # never a reason to stop showing the engine
+                self.app_note = f"could not move the app off the engines' CPUs: {exc}"
 
     def _bindings_changed(self: RigApp) -> None:
         """Refresh the footer when what `check_action` decides changed (several engines or
@@ -191,10 +205,14 @@ class EngineViews:
         if inst is not None and ev is not None:
             self._engine_event(inst, ev)
         if ev is None or isinstance(ev, (Token, Text, Progress)):  # what streams
+            # The Run screen appends the new text; every other screen shows the stats at the
+            # sample rate (the next poll redraws them), not per snapshot: a repaint of the
+            # panels costs the engine a share of a core it meets at every layer's barrier.
             stream = getattr(self.screen, "stream_update", None)
             if stream is not None and self.screen.is_attached:
                 stream()
-            self._schedule_render()
+            elif self.services.source is None:  # no poll to carry the stats: redraw now and then
+                self._schedule_render()
         else:
             self._refresh_active()
 

@@ -79,10 +79,9 @@ def set_text(widget: Static, text: str) -> None:
     from textual.content import Content
 
     content = Content.from_markup(text)
-    lines = content.split("\n")
-    # rows it takes: its lines, if none is wider than the widget (else they wrap)
+    # the rows it takes at the widget's width, as it is rendered (word wrap included)
     width = widget.content_size.width
-    rows = len(lines) if width and max(line.cell_length for line in lines) <= width else None
+    rows = content.get_height(widget.styles, width) if width else None
     same = rows is not None and rows == getattr(widget, "_rig_rows", None)
     widget._rig_text, widget._rig_rows = text, rows  # type: ignore[attr-defined]
     widget.update(content, layout=not same)

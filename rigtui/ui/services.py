@@ -101,6 +101,8 @@ class Services:
     # set on the live sampler so it can compute roofline/placement (no-ops for replays)
     set_pid: Callable[[int | None], None] | None = None
     set_bytes_per_token: Callable[[float | None], None] | None = None
+    # keep the app off the engines' CPUs: place_app(cpus the engines use) -> a line, or None
+    place_app: Callable[[set[int]], str | None] | None = None
     # several rigs: read_fleet() -> (rows of rigtui.telemetry.fleet.RigRow, a note or None)
     read_fleet: Callable[[], tuple[list[Any], str | None]] | None = None
     launch: str | None = None  # profile to start on open (--launch)

@@ -143,6 +143,7 @@ class DashboardScreen(RigScreen):
                 width=panel_width,
                 spark_height=spark_h,
                 tail_lines=tail,
+                app_note=rig.app_note,
             )
         )
         running = rig.running()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input, Log, ProgressBar, Static
@@ -11,6 +13,9 @@ from rigtui.ui.fmt import escape, num, tok_s
 from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 from rigtui.ui.screens.base import RigScreen
+
+
+STATUS_EVERY_S = 0.5  # the status line's tok/s while a reply streams
 
 
 class RunScreen(RigScreen):
@@ -34,6 +39,7 @@ class RunScreen(RigScreen):
     def on_mount(self) -> None:
         self._shown = 0  # transcript characters already written to the Log (its transcript_end)
         self._shown_key: str | None = None  # the engine whose transcript the Log holds
+        self._status_t = 0.0  # when the status line was last drawn
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -61,8 +67,11 @@ class RunScreen(RigScreen):
 
     def stream_update(self) -> None:
         """What streamed since the last snapshot (called at the supervisor's bounded rate):
-        only the new text is appended, nothing else is redrawn."""
+        the new text is appended; the status line follows at most every STATUS_EVERY_S."""
         self._sync_transcript()
+        now = time.monotonic()
+        if now - self._status_t >= STATUS_EVERY_S:
+            self.refresh_data()
 
     def _sync_transcript(self) -> None:
         inst = self.rig.current
@@ -79,6 +88,7 @@ class RunScreen(RigScreen):
         self._shown = end
 
     def refresh_data(self) -> None:
+        self._status_t = time.monotonic()
         rig = self.rig
         stats = rig.engine_stats
         self._sync_transcript()

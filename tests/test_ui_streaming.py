@@ -1,0 +1,197 @@
+"""What streaming costs the UI (issue 13): a burst of tokens arrives as a few snapshots and
+renders the same text as slow streaming; screens other than Run do not redraw per snapshot;
+the app moves off the engines' CPUs (StayOff) and says where it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from textual.widgets import Log, Static
+from ui_helpers import FakeEngine, aio, make_services, topology_of
+
+from rigtui.model.engine import EngineState
+from rigtui.ui.app import RigApp
+from rigtui.ui.engine_panel import EnginePanel
+
+WORDS = [f"word{k} " if k % 50 else f"line{k}\n" for k in range(1000)]
+
+
+def _services(topo, engines: list[FakeEngine], **kw):
+    def factory(profile, on_event):
+        engines.append(FakeEngine(profile, on_event, reply=WORDS, **kw))
+        return engines[-1]
+
+    profiles = SimpleNamespace(load_profile=lambda name, topology=None: SimpleNamespace(
+        name=name, threads=2, is_demo=False))  # fmt: skip
+    return make_services(topo, profiles=profiles, engine_factory=factory, mode="live")
+
+
+async def _until(pilot, cond, seconds: float = 10.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if cond():
+            return True
+        await pilot.pause(0.05)
+    return cond()
+
+
+async def _reply_on_run_screen(token_delay: float) -> tuple[str, int, int]:
+    """(the Log's text after one reply, snapshots the app handled, Run screen redraws)."""
+    topo = topology_of("amd-epyc-7b13-2s-2n")
+    engines: list[FakeEngine] = []
+    app = RigApp(_services(topo, engines, token_delay=token_delay))
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.launch_profile("demo")
+        assert await _until(pilot, lambda: app.engine_stats is not None
+                            and app.engine_stats.state is EngineState.READY)  # fmt: skip
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        screen = app.screen
+        counts = {"snapshots": 0, "redraws": 0}
+        handled, redraw = app._apply, screen.refresh_data
+
+        def count_snapshot(snap):
+            counts["snapshots"] += 1
+            return handled(snap)
+
+        def count_redraw():
+            counts["redraws"] += 1
+            return redraw()
+
+        app._apply = count_snapshot  # type: ignore[method-assign]
+        screen.refresh_data = count_redraw  # type: ignore[method-assign]
+        assert app.send_prompt("tell me")
+        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        await pilot.pause(0.3)
+        log = screen.query_one("#transcript", Log)
+        return "\n".join(log.lines), counts["snapshots"], counts["redraws"]
+
+
+@aio
+async def test_a_burst_of_1000_tokens_renders_the_same_text_as_slow_streaming():
+    burst, burst_snapshots, burst_redraws = await _reply_on_run_screen(0.0)
+    slow, slow_snapshots, _ = await _reply_on_run_screen(0.003)
+    assert burst == slow
+    assert burst.startswith("> tell me\nline0\nword1 word2 ") and "word999" in burst
+    # 1,000 tokens reached the app as a handful of snapshots, each redraw bounded in rate
+    assert burst_snapshots < 20, burst_snapshots
+    assert burst_redraws < 20, burst_redraws
+    # slow streaming (3 s and more): at most one snapshot per STREAM_EVERY_S, not per token
+    assert slow_snapshots < 100, slow_snapshots
+
+
+@aio
+async def test_the_dashboard_does_not_redraw_per_streamed_snapshot():
+    topo = topology_of("amd-epyc-7b13-2s-2n")
+    engines: list[FakeEngine] = []
+    services = _services(topo, engines, token_delay=0.002)
+    app = RigApp(services)
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.launch_profile("demo")
+        assert await _until(pilot, lambda: app.engine_stats is not None
+                            and app.engine_stats.state is EngineState.READY)  # fmt: skip
+        screen = app.screen
+        redraws = {"n": 0}
+        redraw = screen.refresh_data
+
+        def count():
+            redraws["n"] += 1
+            return redraw()
+
+        screen.refresh_data = count  # type: ignore[method-assign]
+        assert app.send_prompt("hello")
+        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        # no sampler in this test: the streamed stats redraw at RENDER_EVERY_S (2 s of tokens:
+        # a few redraws), plus the state changes (generating, done) at once
+        assert redraws["n"] <= 12, redraws["n"]
+        await pilot.pause(0.6)
+        panel = screen.query_one(EnginePanel)
+        assert "tokens 1000" in str(panel.query_one("#engine-detail", Static).render())
+
+
+@aio
+async def test_the_app_is_moved_off_the_engine_cpus_and_says_where_it_runs():
+    topo = topology_of("amd-epyc-7b13-2s-2n")
+    engines: list[FakeEngine] = []
+    services = _services(topo, engines, cpus=(0, 1, 2, 3))
+    calls: list[set[int]] = []
+
+    def place_app(cpus: set[int]) -> str | None:
+        calls.append(set(cpus))
+        return "app on cpus 4-7, off the engines'" if cpus else None
+
+    services.place_app = place_app
+    app = RigApp(services)
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.launch_profile("demo")
+        assert await _until(pilot, lambda: calls and calls[-1] == {0, 1, 2, 3})
+        await pilot.pause(0.2)
+        app._refresh_active()
+        await pilot.pause(0.1)
+        detail = str(app.screen.query_one(EnginePanel).query_one("#engine-detail", Static).render())
+        assert "app on cpus 4-7, off the engines'" in detail
+        n = len(calls)
+        assert app.send_prompt("hi")  # streaming does not move the app again
+        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        assert len(calls) == n
+
+
+STAY_OFF = textwrap.dedent("""
+    import json, os, threading, time
+    from rigtui.syscalls.process import StayOff
+    kept_tid = []
+    ready = threading.Event()
+    def kept():
+        kept_tid.append(threading.get_native_id()); ready.set(); time.sleep(5)
+    threading.Thread(target=kept, daemon=True).start()
+    ready.wait()
+    allowed = sorted(os.sched_getaffinity(0))
+    stay = StayOff(keep=frozenset(kept_tid))
+    out = {"allowed": allowed}
+    out["off"] = stay.update({allowed[0]})
+    out["main_after_off"] = sorted(os.sched_getaffinity(0))
+    out["kept_after_off"] = sorted(os.sched_getaffinity(kept_tid[0]))
+    late = []
+    t = threading.Thread(target=lambda: late.append(sorted(os.sched_getaffinity(0))))
+    t.start(); t.join()
+    out["new_thread"] = late[0]
+    out["all"] = stay.update(set(allowed))
+    out["main_after_all"] = sorted(os.sched_getaffinity(0))
+    out["nice_main"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    out["nice_kept"] = os.getpriority(os.PRIO_PROCESS, kept_tid[0])
+    out["none"] = stay.update(set())
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to move between")
+def test_stay_off_moves_every_thread_but_the_spawner_and_nices_when_no_cpu_is_free():
+    import json
+
+    run = subprocess.run([sys.executable, "-c", STAY_OFF], capture_output=True, text=True,
+                         check=True, timeout=60)  # fmt: skip
+    out = json.loads(run.stdout)
+    allowed = out["allowed"]
+    assert out["main_after_off"] == allowed[1:]  # off the engine's CPU...
+    assert out["new_thread"] == allowed[1:]  # ...and so are the threads started after
+    assert out["kept_after_off"] == allowed  # the spawner keeps the engines' inheritance
+    assert "off the engines'" in out["off"]
+    # every CPU taken: back on all of them, at nice 10, and said so
+    assert out["main_after_all"] == allowed
+    assert "every CPU" in out["all"] and "nice 10" in out["all"]
+    assert out["nice_main"] == 10 and out["nice_kept"] == 0
+    assert out["none"] is None
+
+
+def test_monitor_commands_take_app_cpus(tmp_path):
+    from rigtui.cli import app_cpus, build_parser
+
+    args = build_parser().parse_args(["sample", "--app-cpus", "0-1,3"])
+    assert app_cpus(args) == {0, 1, 3}
+    with pytest.raises(ValueError, match="CPU list"):
+        app_cpus(build_parser().parse_args(["exporter", "--app-cpus", "two"]))
+    assert app_cpus(build_parser().parse_args(["--app-cpus", "1"])) == {1}
