@@ -148,11 +148,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
+    from rigtui.commands._common import place_monitor
     from rigtui.probes import detect
     from rigtui.telemetry import Sampler
     from rigtui.telemetry.record import Recorder
-
-    from rigtui.commands._common import place_monitor
 
     fs = make_fs(args)
     topology = detect(fs)

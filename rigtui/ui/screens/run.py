@@ -14,7 +14,6 @@ from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 from rigtui.ui.screens.base import RigScreen
 
-
 STATUS_EVERY_S = 0.5  # the status line's tok/s while a reply streams
 
 
