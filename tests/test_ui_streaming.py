@@ -195,3 +195,32 @@ def test_monitor_commands_take_app_cpus(tmp_path):
     with pytest.raises(ValueError, match="CPU list"):
         app_cpus(build_parser().parse_args(["exporter", "--app-cpus", "two"]))
     assert app_cpus(build_parser().parse_args(["--app-cpus", "1"])) == {1}
+
+
+def test_stream_wrap_keeps_lines_within_the_width_whatever_the_chunks():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from rigtui.ui.fmt import StreamWrap
+
+    text = ("the quick brown fox jumps over the lazy dog and keeps running\n" * 3
+            + "a" * 75 + " tail words here\n")  # fmt: skip
+
+    @settings(max_examples=60, derandomize=True, deadline=None)
+    @given(st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=40),
+           st.integers(min_value=10, max_value=40))  # fmt: skip
+    def check(cuts, width):
+        whole = StreamWrap(width).feed(text)
+        w, pos, parts, k = StreamWrap(width), 0, [], 0
+        while pos < len(text):
+            cut = cuts[k % len(cuts)]
+            parts.append(w.feed(text[pos : pos + cut]))
+            pos, k = pos + cut, k + 1
+        assert "".join(parts) == whole  # the chunking does not change the result
+        assert all(len(line) <= width for line in whole.split("\n"))
+        # nothing lost or added but line breaks (a word longer than the width is broken)
+        assert whole.replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+
+    check()
+    out = StreamWrap(20).feed("one two three four five six seven\n")
+    assert out == "one two three four \nfive six seven\n"

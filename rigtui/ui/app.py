@@ -1,4 +1,5 @@
-"""The rigtui Textual app: one sample poll, any number of engines, six screens (modes).
+"""The rigtui Textual app: one sample poll, any number of engines, the screens of the registry
+(`rigtui.ui.screens.REGISTRY`, one Textual mode each).
 
 Data flow (DESIGN.md): a thread worker calls `Services.source.sample()` and posts `SampleReady`;
 the engines are owned by `rigtui.engine.supervisor.EngineSupervisor`, whose frozen snapshots
@@ -23,7 +24,8 @@ from rigtui.model.sample import Sample
 from rigtui.ui.engines import EngineViews
 from rigtui.ui.instances import HISTORY, Instance
 from rigtui.ui.messages import SampleReady, SourceFailed
-from rigtui.ui.screens import SCREENS
+from rigtui.ui.screens import REGISTRY, SCREENS
+from rigtui.ui.screens import bindings as screen_bindings
 from rigtui.ui.services import ReplayEnded, Services
 
 RENDER_EVERY_S = 0.5  # panels redraw at most this often while an engine streams
@@ -39,19 +41,11 @@ class RigApp(EngineViews, App[int]):
     DEFAULT_MODE = "dashboard"
 
     BINDINGS: ClassVar = [
-        Binding("d", "screen('dashboard')", "Dash", tooltip="Dashboard"),
-        Binding("t", "screen('topology')", "Topo", tooltip="Topology"),
-        Binding("p", "screen('profiles')", "Profiles"),
-        Binding("r", "screen('run')", "Run"),
-        Binding("c", "screen('checks')", "Checks"),
-        Binding("b", "screen('bench')", "Bench"),
-        # off the footer (80 columns are full): in the help screen and the command palette
-        Binding("f", "screen('fleet')", "Fleet", show=False,
-                tooltip="Fleet: several rigs, from their exporters or a Prometheus"),
+        *screen_bindings(),  # d t p r c b f: one per screen in the registry
         Binding("s", "next_engine", "Engine", tooltip="Select the next running engine"),
         Binding("x", "stop_engine", "Stop", tooltip="Stop the selected engine"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="This help (Esc closes)"),
+        Binding("q", "quit", "Quit", tooltip="Quit (stops the engines)"),
     ]
 
     def __init__(self, services: Services) -> None:
@@ -126,12 +120,12 @@ class RigApp(EngineViews, App[int]):
             self.switch_mode(name)
 
     def action_help(self) -> None:
-        from rigtui.ui.screens.help import HelpScreen
+        from rigtui.ui.screens.help import HelpScreen, other_keys
 
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
         else:
-            self.push_screen(HelpScreen(self.help_notes()))
+            self.push_screen(HelpScreen(self.help_notes(), other_keys(self.BINDINGS)))
 
     def help_notes(self) -> list[str]:
         """Live details the panels shorten: each socket's full memory-traffic reason."""
@@ -149,18 +143,9 @@ class RigApp(EngineViews, App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        names = {
-            "dashboard": "live view of sockets, GPUs and the engines",
-            "topology": "sockets, NUMA nodes, caches, DIMMs, GPUs",
-            "profiles": "list, validate, edit and launch profiles",
-            "run": "prompt the selected engine",
-            "checks": "sanity checks of this machine",
-            "bench": "memory bandwidth results",
-        }
-        for name, help_text in names.items():
-            yield SystemCommand(
-                f"Go to {name.title()}", help_text, lambda n=name: self.action_screen(n)
-            )
+        for entry in REGISTRY:
+            yield SystemCommand(f"Go to {entry.title}", f"{entry.summary} (key {entry.key})",
+                                lambda n=entry.name: self.action_screen(n))  # fmt: skip
         yield SystemCommand("Stop engine", "stop the selected engine", self.action_stop_engine)
         yield SystemCommand("Next engine", "select the next engine", self.action_next_engine)
         yield SystemCommand("Help", "keys and screens", self.action_help)

@@ -152,3 +152,51 @@ def escape(text: str) -> str:
     `["exps=CPU"]` as a tag and raises (a profile line `override_tensors = ["exps=CPU"]`
     emptied the profile preview)."""
     return text.replace("[", "\\[")
+
+
+class StreamWrap:
+    """Word-wraps streamed text to `width` columns as it arrives, for a `Log` (which does not
+    wrap: a reply without newlines was one long line cut at the right edge). Only whole
+    words are let out, so what is written is never taken back: the Log's last line only grows
+    until the next word does not fit, which starts a new line. A word longer than a line is
+    broken at the width."""
+
+    def __init__(self, width: int) -> None:
+        self.width = max(10, width)
+        self.col = 0  # the column the next character goes to
+        self.word = ""  # the word under way: let out once a space or newline ends it
+
+    def feed(self, text: str) -> str:
+        """What to append to the Log for `text` (newlines inserted where lines wrap)."""
+        from rich.cells import cell_len
+
+        out: list[str] = []
+        for ch in text:
+            if ch == "\n":
+                out.append(self._word(cell_len))
+                out.append("\n")
+                self.col = 0
+            elif ch == " " or ch == "\t":
+                out.append(self._word(cell_len))
+                if self.col + 1 > self.width:
+                    out.append("\n")
+                    self.col = 0
+                elif self.col:  # no space at the start of a wrapped line
+                    out.append(" ")
+                    self.col += 1
+            else:
+                self.word += ch
+                if len(self.word) >= self.width:
+                    out.append(self._word(cell_len))
+        return "".join(out)
+
+    def _word(self, cell_len) -> str:  # noqa: ANN001
+        word, self.word = self.word, ""
+        if not word:
+            return ""
+        n = cell_len(word)
+        if self.col and self.col + n > self.width:
+            self.col = n
+            return "\n" + word
+        self.col += n
+        return word

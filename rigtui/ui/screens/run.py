@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input, Log, ProgressBar, Static
 
 from rigtui.model.engine import EngineState
-from rigtui.ui.fmt import escape, num, tok_s
+from rigtui.ui.fmt import StreamWrap, escape, num, tok_s
 from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 from rigtui.ui.screens.base import RigScreen
@@ -39,6 +40,7 @@ class RunScreen(RigScreen):
         self._shown = 0  # transcript characters already written to the Log (its transcript_end)
         self._shown_key: str | None = None  # the engine whose transcript the Log holds
         self._status_t = 0.0  # when the status line was last drawn
+        self._wrap = StreamWrap(80)  # replaced at the Log's width when it is first filled
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -72,18 +74,23 @@ class RunScreen(RigScreen):
         if now - self._status_t >= STATUS_EVERY_S:
             self.refresh_data()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._shown_key = None  # wrap it all again at the new width
+        self._sync_transcript()
+
     def _sync_transcript(self) -> None:
         inst = self.rig.current
         text, end = (inst.transcript, inst.transcript_end) if inst else ("", 0)
         log = self.query_one("#transcript", Log)
         new = end - self._shown
         if self._shown_key != self.rig.selected or new < 0 or new > len(text):
-            # another engine, or more came than the transcript keeps: write what it holds
+            # another engine, a new width, or more came than the transcript keeps: all again
             self._shown_key = self.rig.selected
             log.clear()
+            self._wrap = StreamWrap(log.scrollable_content_region.width - 1)
             new = len(text)
         if new:
-            log.write(printable(text[len(text) - new :]))
+            log.write(self._wrap.feed(printable(text[len(text) - new :])))
         self._shown = end
 
     def refresh_data(self) -> None:
