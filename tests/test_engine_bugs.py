@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from rigtui.engine.placement import parse_numa_maps, read_placement
+from rigtui.engine.placement import model_pages, read_process_placement
 
 pytest_plugins = ["engine_fixtures"]  # live_topology, demo8m
 
@@ -19,7 +19,7 @@ def test_numa_maps_model_path_with_space_is_matched(tmp_path):
         f"7f0000000000 default file={escaped} mapped=10 N0=10 kernelpagesize_kB=4\n"
         "7f1000000000 default anon=2 dirty=2 N0=2 kernelpagesize_kB=4\n"
     )
-    file_bytes, anon = parse_numa_maps(text, str(model))
+    file_bytes, anon = model_pages(text.encode(), str(model))
     assert file_bytes == {0: 10 * 4096}
     assert anon == {0: 2 * 4096}
 
@@ -28,7 +28,7 @@ def test_numa_maps_hugepage_file_mapping_counts_2mib_pages(tmp_path):
     model = tmp_path / "m.gguf"
     model.write_bytes(b"x")
     text = f"7f0000000000 default file={model} huge dirty=3 N0=3 N1=1 kernelpagesize_kB=2048\n"
-    file_bytes, _ = parse_numa_maps(text, str(model))
+    file_bytes, _ = model_pages(text.encode(), str(model))
     assert file_bytes == {0: 3 * 2 << 20, 1: 2 << 20}
 
 
@@ -44,7 +44,7 @@ def test_read_placement_survives_non_utf8_mapping_name(tmp_path):
         mm = mmap.mmap(f.fileno(), 4096, prot=mmap.PROT_READ)
         try:
             mm[0]  # fault the page in so numa_maps lists it with N<node>=
-            out = read_placement("self", None)
+            out = read_process_placement("self", None)
         finally:
             mm.close()
     assert isinstance(out["anon"], dict)

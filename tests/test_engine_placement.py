@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rigtui.engine.placement import parse_numa_maps, parse_status_lists
+from rigtui.engine.placement import model_pages as parse_numa_maps
+from rigtui.model.procfs import parse_status_lists
 
 NUMA_MAPS = """\
 55d0c0a00000 default file=/usr/bin/python3.11 mapped=200 N0=200 kernelpagesize_kB=4
@@ -15,10 +16,10 @@ NUMA_MAPS = """\
 
 
 def test_numa_maps_model_pages_per_node():
-    file_bytes, anon_bytes = parse_numa_maps(NUMA_MAPS, "/models/m.gguf")
+    file_bytes, anon_bytes = parse_numa_maps(NUMA_MAPS.encode(), "/models/m.gguf")
     assert file_bytes == {0: 500 * 4096, 1: 510 * 4096}
     assert anon_bytes == {0: 305 * 4096 + 2 * 2048 * 1024}
-    assert parse_numa_maps(NUMA_MAPS, None)[0] == {}
+    assert parse_numa_maps(NUMA_MAPS.encode(), None)[0] == {}
 
 
 def test_status_lists():
@@ -32,7 +33,8 @@ def test_thread_cpus_sees_a_thread_re_pinned_wider_than_the_process():
     import os
     import threading
 
-    from rigtui.engine.placement import read_placement, thread_cpus
+    from rigtui.engine.placement import read_process_placement as read_placement
+    from rigtui.engine.placement import thread_cpus
 
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:

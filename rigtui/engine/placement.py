@@ -9,61 +9,16 @@ for each mapping).
 from __future__ import annotations
 
 import os
-import re
 
-_NODE_RE = re.compile(r"\bN(\d+)=(\d+)")
-_PAGESIZE_RE = re.compile(r"\bkernelpagesize_kB=(\d+)")
-_OCTAL_RE = re.compile(r"\\([0-7]{3})")
+from rigtui.model.procfs import model_mapping, parse_numa_maps, parse_status_lists
 
 
-def _unescape(path: str) -> str:
-    """numa_maps writes "\\n", "\\t", "=" and space in a path as \\ooo (seq_file_path)."""
-    return _OCTAL_RE.sub(lambda m: chr(int(m.group(1), 8)), path)
-
-
-def parse_list(text: str) -> tuple[int, ...]:
-    """Kernel list syntax "0-3,8" -> (0, 1, 2, 3, 8)."""
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return tuple(out)
-
-
-def parse_status_lists(status_text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(Cpus_allowed_list, Mems_allowed_list) of a /proc/PID/status text."""
-    cpus: tuple[int, ...] = ()
-    mems: tuple[int, ...] = ()
-    for line in status_text.splitlines():
-        key, _, value = line.partition(":")
-        if key == "Cpus_allowed_list":
-            cpus = parse_list(value)
-        elif key == "Mems_allowed_list":
-            mems = parse_list(value)
-    return cpus, mems
-
-
-def parse_numa_maps(text: str, model_path: str | None) -> tuple[dict[int, int], dict[int, int]]:
-    """(bytes per node of the mappings of `model_path`, bytes per node of anonymous memory)."""
-    model_real = os.path.realpath(model_path) if model_path else None
-    file_bytes: dict[int, int] = {}
-    anon_bytes: dict[int, int] = {}
-    for line in text.splitlines():
-        m = _PAGESIZE_RE.search(line)
-        page = int(m.group(1)) * 1024 if m else 4096
-        target: dict[int, int] | None = None
-        file_m = re.search(r"\bfile=(\S+)", line)
-        if file_m and model_real and os.path.realpath(_unescape(file_m.group(1))) == model_real:
-            target = file_bytes
-        elif " anon=" in line or " heap" in line:
-            target = anon_bytes
-        if target is None:
-            continue
-        for node, pages in _NODE_RE.findall(line):
-            target[int(node)] = target.get(int(node), 0) + int(pages) * page
-    return file_bytes, anon_bytes
+def model_pages(numa_maps: bytes, model_path: str | None) -> tuple[dict[int, int], dict[int, int]]:
+    """(bytes per node of the model's mapping, bytes per node of anonymous memory) from a
+    numa_maps text (the one parser: rigtui.model.procfs)."""
+    maps = parse_numa_maps(numa_maps)
+    model = model_mapping(maps, model_path) if model_path else None
+    return (dict(maps.file_bytes.get(model, {})) if model else {}), maps.anon_bytes
 
 
 def thread_cpus(pid: int | str = "self") -> tuple[int, ...]:
@@ -88,7 +43,8 @@ def thread_cpus(pid: int | str = "self") -> tuple[int, ...]:
     return tuple(sorted(union))
 
 
-def read_placement(pid: int | str = "self", model_path: str | None = None) -> dict[str, object]:
+def read_process_placement(pid: int | str = "self", model_path: str | None = None
+                           ) -> dict[str, object]:  # fmt: skip
     """Placement facts of a live process, as plain values (the worker sends them as an event)."""
     out: dict[str, object] = {"cpus_allowed": (), "mems_allowed": (), "file": {}, "anon": {},
                               "thread_cpus": ()}  # fmt: skip
@@ -98,9 +54,9 @@ def read_placement(pid: int | str = "self", model_path: str | None = None) -> di
     except OSError:
         pass
     out["thread_cpus"] = thread_cpus(pid)
-    try:  # mapped file names need not be UTF-8: a bad byte must not crash the worker
-        with open(f"/proc/{pid}/numa_maps", errors="surrogateescape") as f:
-            out["file"], out["anon"] = parse_numa_maps(f.read(), model_path)
+    try:  # read as bytes: mapped file names need not be UTF-8
+        with open(f"/proc/{pid}/numa_maps", "rb") as f:
+            out["file"], out["anon"] = model_pages(f.read(), model_path)
     except OSError:
         pass  # kernels without CONFIG_NUMA have no numa_maps
     return out
@@ -112,7 +68,7 @@ def placement_fields(pid: int | str, model_path: str, plan: dict[str, object], m
     llama-server's): where it runs, where the model's pages are, and what did not hold."""
     from rigtui.engine.placement_check import fs_type_of, placement_warnings
 
-    p = read_placement(pid, model_path)
+    p = read_process_placement(pid, model_path)
     try:
         with open(f"/proc/{pid}/mounts") as f:
             fs_type = fs_type_of(os.path.realpath(model_path), f.read())

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
 from textual.widgets import DataTable, Footer, Static
 
+from rigtui.model.profile import ProfileIssue
 from rigtui.ui.fmt import escape
 from rigtui.ui.modals import ConfirmModal, Field, FormModal
 from rigtui.ui.screens.base import RigScreen
@@ -185,7 +186,7 @@ class ProfilesScreen(RigScreen):
         try:
             issues = list(api.check_profile(ref.path, self.rig.topology))
         except Exception as exc:
-            issues = [_Issue(ref.path, None, None, f"validation failed: {exc}")]
+            issues = [ProfileIssue(ref.path, None, None, f"validation failed: {exc}")]
         profile = None
         if not any(getattr(i, "severity", "error") == "error" for i in issues):
             try:
@@ -370,11 +371,3 @@ class ProfilesScreen(RigScreen):
 
         self.app.push_screen(ConfirmModal(f"Delete profile {ref.name}?\n{ref.path}"), done)
 
-
-class _Issue:
-    """Stand-in issue when validation itself raised."""
-
-    def __init__(self, file: str, line: int | None, key: str | None, message: str) -> None:
-        self.file, self.line, self.key, self.message = file, line, key, message
-        self.hint: str | None = None
-        self.severity = "error"
