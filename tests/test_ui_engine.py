@@ -133,7 +133,7 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
         await pilot.pause(0.3)
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list").render())
         assert TOK_S.search(listing) and "tiny2" in listing, listing
-        engines = [i.engine for i in app.running()]
+        engines = [app.supervisor.engine(i.key) for i in app.running()]
         t0 = time.monotonic()
         await pilot.press("q")
         # stops run in a worker: no freeze (a 0.5 s bound on the key press failed in CI once,

@@ -59,7 +59,7 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
         assert await _until(pilot, lambda: app.engine_stats.state is EngineState.READY)
         app.launch_profile("second")  # not refused, not a replacement
         assert await _until(
-            pilot, lambda: len(app.running()) == 2 and all(i.engine for i in app.running())
+            pilot, lambda: len(app.running()) == 2 and all(i.started for i in app.running())
         )
         await _until(pilot, lambda: all(i.stats.state is EngineState.READY for i in app.running()))
         assert [e.profile.name for e in engines] == ["first", "second"]
@@ -94,7 +94,7 @@ async def test_quit_stops_engines_in_a_worker_without_freezing(fixture_root):
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
         app.launch_profile("second")
-        assert await _until(pilot, lambda: sum(1 for i in app.running() if i.engine) == 2)
+        assert await _until(pilot, lambda: sum(1 for i in app.running() if i.started) == 2)
         t0 = time.monotonic()
         await pilot.press("q")
         assert time.monotonic() - t0 < 2.0  # the UI thread did not wait for a 3 s stop

@@ -72,6 +72,8 @@ class InstanceView:
     transcript: str = ""
     transcript_end: int = 0
     log_tail: tuple[str, ...] = ()  # llama.cpp's last log lines, copied when the engine fails
+    threads: int | None = None  # the generation threads it was started with
+    model_path: str | None = None  # the model file it was started on (before it loaded)
     last_done: Done | None = None
     stopping: bool = False
     started: bool = False  # an engine process exists (False: launching, or failed before)
@@ -243,7 +245,12 @@ class EngineSupervisor:
                 orphan = False
                 sampling = getattr(profile, "sampling", None)
                 entry.max_tokens = int(getattr(sampling, "max_tokens", None) or entry.max_tokens)
+                threads = getattr(getattr(engine, "plan", None), "threads", None)
+                if not isinstance(threads, int):
+                    threads = getattr(profile, "threads", None)
                 entry.view = replace(entry.view, profile=profile.name, started=True, pid=engine.pid,
+                                     threads=threads if isinstance(threads, int) else None,
+                                     model_path=_str_or_none(getattr(engine, "model_path", None)),
                                      stats=entry.view.stats if entry.view.stats.pid else
                                      replace(entry.view.stats, profile=profile.name))  # fmt: skip
         if orphan:  # never leave a child (own session) behind the UI
@@ -406,6 +413,10 @@ class EngineSupervisor:
 
 
 STOP_TIMEOUT_S = 4.0
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def _append(entry: _Entry, text: str) -> None:

@@ -204,7 +204,7 @@ class RigApp(EngineViews, App[int]):
                 by_name[eng.instance] = inst
             if inst is None:
                 continue
-            if inst.engine is None:  # a replay: the recording is the only source of stats
+            if not inst.supervised:  # a replay: the recording is the only source of stats
                 inst.stats = eng
             if eng.gen_tok_s is not None:
                 inst.gen_history.append(eng.gen_tok_s)

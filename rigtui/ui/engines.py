@@ -68,8 +68,9 @@ class EngineViews:
 
     @property
     def engine(self: RigApp) -> Any:
-        inst = self.current
-        return inst.engine if inst else None
+        """The selected engine's object, held by the supervisor (None when not started)."""
+        inst, sup = self.current, self.supervisor
+        return sup.engine(inst.key) if inst and inst.started and sup is not None else None
 
     @property
     def engine_stats(self: RigApp) -> EngineStats | None:
@@ -151,7 +152,6 @@ class EngineViews:
         if snap.version < self._engines_version:
             return  # an older snapshot overtaken by one already applied
         self._engines_version = snap.version
-        sup = self.supervisor
         keys = {v.key for v in snap.instances}
         for key in [k for k, i in self.instances.items() if i.supervised and k not in keys]:
             del self.instances[key]
@@ -160,9 +160,9 @@ class EngineViews:
             if inst is None:
                 inst = self.instances[view.key] = Instance(key=view.key, profile=view.profile,
                                                            stats=view.stats, supervised=True)  # fmt: skip
-            was_started = inst.engine is not None
-            inst.apply(view, sup.engine(view.key) if sup is not None and view.started else None)
-            newly = inst.engine is not None and not was_started
+            was_started = inst.started
+            inst.apply(view)
+            newly = inst.started and not was_started
             if newly and view.key == self.selected and self.services.set_pid is not None:
                 self.services.set_pid(view.pid)
         if self.selected not in self.instances:
@@ -279,7 +279,7 @@ class EngineViews:
             return
         self.selected = key
         if self.services.set_pid is not None:
-            self.services.set_pid(inst.pid if inst.engine is not None else None)
+            self.services.set_pid(inst.pid if inst.started else None)
         if self.services.set_bytes_per_token is not None and inst.bytes_per_token is not None:
             self.services.set_bytes_per_token(inst.bytes_per_token)
         self._refresh_active()
@@ -297,7 +297,7 @@ class EngineViews:
 
     def action_stop_engine(self: RigApp) -> None:
         inst = self.current
-        if inst is None or inst.engine is None or not inst.active or self.supervisor is None:
+        if inst is None or not inst.started or not inst.active or self.supervisor is None:
             self.notify(
                 "No engine running." if inst is None else f"Engine {inst.key} is not running."
             )

@@ -23,13 +23,15 @@ def printable(text: str) -> str:
 
 @dataclass
 class Instance:
-    """One launch: its engine (None until started, or in a replay), the stats folded from its
-    events (by the supervisor), its chat transcript and tok/s history, and why it failed."""
+    """One launch as the UI shows it: copied from the supervisor's frozen view (the engine
+    object stays with the supervisor), plus the tok/s history for the sparklines."""
 
     key: str  # "1", "2", …: the number the UI shows
     profile: str
     stats: EngineStats
-    engine: Any = None
+    started: bool = False  # an engine process exists (the supervisor holds it, not the UI)
+    threads: int | None = None
+    model_path: str | None = None  # before it loaded (then stats.model_path)
     note: str | None = None  # why the launch failed before the engine ran
     issues: tuple[Any, ...] = ()  # ProfileIssue list of a profile that failed to load
     event_lines: tuple[str, ...] = ()
@@ -45,13 +47,13 @@ class Instance:
     supervised: bool = False  # mirrors a supervisor instance (False: known from a recording)
     pid: int | None = None
 
-    def apply(self, view: InstanceView, engine: Any) -> None:
+    def apply(self, view: InstanceView) -> None:
         """Take the supervisor's view of this launch (UI thread only)."""
         self.profile, self.stats, self.note, self.issues = view.profile, view.stats, view.note, view.issues
         self.transcript, self.transcript_end = view.transcript, view.transcript_end
         self.event_lines, self.log_tail = view.event_lines, view.log_tail
         self.last_done, self.stopping, self.pid = view.last_done, view.stopping, view.pid
-        self.engine = engine
+        self.started, self.threads, self.model_path = view.started, view.threads, view.model_path
 
     @property
     def active(self) -> bool:

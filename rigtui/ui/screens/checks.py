@@ -58,17 +58,14 @@ class ChecksScreen(RigScreen):
         """The selected running engine's model and threads, so `free_memory` and
         `model_page_cache` judge the model in use instead of saying "no model given"."""
         inst = self.rig.current
-        if inst is None or inst.engine is None or not inst.active:
-            inst = next((i for i in self.rig.running() if i.engine is not None), None)
+        if inst is None or not inst.started or not inst.active:
+            inst = next((i for i in self.rig.running() if i.started), None)
         if inst is None:
             return {}
-        engine = inst.engine
-        path = inst.stats.model_path or getattr(engine, "model_path", None)
+        path = inst.stats.model_path or inst.model_path
         if not path:
             return {}
-        threads = getattr(getattr(engine, "plan", None), "threads", None)
-        if threads is None:
-            threads = getattr(getattr(engine, "profile", None), "threads", None)
+        threads = inst.threads
         kw: dict[str, Any] = {"model_path": path}
         if isinstance(threads, int):
             kw["profile_threads"] = threads
