@@ -39,9 +39,8 @@ async def _until(pilot, cond, seconds: float = 10.0) -> bool:
     return cond()
 
 
-async def _reply_on_run_screen(token_delay: float) -> tuple[str, int, int]:
+async def _reply_on_run_screen(topo, token_delay: float) -> tuple[str, int, int]:
     """(the Log's text after one reply, snapshots the app handled, Run screen redraws)."""
-    topo = topology_of("amd-epyc-7b13-2s-2n")
     engines: list[FakeEngine] = []
     app = RigApp(_services(topo, engines, token_delay=token_delay))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -72,9 +71,10 @@ async def _reply_on_run_screen(token_delay: float) -> tuple[str, int, int]:
 
 
 @aio
-async def test_a_burst_of_1000_tokens_renders_the_same_text_as_slow_streaming():
-    burst, burst_snapshots, burst_redraws = await _reply_on_run_screen(0.0)
-    slow, slow_snapshots, _ = await _reply_on_run_screen(0.003)
+async def test_a_burst_of_1000_tokens_renders_the_same_text_as_slow_streaming(fixture_root):
+    topo = topology_of(fixture_root("8em64t-2s4c-asymcaches"))
+    burst, burst_snapshots, burst_redraws = await _reply_on_run_screen(topo, 0.0)
+    slow, slow_snapshots, _ = await _reply_on_run_screen(topo, 0.003)
     assert burst == slow
     assert burst.startswith("> tell me\nline0\nword1 word2 ") and "word999" in burst
     # 1,000 tokens reached the app as a handful of snapshots, each redraw bounded in rate
@@ -85,8 +85,8 @@ async def test_a_burst_of_1000_tokens_renders_the_same_text_as_slow_streaming():
 
 
 @aio
-async def test_the_dashboard_does_not_redraw_per_streamed_snapshot():
-    topo = topology_of("amd-epyc-7b13-2s-2n")
+async def test_the_dashboard_does_not_redraw_per_streamed_snapshot(fixture_root):
+    topo = topology_of(fixture_root("8em64t-2s4c-asymcaches"))
     engines: list[FakeEngine] = []
     services = _services(topo, engines, token_delay=0.002)
     app = RigApp(services)
@@ -114,8 +114,8 @@ async def test_the_dashboard_does_not_redraw_per_streamed_snapshot():
 
 
 @aio
-async def test_the_app_is_moved_off_the_engine_cpus_and_says_where_it_runs():
-    topo = topology_of("amd-epyc-7b13-2s-2n")
+async def test_the_app_is_moved_off_the_engine_cpus_and_says_where_it_runs(fixture_root):
+    topo = topology_of(fixture_root("8em64t-2s4c-asymcaches"))
     engines: list[FakeEngine] = []
     services = _services(topo, engines, cpus=(0, 1, 2, 3))
     calls: list[set[int]] = []

@@ -176,19 +176,15 @@ class SocketPanel(Vertical):
 
         def block(label: str, values: list[float | None]) -> list[str]:
             body = spark_rows(values, cols, rows, ceiling)
-            return [
-                (label if k == len(body) - 1 else "").ljust(4) + line for k, line in enumerate(body)
-            ]
+            # the label heads the graph (top line), like an axis title
+            return [(label if k == 0 else "").ljust(4) + line for k, line in enumerate(body)]
 
-        split = any(t is not None and t.read_gbs is not None for t in mine)
-        if not split:
-            return "\n".join(block("R+W", [traffic_total(t) for t in mine]))
-        reads = [t.read_gbs if t and t.available else None for t in mine]
-        writes = [t.write_gbs if t and t.available else None for t in mine]
-        lines = block("R", reads)
-        if any(w is not None for w in writes):  # estimates have no write figure
-            lines += block("W", writes)
-        return "\n".join(lines)
+        # one continuous graph of what the channels carry (R+W; the label line has the split);
+        # an estimate has reads only
+        writes = any(t is not None and t.available and t.write_gbs is not None for t in mine)
+        reads_only = not writes and any(t is not None and t.read_gbs is not None for t in mine)
+        return "\n".join(block("R" if reads_only else "R+W",
+                               [traffic_total(t) if t and t.available else None for t in mine]))  # fmt: skip
 
     def _heat_text(self, sample: Sample | None, width: int) -> str:
         if sample is None:

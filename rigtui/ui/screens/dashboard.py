@@ -2,7 +2,10 @@
 
 Panels are sized for 80x24 first; on a taller terminal the rows left over go to taller
 sparklines (tok/s, memory traffic), a per-node memory breakdown and the engine's last request
-and output tail, instead of leaving the bottom of the screen empty.
+and output tail, instead of leaving the bottom of the screen empty. On a wide terminal the
+engine panel spans the width and the sockets sit side by side below it, in socket order. When
+the socket panels do not fit at all (an 8-socket box at 80x24), one line per socket instead
+(`SocketTable`).
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ from rigtui.ui.engine_panel import EnginePanel, EngineView
 from rigtui.ui.fmt import escape
 from rigtui.ui.panels import GpuPanel, SocketPanel, host_line
 from rigtui.ui.screens.base import RigScreen
+from rigtui.ui.socket_table import SocketTable
 
 WIDE = 120  # columns from which panels sit in two columns
 ENGINE_BASE = 10  # rows of the engine panel with one-row sparklines (borders included)
+GPU_BASE = 6  # rows of a GPU panel
+ENGINE_IDLE = 3  # rows of the engine panel with no engine launched
+MAX_SOCKET_SPARK = 10  # rows of a socket's traffic graph at most
 MAX_SPARK = 6  # rows per sparkline at most: taller only stretches the same 120 samples
 
 
 def socket_base(nodes: int) -> int:
     """Rows of a socket panel at its smallest: borders, a heat line and a memory line per node,
-    the traffic label (two lines when it wraps), R and W sparklines, temperatures."""
-    return 2 + 2 * nodes + 2 + 2 + 1
+    the traffic label (two lines when it wraps), the traffic graph, temperatures."""
+    return 2 + 2 * nodes + 2 + 1 + 1
 
 
 class DashboardScreen(RigScreen):
@@ -39,10 +46,13 @@ class DashboardScreen(RigScreen):
         yield Static("", id="source-note")
         with VerticalScroll(id="dash-body"):
             yield EnginePanel(topo)
-            for sock in topo.sockets:
-                yield SocketPanel(topo, sock.id)
-            for gpu in topo.gpus:
-                yield GpuPanel(topo, gpu.index)
+            if len(topo.sockets) > 1:
+                yield SocketTable(topo)
+            panels: list = [SocketPanel(topo, sock.id) for sock in topo.sockets]
+            panels += [GpuPanel(topo, gpu.index) for gpu in topo.gpus]
+            if len(panels) % 2:  # alone in the last row of two: it takes the whole row
+                panels[-1].add_class("span")
+            yield from panels
         yield Footer(compact=True)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -100,25 +110,38 @@ class DashboardScreen(RigScreen):
             )
         return line
 
-    def layout_budget(self) -> tuple[int, int, int, bool]:
-        """(engine sparkline rows, output tail lines, socket sparkline rows, node detail) from
-        the rows each grid row of panels gets on this terminal."""
+    def layout_budget(self) -> tuple[int, int, int, bool, bool]:
+        """(engine sparkline rows, output tail lines, socket sparkline rows, node detail, one
+        line per socket) from the rows each grid row of panels gets on this terminal."""
         topo = self.rig.topology
         width, height = self.size.width, self.size.height
-        panels = 1 + len(topo.sockets) + len(topo.gpus)
-        grid_rows = math.ceil(panels / 2) if width >= WIDE else panels
-        per_row = max(0, height - 2) // max(1, grid_rows)  # host line and footer
+        cols = 2 if width >= WIDE else 1
+        avail = max(0, height - 2)  # host line and footer
         n_inst = len(self.rig.instances)
-        engine_extra = per_row - ENGINE_BASE - (n_inst + 1 if n_inst > 1 else 0)
+        # no engine launched: the panel is its one line of advice
+        engine_min = ENGINE_BASE + (n_inst + 1 if n_inst > 1 else 0) if n_inst else ENGINE_IDLE
+        nodes = max((len(s.nodes) for s in topo.sockets), default=1)
+        n_sock, n_gpu = len(topo.sockets), len(topo.gpus)
+        # the socket panels at their smallest, side by side, then the GPUs in the same grid
+        full = engine_min + math.ceil(n_sock / cols) * socket_base(nodes) + \
+            (math.ceil((n_sock + n_gpu) / cols) - math.ceil(n_sock / cols)) * GPU_BASE
+        table = n_sock > 1 and full > avail
+        grid_rows = 1 + (math.ceil(n_gpu / cols) if table else math.ceil((n_sock + n_gpu) / cols))
+        if table:
+            grid_rows += 1  # the table's own row
+        if n_inst:  # the engine and each row of the grid share the rows alike
+            per_row = avail // max(1, grid_rows)
+        else:  # the idle engine panel keeps its few rows, the grid takes the rest
+            per_row = (avail - engine_min) // max(1, grid_rows - 1)
+        engine_extra = per_row - engine_min
         spark_h = max(1, min(MAX_SPARK, 1 + engine_extra // 4))
         tail = max(0, min(12, engine_extra - 2 * (spark_h - 1) - 1))
-        nodes = max((len(s.nodes) for s in topo.sockets), default=1)
         sock_extra = per_row - socket_base(nodes)
         node_detail = sock_extra >= nodes + 3  # 80x24 keeps its one-line-per-node panel
         if node_detail:
             sock_extra -= nodes
-        sock_h = max(1, min(MAX_SPARK, 1 + sock_extra // 3))  # R and W each grow
-        return spark_h, tail, sock_h, node_detail
+        sock_h = max(1, min(MAX_SOCKET_SPARK, 1 + sock_extra))  # the one traffic graph grows
+        return spark_h, tail, sock_h, node_detail, table
 
     def refresh_data(self) -> None:
         rig = self.rig
@@ -127,11 +150,11 @@ class DashboardScreen(RigScreen):
         note = self.query_one("#source-note", Static)
         note.update(f"[$warning]{escape(rig.source_note)}[/]" if rig.source_note else "")
         note.display = bool(rig.source_note)
-        panel_width = width // 2 - 4 if width >= WIDE else width - 4
+        panel_width = width - 4  # the engine panel spans the width (wide or not)
         engine_note = None
         if rig.services.engine_factory is None and not rig.instances:
             engine_note = f"no live engine in {rig.services.mode} mode"
-        spark_h, tail, sock_h, node_detail = self.layout_budget()
+        spark_h, tail, sock_h, node_detail, table = self.layout_budget()
         self.query_one(EnginePanel).update_from(
             EngineView(
                 instances=tuple(rig.instances.values()),
@@ -152,7 +175,14 @@ class DashboardScreen(RigScreen):
             engine = "generating"
         elif any(i.stats.state is EngineState.READY for i in running):
             engine = "running"
+        for table_panel in self.query(SocketTable):
+            table_panel.display = table
+            if table:
+                table_panel.update_from(history)
         for panel in self.query(SocketPanel):
-            panel.update_from(history, spark_height=sock_h, node_detail=node_detail, engine=engine)
+            panel.display = not table
+            if not table:
+                panel.update_from(history, spark_height=sock_h, node_detail=node_detail,
+                                  engine=engine)  # fmt: skip
         for gpanel in self.query(GpuPanel):
             gpanel.update_from(history)
