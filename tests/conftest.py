@@ -22,6 +22,10 @@ LOCAL_TREES = Path(__file__).resolve().parent / "trees"  # small hand-made trees
 # fresh one per run, inherited by every rigtui the tests start. Tests that need an empty one of
 # their own (the `xdg` fixture) override it.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="rigtui-test-config-")
+# Commands run in this process (sample, exporter, the app's services) would move and nice the
+# test runner's own threads beside the engines they watch; the tests of that placement run it
+# in a child process of their own.
+os.environ["RIGTUI_APP_PLACEMENT"] = "off"
 
 
 def hwloc_names() -> list[str]:

@@ -42,10 +42,11 @@ async def test_dashboard_shows_a_panel_per_socket_and_the_samples(two_socket):
         assert "GB/s" in traffic and "test:constructed" in traffic
         spark = _text(panels.first().query_one(".traffic", Static))
         rows = spark.splitlines()
-        assert [r[:4].strip() for r in rows if r[:4].strip()] == ["R", "W"]  # last row labelled
-        r_row = next(r for r in rows if r.startswith("R "))
-        assert r_row[4:] == r_row[4:].rstrip()  # newest sample in the rightmost column
-        assert len(r_row[4:].strip()) == 3  # one column per sample
+        # one continuous R+W graph, labelled on its top row (the label line has the split)
+        assert [r[:4].strip() for r in rows if r[:4].strip()] == ["R+W"] and rows[0].startswith("R+W")
+        bottom = rows[-1]
+        assert bottom[4:] == bottom[4:].rstrip()  # newest sample in the rightmost column
+        assert len(bottom[4:].strip()) == 3  # one column per sample
         host = _text(app.screen.query_one("#host-line", Static))
         assert "2 sockets" in host
         assert "end of recording" in (app.source_note or "")

@@ -150,6 +150,7 @@ STAY_OFF = textwrap.dedent("""
     threading.Thread(target=kept, daemon=True).start()
     ready.wait()
     allowed = sorted(os.sched_getaffinity(0))
+    nice_before = os.getpriority(os.PRIO_PROCESS, kept_tid[0])
     stay = StayOff(keep=frozenset(kept_tid))
     out = {"allowed": allowed}
     out["off"] = stay.update({allowed[0]})
@@ -163,6 +164,7 @@ STAY_OFF = textwrap.dedent("""
     out["main_after_all"] = sorted(os.sched_getaffinity(0))
     out["nice_main"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     out["nice_kept"] = os.getpriority(os.PRIO_PROCESS, kept_tid[0])
+    out["nice_before"] = nice_before
     out["none"] = stay.update(set())
     print(json.dumps(out))
 """)
@@ -183,7 +185,8 @@ def test_stay_off_moves_every_thread_but_the_spawner_and_nices_when_no_cpu_is_fr
     # every CPU taken: back on all of them, at nice 10, and said so
     assert out["main_after_all"] == allowed
     assert "every CPU" in out["all"] and "nice 10" in out["all"]
-    assert out["nice_main"] == 10 and out["nice_kept"] == 0
+    assert out["nice_main"] == max(10, out["nice_before"])
+    assert out["nice_kept"] == out["nice_before"]  # the spawner's is left as it was
     assert out["none"] is None
 
 
@@ -195,6 +198,12 @@ def test_monitor_commands_take_app_cpus(tmp_path):
     with pytest.raises(ValueError, match="CPU list"):
         app_cpus(build_parser().parse_args(["exporter", "--app-cpus", "two"]))
     assert app_cpus(build_parser().parse_args(["--app-cpus", "1"])) == {1}
+    # RIGTUI_APP_PLACEMENT=off (set for this test process): nothing is moved or niced
+    from rigtui.commands._common import place_monitor
+
+    before = (os.sched_getaffinity(0), os.getpriority(os.PRIO_PROCESS, 0))
+    assert place_monitor(build_parser().parse_args(["sample", "--app-cpus", "0"])) is None
+    assert (os.sched_getaffinity(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
 def test_stream_wrap_keeps_lines_within_the_width_whatever_the_chunks():

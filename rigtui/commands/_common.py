@@ -59,10 +59,16 @@ def place_monitor(args: Any, engine_pid: int | None = None) -> str | None:
 
     from rigtui.cli import app_cpus, make_fs
     from rigtui.model.cpulist import format_cpulist
-    from rigtui.syscalls.process import APP_NICE, StayOff, lower_priority, pin_threads
+    from rigtui.syscalls.process import (
+        APP_NICE,
+        StayOff,
+        lower_priority,
+        pin_threads,
+        placement_enabled,
+    )
 
     housekeeping = app_cpus(args)
-    if not make_fs(args).is_live:
+    if not make_fs(args).is_live or not placement_enabled():
         return None
     if engine_pid is not None:
         try:

@@ -195,9 +195,11 @@ def _app_placement(args: argparse.Namespace) -> Callable[[set[int]], str | None]
     that forks the engines starts first and is left alone: they inherit its CPUs and priority."""
     from rigtui.cli import app_cpus
     from rigtui.engine.client import spawn
-    from rigtui.syscalls.process import StayOff
+    from rigtui.syscalls.process import StayOff, placement_enabled
 
     housekeeping = app_cpus(args)
+    if not placement_enabled():
+        return None
     try:
         return StayOff(housekeeping, keep=frozenset({spawn.start()})).update
     except OSError:  # no sched_getaffinity (not Linux)

@@ -36,6 +36,13 @@ def die_with_parent(parent_pid: int | None = None, sig: int = signal.SIGKILL) ->
 
 # -- the monitor beside the engine ------------------------------------------------------------
 APP_NICE = 10  # a monitor's threads yield to the engine's when they share CPUs
+PLACEMENT_ENV = "RIGTUI_APP_PLACEMENT"  # "off": leave the monitor where it was started
+
+
+def placement_enabled() -> bool:
+    """False when RIGTUI_APP_PLACEMENT=off: the user places rigtui itself (systemd's
+    CPUAffinity=, taskset, a cgroup) and wants it left there."""
+    return os.environ.get(PLACEMENT_ENV, "").strip().lower() not in ("off", "0", "no")
 
 
 def this_process_threads() -> list[int]:
