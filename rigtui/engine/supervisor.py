@@ -15,7 +15,7 @@ made it (the TUI posts it as a message; a CLI may print it).
 
 With `stream_interval` > 0 (the TUI's), what streams (tokens, reply text, generation progress)
 is folded at once but published at most once per interval, from one flusher thread, with
-`event` None: a reply of 1,000 tokens costs its watcher a bounded number of snapshots, not
+`event` a `Streamed`: a reply of 1,000 tokens costs its watcher a bounded number of snapshots, not
 1,000, and a burst renders the same text as slow streaming. Every other event (loaded, done,
 error, exit...) is published at once, with it.
 """
@@ -53,7 +53,7 @@ TRANSCRIPT_CHARS = 256 * 1024  # the chat's last characters kept per instance
 STREAMING = (Token, Text, Progress)  # the events a `stream_interval` coalesces
 
 Factory = Callable[[Any, Callable[[EngineEvent], None]], Any]
-Publish = Callable[["EnginesSnapshot", "str | None", "EngineEvent | None"], None]
+Publish = Callable[["EnginesSnapshot", "str | None", "EngineEvent | Streamed | None"], None]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,14 @@ class InstanceView:
     def name(self) -> str:
         """The engine's instance name (matches `Sample.engines[i].instance`)."""
         return self.stats.instance
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """The `event` of a snapshot published by the flusher: what streamed into instances `keys`
+    (tokens, reply text, progress) since the last one. Not an engine event."""
+
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ class EngineSupervisor:
                 snap = self._build(keys)
             if self.publish is not None:
                 with contextlib.suppress(Exception):
-                    self.publish(snap, keys[0] if len(keys) == 1 else None, None)
+                    self.publish(snap, keys[0] if len(keys) == 1 else None, Streamed(keys))
 
     # -- launch --------------------------------------------------------------------------------
     def launch(self, name_or_path: str, *, prune: bool = True) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from rigtui.engine.supervisor import EnginesSnapshot, EngineSupervisor
+from rigtui.engine.supervisor import EnginesSnapshot, EngineSupervisor, Streamed
 from rigtui.model.engine import (
     Done,
     EngineEvent,
@@ -202,9 +202,9 @@ class EngineViews:
         if inst is not None and inst.note and not failed_before:
             self.prepare = None
             self.notify(inst.note, title="Launch failed", severity="error", timeout=8)
-        if inst is not None and ev is not None:
+        if inst is not None and ev is not None and not isinstance(ev, Streamed):
             self._engine_event(inst, ev)
-        if ev is None or isinstance(ev, (Token, Text, Progress)):  # what streams
+        if isinstance(ev, (Streamed, Token, Text, Progress)):  # what streams
             # The Run screen appends the new text; every other screen shows the stats at the
             # sample rate (the next poll redraws them), not per snapshot: a repaint of the
             # panels costs the engine a share of a core it meets at every layer's barrier.

@@ -32,7 +32,7 @@ class EnginesChanged(Message):
     """The supervisor's snapshot after a change: an engine's event (`event`), a launch, a
     stop, a failure. `key` is the instance it concerns ("1", "2", …), if one."""
 
-    def __init__(self, snapshot: Any, key: str | None = None, event: EngineEvent | None = None) -> None:
+    def __init__(self, snapshot: Any, key: str | None = None, event: EngineEvent | Any = None) -> None:
         super().__init__()
         self.snapshot = snapshot  # rigtui.engine.supervisor.EnginesSnapshot (frozen)
         self.key = key
