@@ -29,14 +29,10 @@ from pathlib import Path
 # The same prompt and per-token timing as generation_path.py (run as a script: this folder is on
 # sys.path).
 from generation_path import stream_rate
+from ui_idle_cpu import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION = "rigtui-interference"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Monitor:

@@ -44,11 +44,7 @@ sys.path.insert(0, str(REPO))
 PROMPT = "The memory bandwidth of a dual-socket server"
 TARGETS = {"B/A": 0.95, "C/A": 0.97}
 
-
-def cpu_seconds(pid: int) -> float:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from ui_idle_cpu import cpu_seconds, tmux  # noqa: E402 (this folder is on sys.path)
 
 
 def free_port() -> int:
@@ -135,10 +131,6 @@ def side_cli(rigtui: str, tmp: Path, args: argparse.Namespace) -> tuple[list[flo
         if rep > 0 and len(stamps) >= 2:
             rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
     return rates, None
-
-
-def tmux(*cmd: str) -> str:
-    return subprocess.run(["tmux", *cmd], check=True, capture_output=True, text=True).stdout
 
 
 def side_tui(rigtui: str, tmp: Path, args: argparse.Namespace, screen: str

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from textual.widgets import Input, Static
-from ui_helpers import aio
+from ui_helpers import aio, until
 
 from rigtui.commands.tui import _engine_factory, _prepare_demo, profiles_api
 from rigtui.hostfs import HostFS
@@ -48,21 +48,13 @@ def live(tmp_path, monkeypatch, cache_dir):
     return services, d
 
 
-async def _wait(pilot, cond, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.1)):
-        if cond():
-            return True
-        await pilot.pause(0.1)
-    return cond()
-
-
 @aio
 async def test_launch_prompt_tok_s_and_stop(live):
     services, _ = live
     services.launch = "tiny"
     app = RigApp(services)
     async with app.run_test(size=(100, 40)) as pilot:
-        assert await _wait(
+        assert await until(
             pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.READY, 90
         ), app.engine_stats
         await pilot.press("r")
@@ -71,8 +63,8 @@ async def test_launch_prompt_tok_s_and_stop(live):
         assert prompt.has_focus
         prompt.value = "hello there"
         await pilot.press("enter")
-        assert await _wait(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
-        assert await _wait(pilot, lambda: app.engine_stats.state is EngineState.READY, 60)
+        assert await until(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
+        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY, 60)
         status = str(app.screen.query_one("#run-status", Static).render())
         assert TOK_S.search(status), status
         await pilot.press("escape", "d")
@@ -80,7 +72,7 @@ async def test_launch_prompt_tok_s_and_stop(live):
         gen = str(app.screen.query_one(EnginePanel).query_one("#gen-label", Static).render())
         assert TOK_S.search(gen), gen
         await pilot.press("x")
-        assert await _wait(pilot, lambda: app.engine is None, 20)
+        assert await until(pilot, lambda: app.engine is None, 20)
         assert app.engine_stats.state in (EngineState.EXITED, EngineState.STOPPING)
 
 
@@ -98,7 +90,7 @@ async def test_a_model_that_cannot_load_shows_the_error_panel(live, cache_dir):
     services.launch = "broken"
     app = RigApp(services)
     async with app.run_test(size=(100, 40)) as pilot:
-        assert await _wait(
+        assert await until(
             pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.FAILED, 60
         ), app.engine_stats
         await pilot.press("r")
@@ -124,12 +116,12 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
             run = app.running()
             return len(run) == 2 and all(i.stats.state is EngineState.READY for i in run)
 
-        assert await _wait(pilot, both_ready, 120), [i.stats for i in app.instances.values()]
+        assert await until(pilot, both_ready, 120), [i.stats for i in app.instances.values()]
         pids = {i.stats.pid for i in app.running()}
         assert len(pids) == 2 and None not in pids  # two worker processes
         assert app.current.profile == "tiny2"
         assert app.send_prompt("hello", max_tokens=16)
-        assert await _wait(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
+        assert await until(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
         await pilot.pause(0.3)
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list").render())
         assert TOK_S.search(listing) and "tiny2" in listing, listing
@@ -139,7 +131,7 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
         # stops run in a worker: no freeze (a 0.5 s bound on the key press failed in CI once,
         # at 0.55 s); test_ui_engines' 3 s fake stops prove the UI never waits on a stop
         assert time.monotonic() - t0 < 2.0
-        assert await _wait(pilot, lambda: not app.is_running, 8)
+        assert await until(pilot, lambda: not app.is_running, 8)
     assert all(not e.running for e in engines)
 
 

@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 
 from textual.widgets import Static
-from ui_helpers import FakeEngine, aio, make_services, topology_of
+from ui_helpers import FakeEngine, aio, make_services, topology_of, until
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
@@ -35,14 +35,6 @@ def _services(topo, engines: list[FakeEngine], **fake_kw):
     return make_services(topo, profiles=_profiles(), engine_factory=factory, mode="live")
 
 
-async def _until(pilot, cond, seconds: float = 3.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return cond()
-
-
 def _text(widget: Static) -> str:
     return str(widget.render())
 
@@ -56,12 +48,12 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
     app = RigApp(_services(topo, engines, thread_cpus=(0, 1, 4)))
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("first")
-        assert await _until(pilot, lambda: app.engine_stats.state is EngineState.READY)
+        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY)
         app.launch_profile("second")  # not refused, not a replacement
-        assert await _until(
+        assert await until(
             pilot, lambda: len(app.running()) == 2 and all(i.started for i in app.running())
         )
-        await _until(pilot, lambda: all(i.stats.state is EngineState.READY for i in app.running()))
+        await until(pilot, lambda: all(i.stats.state is EngineState.READY for i in app.running()))
         assert [e.profile.name for e in engines] == ["first", "second"]
         assert app.current.profile == "second"  # the newest launch is selected
         panel = app.screen.query_one(EnginePanel)
@@ -77,7 +69,7 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
         detail = _text(panel.query_one("#engine-detail", Static))
         assert "cpus 0-1 · threads on 0-1,4" in detail, detail  # re-pinned compute threads
         await pilot.press("x")
-        assert await _until(pilot, lambda: engines[0].stopped)
+        assert await until(pilot, lambda: engines[0].stopped)
         await pilot.pause(0.1)
         assert not engines[1].stopped  # only the selected engine stops
         assert app.current.profile == "second" and app.engine is engines[1]
@@ -94,7 +86,7 @@ async def test_quit_stops_engines_in_a_worker_without_freezing(fixture_root):
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
         app.launch_profile("second")
-        assert await _until(pilot, lambda: sum(1 for i in app.running() if i.started) == 2)
+        assert await until(pilot, lambda: sum(1 for i in app.running() if i.started) == 2)
         t0 = time.monotonic()
         await pilot.press("q")
         assert time.monotonic() - t0 < 2.0  # the UI thread did not wait for a 3 s stop
@@ -102,7 +94,7 @@ async def test_quit_stops_engines_in_a_worker_without_freezing(fixture_root):
         assert app.is_running
         await pilot.pause(0.3)
         assert app.is_running  # still drawing while the engines stop (3 s each, in parallel)
-        await _until(pilot, lambda: not app.is_running, 10)
+        await until(pilot, lambda: not app.is_running, 10)
         assert time.monotonic() - t0 < 5.5  # in parallel: 3 s, not 2 x 3 s one after the other
     assert all(e.stopped for e in engines)
     assert app.return_code == 0
@@ -115,7 +107,7 @@ async def test_error_panel_shows_the_engines_log_tail(fixture_root):
     app = RigApp(_services(topo, engines, fail_load=True))
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
-        assert await _until(pilot, lambda: app.engine_stats.state is EngineState.FAILED)
+        assert await until(pilot, lambda: app.engine_stats.state is EngineState.FAILED)
         await pilot.press("r", "escape")
         await pilot.pause(0.1)
         text = _text(app.screen.query_one("#error-panel", Static))
@@ -138,9 +130,9 @@ async def test_checks_are_given_the_running_engines_model(fixture_root):
     app = RigApp(services)
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
-        assert await _until(pilot, lambda: app.engine_stats.state is EngineState.READY)
+        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY)
         await pilot.press("c")
-        assert await _until(pilot, lambda: bool(calls))
+        assert await until(pilot, lambda: bool(calls))
         assert calls[-1] == {"model_path": "/m.gguf", "profile_threads": 2}
         summary = _text(app.screen.query_one("#checks-summary", Static))
         assert "/m.gguf" in summary

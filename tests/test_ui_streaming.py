@@ -12,12 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 from textual.widgets import Log, Static
-from ui_helpers import FakeEngine, aio, make_services, topology_of
+from ui_helpers import FakeEngine, aio, make_services, topology_of, until
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
 from rigtui.ui.engine_panel import EnginePanel
 
+WAIT_S = 10.0  # a launch or a reply, on a loaded CI machine
 WORDS = [f"word{k} " if k % 50 else f"line{k}\n" for k in range(1000)]
 
 
@@ -31,22 +32,14 @@ def _services(topo, engines: list[FakeEngine], **kw):
     return make_services(topo, profiles=profiles, engine_factory=factory, mode="live")
 
 
-async def _until(pilot, cond, seconds: float = 10.0) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if cond():
-            return True
-        await pilot.pause(0.05)
-    return cond()
-
-
 async def _reply_on_run_screen(topo, token_delay: float) -> tuple[str, int, int]:
     """(the Log's text after one reply, snapshots the app handled, Run screen redraws)."""
     engines: list[FakeEngine] = []
     app = RigApp(_services(topo, engines, token_delay=token_delay))
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("demo")
-        assert await _until(pilot, lambda: app.engine_stats is not None
-                            and app.engine_stats.state is EngineState.READY)  # fmt: skip
+        assert await until(pilot, lambda: app.engine_stats is not None
+                           and app.engine_stats.state is EngineState.READY, WAIT_S)  # fmt: skip
         await pilot.press("r")
         await pilot.pause(0.2)
         screen = app.screen
@@ -64,7 +57,7 @@ async def _reply_on_run_screen(topo, token_delay: float) -> tuple[str, int, int]
         app._apply = count_snapshot  # type: ignore[method-assign]
         screen.refresh_data = count_redraw  # type: ignore[method-assign]
         assert app.send_prompt("tell me")
-        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        assert await until(pilot, lambda: app.current.last_done is not None, 30)
         await pilot.pause(0.3)
         log = screen.query_one("#transcript", Log)
         return "\n".join(log.lines), counts["snapshots"], counts["redraws"]
@@ -92,8 +85,8 @@ async def test_the_dashboard_does_not_redraw_per_streamed_snapshot(fixture_root)
     app = RigApp(services)
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("demo")
-        assert await _until(pilot, lambda: app.engine_stats is not None
-                            and app.engine_stats.state is EngineState.READY)  # fmt: skip
+        assert await until(pilot, lambda: app.engine_stats is not None
+                           and app.engine_stats.state is EngineState.READY, WAIT_S)  # fmt: skip
         screen = app.screen
         redraws = {"n": 0, "snapshots": 0}
         redraw, applied = screen.refresh_data, app._apply
@@ -109,7 +102,7 @@ async def test_the_dashboard_does_not_redraw_per_streamed_snapshot(fixture_root)
         screen.refresh_data = count  # type: ignore[method-assign]
         app._apply = count_snapshot  # type: ignore[method-assign]
         assert app.send_prompt("hello")
-        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        assert await until(pilot, lambda: app.current.last_done is not None, 30)
         # no sampler in this test: the streamed stats redraw at RENDER_EVERY_S (2 s and more
         # of tokens: a few redraws), plus the state changes (sent, generating, done) at once;
         # the streamed snapshots themselves come every STREAM_EVERY_S
@@ -134,7 +127,7 @@ async def test_the_app_is_moved_off_the_engine_cpus_and_says_where_it_runs(fixtu
     app = RigApp(services)
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("demo")
-        assert await _until(pilot, lambda: calls and calls[-1] == {0, 1, 2, 3})
+        assert await until(pilot, lambda: calls and calls[-1] == {0, 1, 2, 3}, WAIT_S)
         await pilot.pause(0.2)
         app._refresh_active()
         await pilot.pause(0.1)
@@ -142,7 +135,7 @@ async def test_the_app_is_moved_off_the_engine_cpus_and_says_where_it_runs(fixtu
         assert "app on cpus 4-7, off the engines'" in detail
         n = len(calls)
         assert app.send_prompt("hi")  # streaming does not move the app again
-        assert await _until(pilot, lambda: app.current.last_done is not None, 30)
+        assert await until(pilot, lambda: app.current.last_done is not None, 30)
         assert len(calls) == n
 
 
@@ -267,10 +260,10 @@ async def test_a_launch_that_loads_before_it_is_started_is_drawn_at_once(fixture
     app = RigApp(services)
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("first")
-        assert await _until(pilot, lambda: app.current is not None and app.current.started)
+        assert await until(pilot, lambda: app.current is not None and app.current.started, WAIT_S)
         app.launch_profile("second")
-        assert await _until(pilot, lambda: len(app.running()) == 2
-                            and all(i.started for i in app.running()))  # fmt: skip
+        assert await until(pilot, lambda: len(app.running()) == 2
+                           and all(i.started for i in app.running()), WAIT_S)  # fmt: skip
         await pilot.pause(0.05)  # the handler's redraw, well inside RENDER_EVERY_S
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list", Static).render())
         assert "▸2 READY" in listing and " 1 READY" in listing, listing

@@ -61,6 +61,15 @@ def aio(fn: Callable) -> Callable:
     return wrapper
 
 
+async def until(pilot, cond: Callable[[], object], seconds: float = 3.0) -> bool:
+    """Let the app run until `cond()` holds or `seconds` pass; whether it held."""
+    for _ in range(int(seconds / 0.05)):
+        if cond():
+            return True
+        await pilot.pause(0.05)
+    return bool(cond())
+
+
 def topology_of(root) -> Topology:
     from rigtui.hostfs import HostFS
     from rigtui.probes import detect

@@ -58,29 +58,17 @@ def place_monitor(args: Any, engine_pid: int | None = None) -> str | None:
     import os
 
     from rigtui.cli import app_cpus, make_fs
-    from rigtui.model.cpulist import format_cpulist
-    from rigtui.syscalls.process import (
-        APP_NICE,
-        StayOff,
-        lower_priority,
-        pin_threads,
-        placement_enabled,
-    )
+    from rigtui.syscalls.process import StayOff, placement_enabled
 
     housekeeping = app_cpus(args)
     if not make_fs(args).is_live or not placement_enabled():
         return None
+    stay = StayOff(housekeeping)
     if engine_pid is not None:
         try:
             engine_cpus = set(os.sched_getaffinity(engine_pid))
         except OSError:  # gone, or not ours to read
             engine_cpus = set()
         if engine_cpus:
-            return StayOff(housekeeping).update(engine_cpus)
-    if housekeeping:
-        allowed = housekeeping & set(os.sched_getaffinity(0))
-        if allowed and pin_threads(allowed):
-            return f"runs on cpus {format_cpulist(sorted(allowed))} (--app-cpus)"
-        return f"cannot run on cpus {format_cpulist(sorted(housekeeping))}: not allowed here"
-    nice = lower_priority(APP_NICE)
-    return f"runs at nice {nice}" if nice is not None else None
+            return stay.update(engine_cpus)
+    return stay.engines_unknown()

@@ -100,11 +100,17 @@ class StayOff:
     def __init__(self, housekeeping: set[int] | None = None, *,
                  keep: frozenset[int] = frozenset()) -> None:  # fmt: skip
         self.allowed = set(os.sched_getaffinity(0))
-        self.housekeeping = set(housekeeping) & self.allowed if housekeeping else None
+        self.asked = set(housekeeping) if housekeeping else None  # --app-cpus as given
+        self.housekeeping = self.asked & self.allowed if self.asked else None
         self.keep = keep
         self.where: set[int] = set(self.allowed)
         self.nice: int | None = None
-        self.note: str | None = None
+
+    def _lower(self) -> int | None:
+        """Nice APP_NICE for the monitor's threads, once (it cannot be undone without root)."""
+        if self.nice is None:
+            self.nice = lower_priority(APP_NICE, keep=self.keep)
+        return self.nice
 
     def update(self, engine_cpus: set[int]) -> str | None:
         from rigtui.model.cpulist import format_cpulist
@@ -121,12 +127,23 @@ class StayOff:
             note = f"app on cpus {format_cpulist(sorted(target))}, off the engines'"
         else:
             target = self.allowed
-            if self.nice is None:
-                self.nice = lower_priority(APP_NICE, keep=self.keep)
-            niced = f"at nice {self.nice}" if self.nice is not None else "(nice refused)"
+            nice = self._lower()
+            niced = f"at nice {nice}" if nice is not None else "(nice refused)"
             note = (f"the engines use every CPU: the app shares them {niced} "
                     "(--app-cpus names CPUs for it)")  # fmt: skip
         if target != self.where and pin_threads(target, keep=self.keep):
             self.where = set(target)
-        self.note = note
         return note
+
+    def engines_unknown(self) -> str | None:
+        """For a monitor that does not know where its engines run (it has their URLs only):
+        onto the housekeeping CPUs when they were named, else where it is, at nice APP_NICE."""
+        from rigtui.model.cpulist import format_cpulist
+
+        if self.asked:
+            if self.housekeeping and pin_threads(self.housekeeping, keep=self.keep):
+                self.where = set(self.housekeeping)
+                return f"runs on cpus {format_cpulist(sorted(self.housekeeping))} (--app-cpus)"
+            return f"cannot run on cpus {format_cpulist(sorted(self.asked))}: not allowed here"
+        nice = self._lower()
+        return f"runs at nice {nice}" if nice is not None else None

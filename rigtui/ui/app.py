@@ -61,6 +61,8 @@ class RigApp(EngineViews, App[int]):
         self.prepare: tuple[str, float | None] | None = None  # demo model generation, etc.
         self.membench: Any = None  # the cached `rigtui bench mem` result, for the roofline
         self.app_note: str | None = None  # where the app runs beside its engines (place_app)
+        self._engine_cpus: frozenset[int] = frozenset()  # the CPUs the app was last placed off
+        self._bindings_shape: bool | None = None  # several engines or not, as the footer shows
         self.quitting = False
         self._engines_version = 0
         self.supervisor = self._make_supervisor()

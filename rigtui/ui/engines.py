@@ -176,7 +176,7 @@ class EngineViews:
         if place is None:
             return
         cpus = frozenset(c for i in self.instances.values() if i.active for c in i.stats.cpus)
-        if cpus != getattr(self, "_engine_cpus", frozenset()):
+        if cpus != self._engine_cpus:
             self._engine_cpus = cpus
             try:
                 self.app_note = place(set(cpus))
@@ -187,7 +187,7 @@ class EngineViews:
         """Refresh the footer when what `check_action` decides changed (several engines or
         not): a refresh recomposes the footer, which must not happen per snapshot."""
         shape = len(self.instances) > 1
-        if shape != getattr(self, "_bindings_shape", None):
+        if shape != self._bindings_shape:
             self._bindings_shape = shape
             self.refresh_bindings()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.cells import cell_len
+
 # Eight heights of a block: a load cell is readable without colour.
 LOAD_GLYPHS = " ▁▂▃▄▅▆▇█"
 
@@ -168,16 +170,14 @@ class StreamWrap:
 
     def feed(self, text: str) -> str:
         """What to append to the Log for `text` (newlines inserted where lines wrap)."""
-        from rich.cells import cell_len
-
         out: list[str] = []
         for ch in text:
             if ch == "\n":
-                out.append(self._word(cell_len))
+                out.append(self._word())
                 out.append("\n")
                 self.col = 0
             elif ch == " " or ch == "\t":
-                out.append(self._word(cell_len))
+                out.append(self._word())
                 if self.col + 1 > self.width:
                     out.append("\n")
                     self.col = 0
@@ -187,10 +187,10 @@ class StreamWrap:
             else:
                 self.word += ch
                 if len(self.word) >= self.width:
-                    out.append(self._word(cell_len))
+                    out.append(self._word())
         return "".join(out)
 
-    def _word(self, cell_len) -> str:  # noqa: ANN001
+    def _word(self) -> str:
         word, self.word = self.word, ""
         if not word:
             return ""

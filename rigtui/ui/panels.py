@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Static
 
 from rigtui.model.engine import EngineState
 from rigtui.model.sample import GpuSample, MemoryTraffic, NodeMemory, Sample
-from rigtui.model.topology import Topology
+from rigtui.model.topology import Sensor, Topology
 from rigtui.ui.fmt import bar, escape, gib, human_bytes, num, spark_rows
 from rigtui.ui.heat import socket_heat
 
@@ -76,8 +77,6 @@ def set_text(widget: Static, text: str) -> None:
     which was most of the app's CPU while an engine streamed)."""
     if getattr(widget, "_rig_text", None) == text:
         return
-    from textual.content import Content
-
     content = Content.from_markup(text)
     # the rows it takes at the widget's width, as it is rendered (word wrap included)
     width = widget.content_size.width
@@ -102,6 +101,36 @@ def traffic_total(t: MemoryTraffic | None) -> float | None:
     if t.read_gbs is None and t.write_gbs is None:
         return None
     return (t.read_gbs or 0.0) + (t.write_gbs or 0.0)
+
+
+def socket_traffic(sample: Sample | None, socket_id: int) -> MemoryTraffic | None:
+    """The sample's memory traffic of one socket (None: not in the sample)."""
+    if sample is None:
+        return None
+    return next((m for m in sample.memory_traffic if m.socket == socket_id), None)
+
+
+def traffic_ceiling(topology: Topology, t: MemoryTraffic | None, socket_id: int) -> float | None:
+    """The socket's ceiling in GB/s: the sample's own, else the machine's channels'."""
+    if t is not None and t.ceiling_gbs:
+        return t.ceiling_gbs
+    return topology.memory.bandwidth_per_socket_gbs.get(socket_id)
+
+
+def node_memory(topology: Topology, node_id: int, n: NodeMemory | None) -> tuple[int, int] | None:
+    """(total, free) bytes of a node: the sample's, else the probe's; None when unknown."""
+    topo_node = topology.node(node_id)
+    total = n.total_bytes if n and n.total_bytes else (topo_node and topo_node.mem_total_bytes)
+    free = n.free_bytes if n else (topo_node and topo_node.mem_free_bytes)
+    if not total or free is None:
+        return None
+    return total, free
+
+
+def socket_sensors(topology: Topology, sample: Sample | None, socket_id: int) -> list[Sensor]:
+    """The socket's sensors with a reading (the sample's, else the probe's)."""
+    sensors = sample.temperatures if sample else topology.sensors
+    return [s for s in sensors if s.socket == socket_id and s.temp_c is not None]
 
 
 def node_breakdown(n: NodeMemory) -> str:
@@ -165,9 +194,7 @@ class SocketPanel(Vertical):
     def _traffic_spark(self, history: Sequence[Sample], width: int, rows: int = 1) -> str:
         """Read and write (or R+W) history, one column per sample, scaled to the ceiling;
         `rows` lines high each (the label sits on the bottom line)."""
-        mine = [
-            next((m for m in s.memory_traffic if m.socket == self.socket_id), None) for s in history
-        ]
+        mine = [socket_traffic(s, self.socket_id) for s in history]
         if not any(traffic_total(t) is not None for t in mine):
             return ""
         ceiling = next((t.ceiling_gbs for t in reversed(mine) if t and t.ceiling_gbs), None)
@@ -203,12 +230,8 @@ class SocketPanel(Vertical):
         return "\n".join(lines) or "[$text-muted]no cores in this socket[/]"
 
     def _traffic_text(self, sample: Sample | None, engine: str | None = None) -> str:
-        t: MemoryTraffic | None = None
-        if sample is not None:
-            t = next((m for m in sample.memory_traffic if m.socket == self.socket_id), None)
-        ceiling = t.ceiling_gbs if t and t.ceiling_gbs else None
-        if ceiling is None:
-            ceiling = self.topology.memory.bandwidth_per_socket_gbs.get(self.socket_id)
+        t = socket_traffic(sample, self.socket_id)
+        ceiling = traffic_ceiling(self.topology, t, self.socket_id)
         ceil_txt = f" of {ceiling:.0f} GB/s" if ceiling else " (ceiling unknown)"
         ceil_note = f" · ceiling {ceiling:.0f} GB/s" if ceiling else " · ceiling unknown"
         basis = self.topology.memory.source
@@ -242,14 +265,11 @@ class SocketPanel(Vertical):
         lines = []
         for nid in node_ids:
             n = by_id.get(nid)
-            topo_node = self.topology.node(nid)
-            total = (
-                n.total_bytes if n and n.total_bytes else (topo_node and topo_node.mem_total_bytes)
-            )
-            free = n.free_bytes if n else (topo_node and topo_node.mem_free_bytes)
-            if not total or free is None:
+            known = node_memory(self.topology, nid, n)
+            if known is None:
                 lines.append(f"n{nid} mem [$text-muted]unknown[/]")
                 continue
+            total, free = known
             used = total - free
             gauge = bar(used / total, max(6, min(20, width - 36)))
             lines.append(f"n{nid} mem {gauge} {gib(used)}/{gib(total)} GiB used")
@@ -258,8 +278,7 @@ class SocketPanel(Vertical):
         return "\n".join(lines)
 
     def _temps_text(self, sample: Sample | None) -> str:
-        sensors = sample.temperatures if sample else self.topology.sensors
-        mine = [s for s in sensors if s.socket == self.socket_id and s.temp_c is not None]
+        mine = socket_sensors(self.topology, sample, self.socket_id)
         if not mine:
             return "[$text-muted]temp: no sensor for this socket[/]"
         return "temp " + "  ".join(f"{escape(s.label)} {s.temp_c:.0f}°C" for s in mine[:6])

@@ -15,7 +15,15 @@ from rigtui.model.sample import Sample
 from rigtui.model.topology import Topology
 from rigtui.ui.fmt import load_glyph, load_level, mean, spark
 from rigtui.ui.heat import core_loads
-from rigtui.ui.panels import LEVEL_STYLE, set_text, traffic_total
+from rigtui.ui.panels import (
+    LEVEL_STYLE,
+    node_memory,
+    set_text,
+    socket_sensors,
+    socket_traffic,
+    traffic_ceiling,
+    traffic_total,
+)
 
 STRIP = 12  # load cells per socket: each the mean of its share of the socket's cores
 
@@ -60,6 +68,8 @@ class SocketTable(Vertical):
                   f"{'temp':<6}" + (" load history" if spark_w >= 8 else ""))  # fmt: skip
         lines = [f"[$text-muted]{header}[/]"]
         sock_cpus = {s.id: [c.id for c in topo.cpus if c.socket == s.id] for s in topo.sockets}
+        past_cpu = [dict(zip(s.cpu.cpu_ids, s.cpu.per_cpu, strict=False))
+                    for s in history[-spark_w:]] if spark_w >= 8 else []  # fmt: skip
         for sock in topo.sockets:
             cores = [loads.get(c.index) for c in topo.cores if c.socket == sock.id]
             strip = "".join(f"[{LEVEL_STYLE[load_level(v)]}]{load_glyph(v)}[/]"
@@ -71,34 +81,29 @@ class SocketTable(Vertical):
                     f"{self._memory(sock.nodes, nodes):<13} {self._temp(sample, sock.id)}")  # fmt: skip
             if spark_w >= 8:
                 cpus = sock_cpus[sock.id]
-                past = [mean(dict(zip(s.cpu.cpu_ids, s.cpu.per_cpu, strict=False)).get(c) for c in cpus)
-                        for s in history[-spark_w:]]  # fmt: skip
+                past = [mean(loads_then.get(c) for c in cpus) for loads_then in past_cpu]
                 line += f" [$text-muted]{spark(past, spark_w, 100.0)}[/]"
             lines.append(line)
         return "\n".join(lines)
 
     def _traffic(self, sample: Sample | None, socket_id: int) -> str:
-        t = next((m for m in sample.memory_traffic if m.socket == socket_id), None) if sample else None
-        total = traffic_total(t) if t is not None and t.available else None
+        t = socket_traffic(sample, socket_id)
+        total = traffic_total(t)
         if total is None:
             return "–"
-        ceiling = t.ceiling_gbs or self.topology.memory.bandwidth_per_socket_gbs.get(socket_id)
+        ceiling = traffic_ceiling(self.topology, t, socket_id)
         pct = f" {100 * total / ceiling:.0f}%" if ceiling else ""
         return f"{total:.1f}{pct}"
 
     def _memory(self, node_ids: Sequence[int], nodes: dict) -> str:
         total = used = 0
         for nid in node_ids:
-            n = nodes.get(nid)
-            topo_node = self.topology.node(nid)
-            t = (n.total_bytes if n and n.total_bytes else None) or (topo_node and topo_node.mem_total_bytes)
-            free = n.free_bytes if n else (topo_node and topo_node.mem_free_bytes)
-            if not t or free is None:
+            known = node_memory(self.topology, nid, nodes.get(nid))
+            if known is None:
                 return "?"
-            total, used = total + t, used + t - free
+            total, used = total + known[0], used + known[0] - known[1]
         return f"{used / 2**30:.1f}/{total / 2**30:.0f}" if total else "?"
 
     def _temp(self, sample: Sample | None, socket_id: int) -> str:
-        sensors = sample.temperatures if sample else self.topology.sensors
-        temps = [s.temp_c for s in sensors if s.socket == socket_id and s.temp_c is not None]
+        temps = [s.temp_c for s in socket_sensors(self.topology, sample, socket_id)]
         return f"{max(temps):.0f}°C".ljust(6) if temps else "–".ljust(6)

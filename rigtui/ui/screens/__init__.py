@@ -1,8 +1,8 @@
 """The app's screens, one Textual mode each: the one registry.
 
 A new screen is one module plus one `ScreenEntry` here; its key binding, footer label, command
-palette entry and help-screen line are all derived from it (`bindings`, `palette`,
-`help_rows`). Modules are imported on first use: only the dashboard is needed for the first
+palette entry and help-screen line are all derived from it (`bindings`, `help_rows`, and the
+app's `get_system_commands`). Modules are imported on first use: only the dashboard is needed for the first
 frame.
 """
 
