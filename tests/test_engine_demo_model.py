@@ -92,7 +92,7 @@ def test_block_table_agrees_with_the_gguf_package():
     the gguf package says for every type both know; a type only gguf knows is asked of it."""
     from gguf import GGML_QUANT_SIZES
 
-    from rigtui.profiles.gguf_check import GGML_BLOCKS, block_size
+    from rigtui.model.gguf import GGML_BLOCKS, block_size
 
     known = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
     for ttype, sizes in GGML_BLOCKS.items():
@@ -100,6 +100,18 @@ def test_block_table_agrees_with_the_gguf_package():
     for ttype, sizes in known.items():
         assert block_size(ttype) == sizes
     assert block_size(9999) is None
+
+
+def test_type_names_agree_with_the_gguf_package():
+    from gguf import GGMLQuantizationType
+
+    from rigtui.model.gguf import GGML_TYPE_NAMES, type_name
+
+    for ttype, name in GGML_TYPE_NAMES.items():
+        assert GGMLQuantizationType(ttype).name == name, ttype
+    for member in GGMLQuantizationType:
+        assert type_name(int(member)) == member.name
+    assert type_name(9999) == "type9999"
 
 
 def test_deeply_nested_metadata_arrays_are_a_clear_error(tmp_path):

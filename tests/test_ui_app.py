@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import DataTable, Static, Tree
-from ui_helpers import aio, engine_stats, make_services, synthetic_sample, topology_of
+from ui_helpers import (
+    aio,
+    engine_stats,
+    make_services,
+    selected_stats,
+    synthetic_sample,
+    topology_of,
+)
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
@@ -128,7 +135,7 @@ async def test_replay_engine_stats_fill_the_engine_panel(two_socket):
             await pilot.pause(0.05)
             if app.source_note:
                 break
-        assert app.engine_stats is not None and app.engine_stats.state is EngineState.READY
+        assert selected_stats(app) is not None and selected_stats(app).state is EngineState.READY
         panel = app.screen.query_one(EnginePanel)
         gen = _text(panel.query_one("#gen-label", Static))
         assert "tok/s" in gen and "43.0 tok/s" in gen  # 40 + (3 % 7)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from textual.widgets import Input, Static
-from ui_helpers import aio, until
+from ui_helpers import aio, selected_engine, selected_stats, until
 
 from rigtui.commands.tui import _engine_factory, _prepare_demo, profiles_api
 from rigtui.hostfs import HostFS
@@ -55,16 +55,16 @@ async def test_launch_prompt_tok_s_and_stop(live):
     app = RigApp(services)
     async with app.run_test(size=(100, 40)) as pilot:
         assert await until(
-            pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.READY, 90
-        ), app.engine_stats
+            pilot, lambda: selected_stats(app) and selected_stats(app).state is EngineState.READY, 90
+        ), selected_stats(app)
         await pilot.press("r")
         await pilot.pause(0.1)
         prompt = app.screen.query_one("#prompt", Input)
         assert prompt.has_focus
         prompt.value = "hello there"
         await pilot.press("enter")
-        assert await until(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
-        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY, 60)
+        assert await until(pilot, lambda: selected_stats(app).gen_tok_s is not None, 60)
+        assert await until(pilot, lambda: selected_stats(app).state is EngineState.READY, 60)
         status = str(app.screen.query_one("#run-status", Static).render())
         assert TOK_S.search(status), status
         await pilot.press("escape", "d")
@@ -72,8 +72,8 @@ async def test_launch_prompt_tok_s_and_stop(live):
         gen = str(app.screen.query_one(EnginePanel).query_one("#gen-label", Static).render())
         assert TOK_S.search(gen), gen
         await pilot.press("x")
-        assert await until(pilot, lambda: app.engine is None, 20)
-        assert app.engine_stats.state in (EngineState.EXITED, EngineState.STOPPING)
+        assert await until(pilot, lambda: selected_engine(app) is None, 20)
+        assert selected_stats(app).state in (EngineState.EXITED, EngineState.STOPPING)
 
 
 @aio
@@ -91,8 +91,8 @@ async def test_a_model_that_cannot_load_shows_the_error_panel(live, cache_dir):
     app = RigApp(services)
     async with app.run_test(size=(100, 40)) as pilot:
         assert await until(
-            pilot, lambda: app.engine_stats and app.engine_stats.state is EngineState.FAILED, 60
-        ), app.engine_stats
+            pilot, lambda: selected_stats(app) and selected_stats(app).state is EngineState.FAILED, 60
+        ), selected_stats(app)
         await pilot.press("r")
         await pilot.press("escape")
         await pilot.pause(0.2)
@@ -113,19 +113,19 @@ async def test_two_demo_engines_at_once_then_quit_without_freezing(live):
         app.launch_profile("tiny2")
 
         def both_ready() -> bool:
-            run = app.running()
+            run = app.board.running()
             return len(run) == 2 and all(i.stats.state is EngineState.READY for i in run)
 
-        assert await until(pilot, both_ready, 120), [i.stats for i in app.instances.values()]
-        pids = {i.stats.pid for i in app.running()}
+        assert await until(pilot, both_ready, 120), [i.stats for i in app.board.instances.values()]
+        pids = {i.stats.pid for i in app.board.running()}
         assert len(pids) == 2 and None not in pids  # two worker processes
         assert app.current.profile == "tiny2"
         assert app.send_prompt("hello", max_tokens=16)
-        assert await until(pilot, lambda: app.engine_stats.gen_tok_s is not None, 60)
+        assert await until(pilot, lambda: selected_stats(app).gen_tok_s is not None, 60)
         await pilot.pause(0.3)
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list").render())
         assert TOK_S.search(listing) and "tiny2" in listing, listing
-        engines = [app.supervisor.engine(i.key) for i in app.running()]
+        engines = [app.supervisor.engine(i.key) for i in app.board.running()]
         t0 = time.monotonic()
         await pilot.press("q")
         # stops run in a worker: no freeze (a 0.5 s bound on the key press failed in CI once,

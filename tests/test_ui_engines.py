@@ -8,7 +8,15 @@ import time
 from types import SimpleNamespace
 
 from textual.widgets import Static
-from ui_helpers import FakeEngine, aio, make_services, topology_of, until
+from ui_helpers import (
+    FakeEngine,
+    aio,
+    make_services,
+    selected_engine,
+    selected_stats,
+    topology_of,
+    until,
+)
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
@@ -48,12 +56,12 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
     app = RigApp(_services(topo, engines, thread_cpus=(0, 1, 4)))
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("first")
-        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY)
+        assert await until(pilot, lambda: selected_stats(app).state is EngineState.READY)
         app.launch_profile("second")  # not refused, not a replacement
         assert await until(
-            pilot, lambda: len(app.running()) == 2 and all(i.started for i in app.running())
+            pilot, lambda: len(app.board.running()) == 2 and all(i.started for i in app.board.running())
         )
-        await until(pilot, lambda: all(i.stats.state is EngineState.READY for i in app.running()))
+        await until(pilot, lambda: all(i.stats.state is EngineState.READY for i in app.board.running()))
         assert [e.profile.name for e in engines] == ["first", "second"]
         assert app.current.profile == "second"  # the newest launch is selected
         panel = app.screen.query_one(EnginePanel)
@@ -72,8 +80,8 @@ async def test_a_second_launch_starts_a_second_engine_and_s_x_act_on_the_selecte
         assert await until(pilot, lambda: engines[0].stopped)
         await pilot.pause(0.1)
         assert not engines[1].stopped  # only the selected engine stops
-        assert app.current.profile == "second" and app.engine is engines[1]
-        assert len(app.instances) == 1 and app.check_action("next_engine", ()) is False
+        assert app.current.profile == "second" and selected_engine(app) is engines[1]
+        assert len(app.board.instances) == 1 and app.check_action("next_engine", ()) is False
 
 
 @aio
@@ -86,7 +94,7 @@ async def test_quit_stops_engines_in_a_worker_without_freezing(fixture_root):
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
         app.launch_profile("second")
-        assert await until(pilot, lambda: sum(1 for i in app.running() if i.started) == 2)
+        assert await until(pilot, lambda: sum(1 for i in app.board.running() if i.started) == 2)
         t0 = time.monotonic()
         await pilot.press("q")
         assert time.monotonic() - t0 < 2.0  # the UI thread did not wait for a 3 s stop
@@ -107,7 +115,7 @@ async def test_error_panel_shows_the_engines_log_tail(fixture_root):
     app = RigApp(_services(topo, engines, fail_load=True))
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
-        assert await until(pilot, lambda: app.engine_stats.state is EngineState.FAILED)
+        assert await until(pilot, lambda: selected_stats(app).state is EngineState.FAILED)
         await pilot.press("r", "escape")
         await pilot.pause(0.1)
         text = _text(app.screen.query_one("#error-panel", Static))
@@ -130,9 +138,25 @@ async def test_checks_are_given_the_running_engines_model(fixture_root):
     app = RigApp(services)
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("first")
-        assert await until(pilot, lambda: app.engine_stats.state is EngineState.READY)
+        assert await until(pilot, lambda: selected_stats(app).state is EngineState.READY)
         await pilot.press("c")
         assert await until(pilot, lambda: bool(calls))
         assert calls[-1] == {"model_path": "/m.gguf", "profile_threads": 2}
         summary = _text(app.screen.query_one("#checks-summary", Static))
         assert "/m.gguf" in summary
+
+
+@aio
+async def test_l_on_the_dashboard_launches_what_its_idle_panel_offers(fixture_root):
+    # the idle engine panel says "l to launch"; the key did nothing on the dashboard itself
+    topo = topology_of(fixture_root("8em64t-2s4c-asymcaches"))
+    engines: list[FakeEngine] = []
+    app = RigApp(_services(topo, engines))
+    async with app.run_test(size=(120, 40)) as pilot:
+        state = app.screen.query_one(EnginePanel).query_one("#engine-state", Static)
+        assert "l to launch" in _text(state)
+        await pilot.press("l")
+        assert await until(pilot, lambda: selected_stats(app) is not None
+                           and selected_stats(app).state is EngineState.READY)  # fmt: skip
+        assert [e.profile.name for e in engines] == ["demo"]
+        assert await until(pilot, lambda: "READY" in _text(state)), _text(state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import DataTable, Input, Static
-from ui_helpers import FakeEngine, aio, make_services, topology_of
+from ui_helpers import FakeEngine, aio, make_services, selected_engine, selected_stats, topology_of
 
 from rigtui.commands.tui import profiles_api
 from rigtui.ui.app import RigApp
@@ -192,13 +192,13 @@ async def test_launch_and_stop_from_profiles_with_a_fake_engine(cfg, topo):
         await pilot.press("l")
         for _ in range(40):
             await pilot.pause(0.05)
-            if app.engine_stats and app.engine_stats.state.value == "ready":
+            if selected_stats(app) and selected_stats(app).state.value == "ready":
                 break
-        assert app.engine_stats.state.value == "ready"
+        assert selected_stats(app).state.value == "ready"
         assert engines and engines[0].profile.name == "mine"
         await pilot.press("x")
         await pilot.pause(0.2)
-        assert engines[0].stopped and app.engine is None
+        assert engines[0].stopped and selected_engine(app) is None
 
 
 def test_form_values_and_render():

@@ -13,7 +13,14 @@ import types
 from pathlib import Path
 
 import pytest
-from ui_helpers import FakeEngine, make_services, synthetic_sample, topology_of, with_gpu
+from ui_helpers import (
+    FakeEngine,
+    make_services,
+    selected_stats,
+    synthetic_sample,
+    topology_of,
+    with_gpu,
+)
 
 from rigtui.commands.tui import _checks
 from rigtui.hostfs import HostFS
@@ -175,14 +182,14 @@ def test_run_screen(snap_compare, fixture_root, size, fail):
         app.launch_profile("demo")
         for _ in range(50):
             await pilot.pause(0.05)
-            if app.engine_stats and app.engine_stats.state.value in ("ready", "failed"):
+            if selected_stats(app) and selected_stats(app).state.value in ("ready", "failed"):
                 break
         if not fail:
             app.screen.query_one("#prompt").value = "Why is token generation memory bound?"
             await pilot.press("enter")
             for _ in range(50):
                 await pilot.pause(0.05)
-                if app.engine_stats.total_gen:
+                if selected_stats(app).total_gen:
                     break
         await pilot.press("escape")
         await pilot.pause(0.3)  # the throttled redraw

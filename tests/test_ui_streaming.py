@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from textual.widgets import Log, Static
-from ui_helpers import FakeEngine, aio, make_services, topology_of, until
+from ui_helpers import FakeEngine, aio, make_services, selected_stats, topology_of, until
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.app import RigApp
@@ -38,8 +38,8 @@ async def _reply_on_run_screen(topo, token_delay: float) -> tuple[str, int, int]
     app = RigApp(_services(topo, engines, token_delay=token_delay))
     async with app.run_test(size=(100, 30)) as pilot:
         app.launch_profile("demo")
-        assert await until(pilot, lambda: app.engine_stats is not None
-                           and app.engine_stats.state is EngineState.READY, WAIT_S)  # fmt: skip
+        assert await until(pilot, lambda: selected_stats(app) is not None
+                           and selected_stats(app).state is EngineState.READY, WAIT_S)  # fmt: skip
         await pilot.press("r")
         await pilot.pause(0.2)
         screen = app.screen
@@ -85,8 +85,8 @@ async def test_the_dashboard_does_not_redraw_per_streamed_snapshot(fixture_root)
     app = RigApp(services)
     async with app.run_test(size=(160, 50)) as pilot:
         app.launch_profile("demo")
-        assert await until(pilot, lambda: app.engine_stats is not None
-                           and app.engine_stats.state is EngineState.READY, WAIT_S)  # fmt: skip
+        assert await until(pilot, lambda: selected_stats(app) is not None
+                           and selected_stats(app).state is EngineState.READY, WAIT_S)  # fmt: skip
         screen = app.screen
         redraws = {"n": 0, "snapshots": 0}
         redraw, applied = screen.refresh_data, app._apply
@@ -262,8 +262,8 @@ async def test_a_launch_that_loads_before_it_is_started_is_drawn_at_once(fixture
         app.launch_profile("first")
         assert await until(pilot, lambda: app.current is not None and app.current.started, WAIT_S)
         app.launch_profile("second")
-        assert await until(pilot, lambda: len(app.running()) == 2
-                           and all(i.started for i in app.running()), WAIT_S)  # fmt: skip
+        assert await until(pilot, lambda: len(app.board.running()) == 2
+                           and all(i.started for i in app.board.running()), WAIT_S)  # fmt: skip
         await pilot.pause(0.05)  # the handler's redraw, well inside RENDER_EVERY_S
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list", Static).render())
         assert "▸2 READY" in listing and " 1 READY" in listing, listing

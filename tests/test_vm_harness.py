@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,36 @@ def test_model_disk_holds_the_files(tmp_path):
                              text=True, check=True).stdout  # fmt: skip
     assert "a.gguf" in listing and str(4 + (3 << 20)) in listing
     assert image.stat().st_size >= (3 << 20) + (32 << 20)
+
+
+@pytest.fixture
+def fake_vng(tmp_path, monkeypatch):
+    """`vng` replaced by a script that runs its --exec command (the last argument) in bash."""
+    vng = tmp_path / "vng"
+    vng.write_text('#!/bin/bash\nexec bash -c "${@: -1}"\n')
+    vng.chmod(0o755)
+    monkeypatch.setattr(harness, "vng_path", lambda: str(vng))
+    return tmp_path
+
+
+def test_a_silent_guest_is_killed_at_the_alive_deadline(fake_vng):
+    t0 = time.monotonic()
+    b = harness.boot(harness.TWO_SOCKETS, "sleep 60", rwdir=fake_vng, timeout=120, alive_s=1.5)
+    assert not b.alive and not b.timed_out and b.returncode is None
+    assert time.monotonic() - t0 < 15  # the sleep (a grandchild) was killed with the session
+
+
+def test_a_guest_past_its_timeout_keeps_what_it_printed(fake_vng):
+    cmd = (f"echo '{harness.ALIVE_MARK} {{}}'; echo 'RIGTUI-VM probe {{\"rc\": 0}}'; "
+           "echo 'RIGTUI-VM bench_mem.started 1.0'; sleep 60")  # fmt: skip
+    b = harness.boot(harness.TWO_SOCKETS, cmd, rwdir=fake_vng, timeout=3, alive_s=2)
+    assert b.alive and b.timed_out and b.returncode is None
+    found = harness.results(b.stdout)
+    assert found["probe"] == {"rc": 0} and "bench_mem" not in found and "bench_mem.started" in found
+
+
+def test_a_guest_that_finishes(fake_vng):
+    cmd = f"echo '{harness.ALIVE_MARK} {{}}'; echo 'RIGTUI-VM probe [1, 2]'; echo oops >&2; exit 3"
+    b = harness.boot(harness.TWO_SOCKETS, cmd, rwdir=fake_vng, timeout=30, alive_s=10)
+    assert b.alive and not b.timed_out and b.returncode == 3 and "oops" in b.stderr
+    assert harness.results(b.stdout)["probe"] == [1, 2]

@@ -354,3 +354,17 @@ def with_gpu(topology: Topology, node: int = 1) -> Topology:
         "pci+nvml",
     )  # fmt: skip
     return replace(topology, gpus=(gpu,))
+
+
+def selected_stats(app) -> EngineStats | None:
+    """The selected launch's stats, as the Run screen shows them (None: no launch)."""
+    inst = app.current
+    return inst.stats if inst is not None else None
+
+
+def selected_engine(app):
+    """The selected launch's engine object, which the supervisor holds (None: not started)."""
+    inst = app.current
+    if inst is None or not inst.started or app.supervisor is None:
+        return None
+    return app.supervisor.engine(inst.key)

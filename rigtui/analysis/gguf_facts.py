@@ -1,90 +1,29 @@
 """What a GGUF file's header says: architecture, exact parameter count, quantization mix, layer
-sizes, attention heads, context, experts. Read with the `gguf` package's GGUFReader (it mmaps the
-file and parses only the header and tensor index: cheap even for 100+ GB models).
+sizes, attention heads, context, experts. Read with the one GGUF parser (rigtui.model.gguf: the
+header and tensor index only, cheap even for 100+ GB models, with the `gguf` package's type
+tables).
 
-Shell equivalent: `gguf-dump MODEL.gguf` (from the same package).
+Shell equivalent: `gguf-dump MODEL.gguf` (from the `gguf` package).
 
-Bad files (not GGUF, truncated, absurd counts, a reader crash on corrupt bytes) raise GgufError
-with a message naming the file and what is wrong; callers print it, never a traceback.
+Bad files (not GGUF, truncated, absurd counts, corrupt bytes) raise GgufError with a message
+naming the file and what is wrong; callers print it, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import struct
 from collections import defaultdict
 from typing import Any
 
 from rigtui.model.analysis import GgufFacts, TensorTypeShare
+from rigtui.model.gguf import GgufFormatError, read_gguf
 
-_MIN_TENSOR_INFO = 8 + 4 + 8 + 4 + 8  # name length, n_dims, one dim, type, offset
-_MIN_KV = 8 + 4 + 1  # key length, value type, a 1-byte value
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
 
 class GgufError(Exception):
     """A file rigtui cannot read as a GGUF model; the message says what and where."""
-
-
-def check_header(path: str) -> tuple[int, int, int, int]:
-    """(version, tensor_count, kv_count, file_size) from the fixed 24-byte header, validated
-    before GGUFReader allocates anything from those counts."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except IsADirectoryError:
-        raise GgufError(f"{path}: is a directory, expected a .gguf file") from None
-    except OSError as exc:
-        raise GgufError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if head[:4] != b"GGUF":
-        hint = (
-            " (a safetensors/PyTorch checkpoint? convert it with llama.cpp's convert_hf_to_gguf.py)"
-            if head[:1] in (b"{", b"P") or head[8:9] == b"{"
-            else ""
-        )
-        raise GgufError(f"{path}: not a GGUF file (starts with {head[:4]!r}){hint}")
-    if len(head) < 24:
-        raise GgufError(f"{path}: truncated GGUF header ({size} bytes)")
-    version = struct.unpack_from("<I", head, 4)[0]
-    if version & 0xFFFF == 0 and version:  # byte-swapped: a big-endian file
-        raise GgufError(f"{path}: big-endian GGUF (s390x builds): not supported here")
-    if version < 2 or version > 3:
-        raise GgufError(f"{path}: GGUF version {version} not supported (2 and 3 are)")
-    n_tensors, n_kv = struct.unpack_from("<QQ", head, 8)
-    if n_tensors * _MIN_TENSOR_INFO > size:
-        raise GgufError(
-            f"{path}: header claims {n_tensors} tensors, impossible in a "
-            f"{size}-byte file: corrupt header"
-        )
-    if n_kv * _MIN_KV > size:
-        raise GgufError(
-            f"{path}: header claims {n_kv} metadata keys, impossible in a "
-            f"{size}-byte file: corrupt header"
-        )
-    return version, n_tensors, n_kv, size
-
-
-def _value(field: Any) -> Any:
-    """A ReaderField's value: str, number, or list (arrays); works across gguf versions."""
-    from gguf import GGUFValueType
-
-    if not field.types:
-        return None
-    kind = field.types[0]
-    if kind == GGUFValueType.ARRAY:
-        sub = field.types[-1]
-        if sub == GGUFValueType.STRING:
-            return [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
-        out: list[Any] = []
-        for i in field.data:
-            out.extend(field.parts[i].tolist())
-        return out
-    if kind == GGUFValueType.STRING:
-        return bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
-    val = field.parts[field.data[0]].tolist()
-    return val[0] if isinstance(val, list) else val
 
 
 def _file_type_name(value: Any) -> str | None:
@@ -99,43 +38,32 @@ def _file_type_name(value: Any) -> str | None:
 def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
     """Facts of the model at `path`. Raises GgufError for anything unreadable."""
     path_s = os.fspath(path)
-    version, _, _, size = check_header(path_s)
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(path_s, "r")
-        fields = {
-            name: _value(f)
-            for name, f in reader.fields.items()
-            if not name.startswith("tokenizer.ggml.")
-        }
-        tokens = reader.fields.get("tokenizer.ggml.tokens")
-        n_vocab_tok = len(tokens.data) if tokens is not None else None
-        tensors = [
-            (t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes), int(t.data_offset))
-            for t in reader.tensors
-        ]
-    except GgufError:
-        raise
-    except MemoryError:
-        raise GgufError(
-            f"{path_s}: corrupt header (a length field asks for more memory than exists)"
-        ) from None
-    except Exception as exc:  # the reader fails in many ways on corrupt bytes
-        raise GgufError(f"{path_s}: corrupt GGUF ({type(exc).__name__}: {exc})") from None
-    for name, _, _, nbytes, offset in tensors:
-        if offset + nbytes > size:
-            raise GgufError(
-                f"{path_s}: truncated: tensor {name} ends at byte {offset + nbytes}, "
-                f"the file has {size} (incomplete download?)"
-            )
+        header = read_gguf(path_s)
+        problem = header.model_problem()
+        if problem is not None:
+            raise problem
+    except IsADirectoryError:
+        raise GgufError(f"{path_s}: is a directory, expected a .gguf file") from None
+    except OSError as exc:
+        raise GgufError(f"{path_s}: cannot read: {exc.strerror or exc}") from None
+    except GgufFormatError as exc:
+        raise GgufError(f"{path_s}: {exc}") from None
+    unknown = next((t for t in header.tensors if t.n_bytes is None), None)
+    if unknown is not None:
+        raise GgufError(f"{path_s}: tensor {unknown.name} has ggml type {unknown.ggml_type}, "
+                        "which this version does not know (a newer llama.cpp's file?)")  # fmt: skip
+    version, size = header.version, header.file_bytes
+    fields = {k: v for k, v in header.metadata.items() if not k.startswith("tokenizer.ggml.")}
+    n_vocab_tok = header.array_len("tokenizer.ggml.tokens")
+    tensors = [(t.name, t.type_name, t.n_elements, t.n_bytes or 0) for t in header.tensors]
     arch = fields.get("general.architecture")
 
     def key(suffix: str) -> Any:
         return fields.get(f"{arch}.{suffix}") if arch else None
 
     def as_int(v: Any) -> int | None:
-        if isinstance(v, list):
+        if isinstance(v, tuple):
             v = max(v) if v else None
         try:
             return None if v is None else int(v)
@@ -148,7 +76,7 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
     kv_raw = key("attention.head_count_kv")
     if kv_raw is None:
         kv_raw = key("attention.head_count")  # llama.cpp: no KV count means no GQA
-    if isinstance(kv_raw, list):
+    if isinstance(kv_raw, tuple):
         kv_per_layer = tuple(int(x) for x in kv_raw)
     elif kv_raw is not None and n_layers:
         kv_per_layer = (int(kv_raw),) * n_layers
@@ -160,7 +88,7 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
     # per-layer array); a layer without attention (0) cannot give it, so the first non-zero.
     heads_raw = key("attention.head_count")
     n_head_0 = (
-        as_int(next((h for h in heads_raw if h), None)) if isinstance(heads_raw, list) else n_head
+        as_int(next((h for h in heads_raw if h), None)) if isinstance(heads_raw, tuple) else n_head
     )
     if head_dim_k is None and n_embd and n_head_0:
         head_dim_k = n_embd // n_head_0
@@ -171,7 +99,7 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
     layer_bytes: dict[int, int] = defaultdict(int)
     non_layer = expert = token_embd = output = 0
     names = set()
-    for name, ttype, nel, nbytes, _ in tensors:
+    for name, ttype, nel, nbytes in tensors:
         names.add(name)
         m = mix[ttype]
         m[0] += 1
@@ -201,9 +129,6 @@ def read_gguf_facts(path: str | os.PathLike[str]) -> GgufFacts:
         output += token_embd
     n_vocab = as_int(key("vocab_size")) or n_vocab_tok
     name = fields.get("general.name")
-    if not tensors:
-        raise GgufError(f"{path_s}: has no tensors: a vocabulary-only GGUF (like llama.cpp's "
-                        "ggml-vocab-*.gguf) or a stub, not a model that can run")  # fmt: skip
     return GgufFacts(
         path=path_s, file_bytes=size, version=version,
         architecture=str(arch) if arch is not None else None,

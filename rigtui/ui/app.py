@@ -2,17 +2,23 @@
 (`rigtui.ui.screens.REGISTRY`, one Textual mode each).
 
 Data flow (DESIGN.md): a thread worker calls `Services.source.sample()` and posts `SampleReady`;
-the engines are owned by `rigtui.engine.supervisor.EngineSupervisor`, whose frozen snapshots
-arrive as `EnginesChanged` (post_message is thread-safe); handlers store the snapshot and ask
-only the *active* screen to render it. The next poll is scheduled when the last one has been
-handled, so polls never overlap. The engine actions and views are `rigtui.ui.engines.EngineViews`.
+the engines are owned by `rigtui.engine.supervisor.EngineSupervisor` (launch, events, fold,
+stop), whose frozen snapshots arrive as `EnginesChanged` (post_message is thread-safe); the
+handler (main thread) hands them to the `EngineBoard` (rigtui.ui.instances), which makes a new
+frozen `Instance` per launch, and asks only the *active* screen to render. No engine thread
+writes into UI objects, and the UI holds no engine object. The next poll is scheduled when the
+last one has been handled, so polls never overlap. Each launch has a key "1", "2", …; the Run
+screen and `x` act on the selected one (`s` cycles). Engines are built with `log_events=False`
+(see `rigtui.commands.tui`): llama.cpp's log stays in the engine's bounded `log_tail`, copied
+into the view when it failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import deque
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -20,18 +26,24 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from rigtui.engine.supervisor import EnginesSnapshot, EngineSupervisor, Streamed
+from rigtui.model.engine import Done, EngineEvent, EngineStats, Loaded, Progress, Text, Token
 from rigtui.model.sample import Sample
-from rigtui.ui.engines import EngineViews
-from rigtui.ui.instances import HISTORY, Instance
-from rigtui.ui.messages import SampleReady, SourceFailed
+from rigtui.ui.instances import HISTORY, EngineBoard, Instance
+from rigtui.ui.messages import EnginesChanged, PrepareProgress, SampleReady, SourceFailed
 from rigtui.ui.screens import REGISTRY, SCREENS
 from rigtui.ui.screens import bindings as screen_bindings
+from rigtui.ui.screens.base import RigScreen
 from rigtui.ui.services import ReplayEnded, Services
 
 RENDER_EVERY_S = 0.5  # panels redraw at most this often while an engine streams
+QUIT_CAP_S = 6.0  # quit exits after this even when an engine has not confirmed its stop
+# What streams (tokens, reply text, progress) reaches the app at most this often as one
+# snapshot: the Run screen appends the new text; the other screens redraw at the sample rate.
+STREAM_EVERY_S = 0.1
 
 
-class RigApp(EngineViews, App[int]):
+class RigApp(App[int]):
     """The dashboard and launcher. Give it a `Services`; it does no I/O of its own."""
 
     CSS_PATH = "rigtui.tcss"
@@ -53,18 +65,17 @@ class RigApp(EngineViews, App[int]):
         self.services = services
         self._signal_loop: Any = None  # the app's loop, for what other threads ask of it
         self.topology = services.topology
-        self.history: deque[Sample] = deque(maxlen=HISTORY)
+        self.history: tuple[Sample, ...] = ()  # the last HISTORY samples, oldest first
         self.latest: Sample | None = None
         self.source_note: str | None = None
-        self.instances: dict[str, Instance] = {}
-        self.selected: str | None = None
+        self.board = EngineBoard()  # the launches as the UI shows them (frozen Instances)
         self.prepare: tuple[str, float | None] | None = None  # demo model generation, etc.
         self.membench: Any = None  # the cached `rigtui bench mem` result, for the roofline
         self.app_note: str | None = None  # where the app runs beside its engines (place_app)
         self._engine_cpus: frozenset[int] = frozenset()  # the CPUs the app was last placed off
-        self._bindings_shape: bool | None = None  # several engines or not, as the footer shows
+        self._bindings_shape: tuple[bool, bool] | None = None  # what the footer shows depends on
         self.quitting = False
-        self._engines_version = 0
+        self._exiting = False
         self.supervisor = self._make_supervisor()
         self._poll_started = 0.0
         self._render_pending = False
@@ -140,7 +151,7 @@ class RigApp(EngineViews, App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next_engine":  # only worth a footer slot with two engines or more
-            return len(self.instances) > 1  # False hides it (None would only dim it)
+            return len(self.board.instances) > 1  # False hides it (None would only dim it)
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -197,30 +208,17 @@ class RigApp(EngineViews, App[int]):
     def ingest_sample(self, sample: Sample) -> None:
         """Store one sample (from the poll, or a test) and redraw the active screen."""
         self.latest = sample
-        self.history.append(sample)
-        by_name = {inst.name: inst for inst in self.instances.values()}
-        for eng in sample.engines:
-            inst = by_name.get(eng.instance)
-            if inst is None and self.services.mode == "replay":
-                inst = self._new_instance(eng.profile or eng.instance, eng)
-                by_name[eng.instance] = inst
-            if inst is None:
-                continue
-            if not inst.supervised:  # a replay: the recording is the only source of stats
-                inst.stats = eng
-            if eng.gen_tok_s is not None:
-                inst.gen_history.append(eng.gen_tok_s)
-            if eng.prompt_tok_s is not None:
-                inst.prompt_history.append(eng.prompt_tok_s)
+        self.history = (*self.history[-(HISTORY - 1) :], sample)
+        if self.board.record_sample(sample.engines, replay=self.services.mode == "replay"):
+            self._bindings_changed()
         self._refresh_active()
 
     def _refresh_active(self) -> None:
         if not self.screen_stack:  # the app is shutting down
             return
         screen = self.screen
-        refresh = getattr(screen, "refresh_data", None)
-        if refresh is not None and screen.is_attached:
-            refresh()
+        if isinstance(screen, RigScreen) and screen.is_attached:
+            screen.refresh_data()
 
     def _schedule_render(self) -> None:
         if not self._render_pending:
@@ -230,3 +228,252 @@ class RigApp(EngineViews, App[int]):
     def _render_now(self) -> None:
         self._render_pending = False
         self._refresh_active()
+
+    # -- wiring ---------------------------------------------------------------------------------
+    def _make_supervisor(self) -> EngineSupervisor | None:
+        services = self.services
+        if services.engine_factory is None or services.profiles is None:
+            return None
+        return EngineSupervisor(
+            services.engine_factory, services.profiles.load_profile, topology=self.topology,
+            prepare=services.prepare_launch,
+            publish=lambda snap, key, ev: self.post_message(EnginesChanged(snap, key, ev)),
+            progress=lambda what, frac: self.post_message(PrepareProgress(what, frac)),
+            stream_interval=STREAM_EVERY_S,
+        )  # fmt: skip
+
+    def engine_stats_for_sampling(self) -> tuple[EngineStats, ...]:
+        """Every started engine's stats (thread-safe: the poll thread calls it)."""
+        sup = self.supervisor
+        return sup.snapshot().stats if sup is not None else ()
+
+    # -- the selected instance, as the screens read it ------------------------------------------
+    @property
+    def current(self) -> Instance | None:
+        """The selected launch (the Run screen and `x` act on it)."""
+        return self.board.current
+
+    # -- launch ---------------------------------------------------------------------------------
+    def launch_profile(self, name_or_path: str) -> None:
+        """Load, prepare (demo model) and start a profile; its events follow. A profile launched
+        while others run starts one more engine (one model per NUMA node)."""
+        sup = self.supervisor
+        if sup is None:
+            self.notify(
+                f"No live engine in {self.services.mode} mode: run plain `rigtui` to launch.",
+                severity="warning",
+            )
+            return
+        if self.quitting:
+            return
+        stem = Path(str(name_or_path)).stem  # "demo" and ".../examples/demo.toml" are one
+        same = [i for i in self.board.running() if Path(i.profile).stem == stem]
+        key = sup.launch(str(name_or_path))
+        self.board.selected = key
+        self._apply(sup.snapshot())  # may be newer than the messages still queued: draw it now
+        self._refresh_active()
+        if same:
+            self.notify(
+                f"{name_or_path} already runs as engine {same[0].key}: a second one shares its "
+                "CPUs and memory bandwidth.",
+                severity="warning",
+            )
+
+    def on_prepare_progress(self, msg: PrepareProgress) -> None:
+        self.prepare = (msg.what, msg.fraction) if msg.what else None
+        self._refresh_active()
+
+    def _apply(self, snap: EnginesSnapshot) -> None:
+        """Hand the supervisor's snapshot to the board (main thread only)."""
+        board = self.board
+        for key in board.apply(snap):
+            inst = board.instances[key]
+            if key == board.selected and self.services.set_pid is not None:
+                self.services.set_pid(inst.pid)
+        self._bindings_changed()
+        self._place_app()
+
+    def _place_app(self) -> None:
+        """Move the app off the CPUs its running engines compute on, when those change."""
+        place = self.services.place_app
+        if place is None:
+            return
+        cpus = self.board.engine_cpus()
+        if cpus != self._engine_cpus:
+            self._engine_cpus = cpus
+            try:
+                self.app_note = place(set(cpus))
+            except Exception as exc:  # never a reason to stop showing the engine
+                self.app_note = f"could not move the app off the engines' CPUs: {exc}"
+
+    def _bindings_changed(self) -> None:
+        """Refresh the footer when what `check_action` decides changed (several engines, any
+        engine): a refresh recomposes the footer, which must not happen per snapshot."""
+        n = len(self.board.instances)
+        shape = (n > 1, n > 0)  # `s` wants two engines; the dashboard's `l`, none
+        if shape != self._bindings_shape:
+            self._bindings_shape = shape
+            self.refresh_bindings()
+
+    def on_engines_changed(self, msg: EnginesChanged) -> None:
+        if not self.screen_stack:  # shutting down: an engine's last events arrive after the UI
+            return
+        before = self.board.instances.get(msg.key or "")
+        failed_before = before is not None and before.note is not None
+        self._apply(msg.snapshot)
+        inst = self.board.instances.get(msg.key or "")
+        ev = msg.event
+        if inst is not None and inst.note and not failed_before:
+            self.prepare = None
+            self.notify(inst.note, title="Launch failed", severity="error", timeout=8)
+        if inst is not None and ev is not None and not isinstance(ev, Streamed):
+            self._engine_event(inst, ev)
+        if isinstance(ev, (Streamed, Token, Text, Progress)):  # what streams
+            # The Run screen appends the new text; every other screen shows the stats at the
+            # sample rate (the next poll redraws them), not per snapshot: a repaint of the
+            # panels costs the engine a share of a core it meets at every layer's barrier.
+            screen = self.screen
+            if isinstance(screen, RigScreen) and screen.is_attached and screen.stream_update():
+                pass
+            elif self.services.source is None:  # no poll to carry the stats: redraw now and then
+                self._schedule_render()
+        else:
+            self._refresh_active()
+
+    def _engine_event(self, inst: Instance, ev: EngineEvent) -> None:
+        if isinstance(ev, Done):
+            if self.services.source is None:  # no sampler to carry the stats over time
+                self.board.record_rates(inst.key, ev.gen_tok_s, ev.prompt_tok_s)
+            if self.supervisor is not None:  # the compute threads exist now: where do they run
+                self.supervisor.request_placement(inst.key)
+        elif isinstance(ev, Loaded):
+            self._compute_bytes_per_token(inst.key, ev.model_path, ev.n_ctx, ev.model_bytes)
+
+    @work(thread=True, group="plan", exit_on_error=False)
+    def _compute_bytes_per_token(
+        self, key: str, model_path: str, n_ctx: int, model_bytes: int
+    ) -> None:
+        value: float | None = None
+        basis = "estimate: model file size (a dense model reads every weight per token)"
+        if self.services.bytes_per_token is not None:
+            try:
+                value = self.services.bytes_per_token(model_path, n_ctx)
+                basis = "plan: GGUF tensors read per token"
+            except Exception as exc:  # a model the planner cannot read: fall back, say so
+                basis = f"estimate: model file size (plan failed: {exc})"
+        if value is None and model_bytes:
+            value = float(model_bytes)
+        self.call_from_thread(self._set_bytes_per_token, key, value, basis)
+
+    def _set_bytes_per_token(self, key: str, value: float | None, basis: str) -> None:
+        self.board.set_bytes_per_token(key, value, basis)
+        if key == self.board.selected and self.services.set_bytes_per_token is not None:
+            self.services.set_bytes_per_token(value)
+        self._refresh_active()
+
+    def send_prompt(self, text: str, max_tokens: int | None = None) -> bool:
+        """Ask the selected engine (`max_tokens` None: its profile's sampling.max_tokens)."""
+        if self.supervisor is None or self.current is None:
+            self.notify("No engine running: launch a profile first (p, then l).", severity="warning")
+            return False
+        why = self.supervisor.prompt(self.board.selected, text, max_tokens)
+        if why is not None:
+            self.notify(why, severity="warning" if why.startswith("No engine") else "information")
+            return False
+        self._apply(self.supervisor.snapshot())
+        return True
+
+    def cancel_reply(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.cancel(self.board.selected)
+
+    # -- select, stop, quit ---------------------------------------------------------------------
+    def select_instance(self, key: str) -> None:
+        inst = self.board.instances.get(key)
+        if inst is None:
+            return
+        self.board.selected = key
+        if self.services.set_pid is not None:
+            self.services.set_pid(inst.pid if inst.started else None)
+        if self.services.set_bytes_per_token is not None and inst.bytes_per_token is not None:
+            self.services.set_bytes_per_token(inst.bytes_per_token)
+        self._refresh_active()
+
+    def action_next_engine(self) -> None:
+        keys = list(self.board.instances)
+        if len(keys) < 2:
+            self.notify("Only one engine: launch another profile to switch between them.")
+            return
+        i = keys.index(self.board.selected) if self.board.selected in keys else -1
+        nxt = keys[(i + 1) % len(keys)]
+        self.select_instance(nxt)
+        inst = self.board.instances[nxt]
+        self.notify(f"engine {nxt}: {inst.profile} ({inst.stats.state.value})", timeout=2)
+
+    def action_stop_engine(self) -> None:
+        inst = self.current
+        if inst is None or not inst.started or not inst.active or self.supervisor is None:
+            self.notify(
+                "No engine running." if inst is None else f"Engine {inst.key} is not running."
+            )
+            return
+        self.supervisor.stop(inst.key, on_done=lambda key, error: self.call_from_thread(
+            self._engine_stopped, key, error))  # fmt: skip
+
+    def _engine_stopped(self, key: str, error: str | None) -> None:
+        if error:
+            self.notify(error, severity="error")
+            return
+        inst = self.board.instances.get(key)
+        if inst is None:
+            return
+        others = [i for i in self.board.running() if i.key != key]
+        if key == self.board.selected and others:  # keep talking to something that runs
+            if self.supervisor is not None:
+                self.supervisor.forget(key)
+            self.board.forget(key)
+            self.select_instance(others[0].key)
+            self._bindings_changed()
+        elif key == self.board.selected and self.services.set_pid is not None:
+            self.services.set_pid(None)
+        self.notify(f"engine {key} ({inst.profile}) stopped")
+        self._refresh_active()
+
+    async def action_quit(self) -> None:
+        """Stop every engine in a worker (each child runs in its own session and would outlive
+        the UI), show `stopping…`, and exit when they are gone or after QUIT_CAP_S."""
+        if self.quitting:  # a second q: the user does not want to wait
+            self._exit_now()
+            return
+        self.quitting = True
+        self._stopped = True
+        sup = self.supervisor
+        if sup is not None:
+            sup.closing = True  # a launch still spawning stops its engine itself
+        n = sup.active_engines if sup is not None else 0
+        if not n:
+            self._exit_now()
+            return
+        self.sub_title = "stopping…"
+        self.notify(f"stopping {n} engine{'s' if n > 1 else ''}… (q again quits now)",
+                    timeout=QUIT_CAP_S)  # fmt: skip
+        self._refresh_active()
+        self.set_timer(QUIT_CAP_S, self._exit_now)
+        self._stop_all()
+
+    @work(thread=True, group="quit", exit_on_error=False)
+    def _stop_all(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop_all(QUIT_CAP_S - 0.2)
+        with contextlib.suppress(RuntimeError):  # the app may have exited already
+            self.call_from_thread(self._exit_now)
+
+    def _exit_now(self) -> None:
+        if self._exiting:
+            return
+        self._exiting = True
+        source = self.services.source
+        if source is not None:
+            with contextlib.suppress(Exception):  # closing counters must not block quitting
+                source.close()
+        self.exit(0)

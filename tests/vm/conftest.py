@@ -24,6 +24,7 @@ SMALL_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs",
 BIG_MODELS = ("nommap_bind1", "sample_load")  # mmap = false: anon pages that dwarf the heap
 
 
+BOOT_TRIES = 3
 _NEEDED: set[str] = set()  # the guest fixtures the collected tests use
 _BOOTS: dict[str, Future] = {}
 
@@ -42,13 +43,33 @@ def _guest(name: str, tmp_path_factory) -> dict[str, object]:
         pool = ThreadPoolExecutor(max_workers=len(GUESTS))
         for other in sorted((_NEEDED | {name}) - set(_BOOTS)):
             topology, scenarios, prepare = GUESTS[other]
-            _BOOTS[other] = pool.submit(_boot, tmp_path_factory, topology, scenarios, prepare,
-                                        engine)  # fmt: skip
+            work = tmp_path_factory.mktemp(f"vm-{topology.name}")  # here: not thread-safe
+            _BOOTS[other] = pool.submit(_boot, work, topology, scenarios, prepare, engine)
         pool.shutdown(wait=False)
-    return _BOOTS[name].result()  # a skip or failure inside is raised here, for each test
+    return Results(_BOOTS[name].result())  # a skip or failure inside is raised here, each test
 
 
-def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str],
+class Results(dict):
+    """A guest's results by scenario; a scenario that printed none fails the test asking."""
+
+    def __missing__(self, key: str) -> object:
+        pytest.fail(f"the guest printed no result for {key!r} "
+                    f"({self.get('_timed_out') or 'it ended without one'}; boots: "
+                    f"{self.get('_boots')}):\n{self.get('_stdout')}")  # fmt: skip
+
+
+def finished(found: dict[str, object]) -> list[str]:
+    """Scenarios guest.py gave a result for."""
+    return [k for k in found if k != "alive" and not k.startswith("_") and "." not in k]
+
+
+def unfinished(found: dict[str, object]) -> list[str]:
+    """Scenarios guest.py started and gave no result for."""
+    return [k[: -len(".started")] for k in found
+            if k.endswith(".started") and k[: -len(".started")] not in found]  # fmt: skip
+
+
+def _boot(work: Path, topology: harness.GuestTopology, scenarios: list[str],
           prepare, engine: Path | None) -> dict[str, object]:  # fmt: skip
     reuse = os.environ.get("RIGTUI_VM_REUSE")  # a results.json of an earlier boot (debugging)
     if reuse:
@@ -58,7 +79,6 @@ def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str
     lacking = harness.missing()
     if lacking:
         pytest.skip("vm tests need: " + "; ".join(lacking) + " (./test.sh installs them as root)")
-    work = tmp_path_factory.mktemp(f"vm-{topology.name}")
     if prepare is not None:
         prepare(work)
     argv = [sys.executable, str(GUEST_SCRIPT), str(work), *scenarios]
@@ -66,17 +86,27 @@ def _boot(tmp_path_factory, topology: harness.GuestTopology, scenarios: list[str
         argv = ["env", f"PYTHONPATH={engine}", *argv]
     cmd = " ".join(shlex.quote(x) for x in argv)
     image = work / "models.img"
-    proc = harness.boot(topology, cmd, rwdir=work, disk=image if image.exists() else None)
-    found = harness.results(proc.stdout)
-    if not found:  # QEMU's TCG has aborted a boot here once (an MSI-X assertion): one retry
-        print(f"vm: the {topology.name} guest printed nothing (rc {proc.returncode}); booting "
-              f"it again. {proc.stderr[-500:]}", file=sys.stderr)  # fmt: skip
-        proc = harness.boot(topology, cmd, rwdir=work, disk=image if image.exists() else None)
-        found = harness.results(proc.stdout)
-    if not found:
-        pytest.fail(f"the {topology.name} guest printed no results (rc {proc.returncode}):\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")  # fmt: skip
-    found["_stdout"] = proc.stdout[-5000:]
+    found: dict[str, object] = {}
+    tries = []
+    for _ in range(BOOT_TRIES):
+        b = harness.boot(topology, cmd, rwdir=work, disk=image if image.exists() else None)
+        found = harness.results(b.stdout)
+        tries.append(f"{'alive' if b.alive else 'silent'}, rc {b.returncode}, {b.seconds} s"
+                     + (", killed at the timeout" if b.timed_out else ""))  # fmt: skip
+        if b.timed_out or finished(found):  # results (all, or those before the hang)
+            break
+        # no sign of life, or QEMU died before any scenario ended (TCG aborted a boot once,
+        # an MSI-X assertion; hung one, silent, in CI): boot it again
+        print(f"vm: the {topology.name} guest gave no results ({tries[-1]}); booting it "
+              f"again. {b.stderr[-500:]}", file=sys.stderr)  # fmt: skip
+    if not finished(found):
+        pytest.fail(f"the {topology.name} guest printed no results ({'; '.join(tries)}):\n"
+                    f"{b.stdout[-3000:]}\n{b.stderr[-3000:]}")  # fmt: skip
+    if b.timed_out:  # what ran is kept; a scenario without a result fails its own tests
+        found["_timed_out"] = (f"the guest was killed after {b.seconds} s; scenarios started "
+                               f"and unfinished: {unfinished(found)}")  # fmt: skip
+    found["_boots"] = tries
+    found["_stdout"] = b.stdout[-5000:]
     found["_portable_engine"] = str(engine) if engine is not None else None
     (work / "results.json").write_text(json.dumps(found))
     save = os.environ.get("RIGTUI_VM_SAVE")

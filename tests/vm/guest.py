@@ -323,6 +323,7 @@ LANES = 2
 
 def _run(name: str, work: Path) -> None:
     t0 = time.monotonic()
+    emit(f"{name}.started", uptime())
     try:
         SCENARIOS[name](work)
     except Exception as exc:  # report it, go on with the next scenario
@@ -330,9 +331,14 @@ def _run(name: str, work: Path) -> None:
     emit(f"{name}.seconds", round(time.monotonic() - t0, 1))
 
 
+def uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
 def main() -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    emit("alive", {"uptime_s": uptime()})  # first: the harness waits for it (vm_harness.ALIVE_S)
     work = Path(sys.argv[1])
     os.environ.setdefault("XDG_CONFIG_HOME", str(work / "config"))
     os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))

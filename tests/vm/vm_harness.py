@@ -10,12 +10,16 @@ kernel with the NUMA nodes, distances and SMBIOS records asked for.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,11 +162,32 @@ def make_disk(src: Path, image: Path) -> Path:
     return image
 
 
+@dataclass
+class Boot:
+    """One boot of a guest: what it printed, and how it ended."""
+
+    returncode: int | None  # None: killed (no sign of life in time, or past the timeout)
+    stdout: str
+    stderr: str
+    alive: bool  # guest.py printed its first line (the kernel booted and the command ran)
+    timed_out: bool  # killed after `timeout` with the scenarios unfinished
+    seconds: float
+
+
+ALIVE_MARK = MARK + "alive"
+# A guest boots in ~20-60 s under TCG even beside a second one on 2 cores. QEMU's TCG has hung
+# a boot with no output at all (CI, a 5-node guest: 1500 s of silence), and aborted one (an
+# MSI-X assertion): a boot that shows no sign of life by then is killed and booted again.
+ALIVE_S = 240.0
+
+
 def boot(topology: GuestTopology, command: str, *, rwdir: Path, disk: Path | None = None,
-         timeout: float = 1500) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Boot `topology`, run `command` (a shell line, as root, cwd = the repository), return it
+         timeout: float = 1500, alive_s: float = ALIVE_S) -> Boot:  # fmt: skip
+    """Boot `topology`, run `command` (a shell line, as root, cwd = the repository), return
     when the guest powers off. `rwdir` is writable inside (the host's root is read-only);
-    `disk` (make_disk's image) is attached as /dev/vda."""
+    `disk` (make_disk's image) is attached as /dev/vda. The command must print ALIVE_MARK
+    first (guest.py does): a guest silent for `alive_s` is killed (alive False), and one still
+    running after `timeout` is killed with what it printed so far (timed_out True)."""
     argv = [vng_path() or "vng", "--run", kernel() or "", "--disable-kvm", "--disable-microvm",
             *topology.vng_args(), f"--rwdir={rwdir}", "--cwd", str(REPO)]  # fmt: skip
     if disk is not None:
@@ -172,8 +197,49 @@ def boot(topology: GuestTopology, command: str, *, rwdir: Path, disk: Path | Non
     vng_dir = str(Path(argv[0]).parent)
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PATH": os.pathsep.join([vng_dir, os.environ.get("PATH", "")])}  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    out: list[str] = []
+    err: list[str] = []
+    alive = threading.Event()
+
+    def read_out() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith(ALIVE_MARK):
+                alive.set()
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        err.extend(proc.stderr)
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
+    for t in readers:
+        t.start()
+
+    def kill() -> None:  # vng, virtme-run and QEMU: the whole session
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    timed_out = False
+    while proc.poll() is None and not alive.is_set() and time.monotonic() - t0 < alive_s:
+        alive.wait(0.5)
+    if proc.poll() is None and not alive.is_set():
+        kill()
+    else:
+        try:
+            proc.wait(timeout=max(1.0, timeout - (time.monotonic() - t0)))
+        except subprocess.TimeoutExpired:
+            kill()
+            timed_out = True
+    for t in readers:
+        t.join(timeout=10)
+    return Boot(returncode=None if timed_out or not alive.is_set() else proc.returncode,
+                stdout="".join(out), stderr="".join(err), alive=alive.is_set(),
+                timed_out=timed_out, seconds=round(time.monotonic() - t0, 1))  # fmt: skip
 
 
 def results(stdout: str) -> dict[str, object]:

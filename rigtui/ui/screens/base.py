@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class RigScreen(Screen):
-    """`refresh_data()` is called by the app for the active screen only, and on resume."""
+    """`refresh_data()` is called by the app for the active screen only, and on resume;
+    `stream_update()` as an engine streams."""
 
     PALETTE_GROUP = ""  # "Profiles", "Run", ...: prefixes this screen's palette entries
 
@@ -28,6 +29,15 @@ class RigScreen(Screen):
 
     def refresh_data(self) -> None:  # overridden
         pass
+
+    def action_launch(self) -> None:
+        """`l` where a screen binds it: the --launch profile, or the demo."""
+        self.rig.launch_profile(self.rig.services.launch or "demo")
+
+    def stream_update(self) -> bool:
+        """What an engine streamed since the last snapshot; True when this screen shows it
+        now (the Run screen). Others leave it to the next sample (RigApp.on_engines_changed)."""
+        return False
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """Every key binding of this screen, as a command palette entry."""

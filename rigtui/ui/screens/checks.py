@@ -59,7 +59,7 @@ class ChecksScreen(RigScreen):
         `model_page_cache` judge the model in use instead of saying "no model given"."""
         inst = self.rig.current
         if inst is None or not inst.started or not inst.active:
-            inst = next((i for i in self.rig.running() if i.started), None)
+            inst = next((i for i in self.rig.board.running() if i.started), None)
         if inst is None:
             return {}
         path = inst.stats.model_path or inst.model_path

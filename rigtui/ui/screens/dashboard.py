@@ -11,9 +11,11 @@ the socket panels do not fit at all (an 8-socket box at 80x24), one line per soc
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
@@ -39,6 +41,15 @@ def socket_base(nodes: int) -> int:
 
 
 class DashboardScreen(RigScreen):
+    BINDINGS: ClassVar = [
+        Binding("l", "launch", "Launch", tooltip="Launch the --launch profile or the demo"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "launch":  # what the idle panel offers: only with a live engine, none yet
+            return self.rig.supervisor is not None and not self.rig.board.instances
+        return True
+
     def compose(self) -> ComposeResult:
         topo = self.rig.topology
         services = self.rig.services
@@ -94,7 +105,7 @@ class DashboardScreen(RigScreen):
     def machine_line(self) -> str | None:
         """With several engines generating they share the memory bandwidth: their bytes per
         second together against it (each engine's own roofline assumes it is alone)."""
-        running = [i for i in self.rig.running() if i.stats.gen_tok_s]
+        running = [i for i in self.rig.board.running() if i.stats.gen_tok_s]
         if len(running) < 2:
             return None
         total_tok = sum(i.stats.gen_tok_s or 0.0 for i in running)
@@ -117,7 +128,7 @@ class DashboardScreen(RigScreen):
         width, height = self.size.width, self.size.height
         cols = 2 if width >= WIDE else 1
         avail = max(0, height - 2)  # host line and footer
-        n_inst = len(self.rig.instances)
+        n_inst = len(self.rig.board.instances)
         # no engine launched: the panel is its one line of advice
         engine_min = ENGINE_BASE + (n_inst + 1 if n_inst > 1 else 0) if n_inst else ENGINE_IDLE
         nodes = max((len(s.nodes) for s in topo.sockets), default=1)
@@ -145,20 +156,20 @@ class DashboardScreen(RigScreen):
 
     def refresh_data(self) -> None:
         rig = self.rig
-        history = list(rig.history)
+        history = rig.history
         width = self.size.width
         note = self.query_one("#source-note", Static)
         note.update(f"[$warning]{escape(rig.source_note)}[/]" if rig.source_note else "")
         note.display = bool(rig.source_note)
         panel_width = width - 4  # the engine panel spans the width (wide or not)
         engine_note = None
-        if rig.services.engine_factory is None and not rig.instances:
+        if rig.services.engine_factory is None and not rig.board.instances:
             engine_note = f"no live engine in {rig.services.mode} mode"
         spark_h, tail, sock_h, node_detail, table = self.layout_budget()
         self.query_one(EnginePanel).update_from(
             EngineView(
-                instances=tuple(rig.instances.values()),
-                selected=rig.selected,
+                instances=tuple(rig.board.instances.values()),
+                selected=rig.board.selected,
                 roofline=self.roofline(),
                 machine_line=self.machine_line(),
                 prepare=rig.prepare,
@@ -169,7 +180,7 @@ class DashboardScreen(RigScreen):
                 app_note=rig.app_note,
             )
         )
-        running = rig.running()
+        running = rig.board.running()
         engine = None
         if any(i.stats.state is EngineState.GENERATING for i in running):
             engine = "generating"

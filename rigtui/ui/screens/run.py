@@ -55,9 +55,6 @@ class RunScreen(RigScreen):
     def action_cancel(self) -> None:
         self.rig.cancel_reply()
 
-    def action_launch(self) -> None:
-        self.rig.launch_profile(self.rig.services.launch or "demo")
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if not text:
@@ -66,13 +63,14 @@ class RunScreen(RigScreen):
             event.input.value = ""
         self._sync_transcript()
 
-    def stream_update(self) -> None:
+    def stream_update(self) -> bool:
         """What streamed since the last snapshot (called at the supervisor's bounded rate):
         the new text is appended; the status line follows at most every STATUS_EVERY_S."""
         self._sync_transcript()
         now = time.monotonic()
         if now - self._status_t >= STATUS_EVERY_S:
             self.refresh_data()
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._shown_key = None  # wrap it all again at the new width
@@ -83,9 +81,9 @@ class RunScreen(RigScreen):
         text, end = (inst.transcript, inst.transcript_end) if inst else ("", 0)
         log = self.query_one("#transcript", Log)
         new = end - self._shown
-        if self._shown_key != self.rig.selected or new < 0 or new > len(text):
+        if self._shown_key != self.rig.board.selected or new < 0 or new > len(text):
             # another engine, a new width, or more came than the transcript keeps: all again
-            self._shown_key = self.rig.selected
+            self._shown_key = self.rig.board.selected
             log.clear()
             self._wrap = StreamWrap(log.scrollable_content_region.width - 1)
             new = len(text)
@@ -96,7 +94,8 @@ class RunScreen(RigScreen):
     def refresh_data(self) -> None:
         self._status_t = time.monotonic()
         rig = self.rig
-        stats = rig.engine_stats
+        inst = rig.current
+        stats = inst.stats if inst is not None else None
         self._sync_transcript()
         status = self.query_one("#run-status", Static)
         progress = self.query_one("#load-progress", ProgressBar)
@@ -113,10 +112,9 @@ class RunScreen(RigScreen):
             return
         style = STATE_STYLE.get(stats.state, "$text")
         ttft = f"{stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else "–"
-        inst = rig.current
         which = ""
-        if len(rig.instances) > 1 and inst is not None:
-            which = f"engine {inst.key}/{len(rig.instances)} (s switches) · "
+        if len(rig.board.instances) > 1 and inst is not None:
+            which = f"engine {inst.key}/{len(rig.board.instances)} (s switches) · "
         set_text(
             status,
             f"{which}[{style}][b]{stats.state.value.upper()} [/b][/]{escape(stats.profile or '')} · "
@@ -132,13 +130,13 @@ class RunScreen(RigScreen):
         else:
             progress.display = False
         if stats.state is EngineState.FAILED:
-            why = stats.last_error or (stats.exit.reason if stats.exit else None) or rig.engine_note
+            why = stats.last_error or (stats.exit.reason if stats.exit else None) or inst.note
             lines = [
                 f"[$error][b]Engine failed: [/b]{escape(printable(why or 'unknown reason'))}[/]"
             ]
-            for issue in rig.engine_issues:
+            for issue in inst.issues:
                 lines.append(escape(str(issue)))
-            log_lines = inst.log_lines(10) if inst is not None else []
+            log_lines = inst.log_lines(10)
             if log_lines:
                 lines.append("[$text-muted]last engine log lines:[/]")
                 lines.extend(escape(line) for line in log_lines)
