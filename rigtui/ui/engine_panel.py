@@ -17,7 +17,7 @@ from rigtui.model.engine import EngineState, EngineStats, key_hint
 from rigtui.model.topology import Topology
 from rigtui.ui.fmt import bar, escape, human_bytes, num, short_cpu_list, spark_rows, tok_s
 from rigtui.ui.instances import Instance, printable
-from rigtui.ui.panels import STATE_STYLE, set_text
+from rigtui.ui.panels import STATE_STYLE, part, parts, set_text, set_title
 
 
 @dataclass(frozen=True)
@@ -67,34 +67,34 @@ class EnginePanel(Vertical):
         inst = next((i for i in view.instances if i.key == view.selected), None)
         stats = inst.stats if inst else None
         many = len(view.instances) > 1
-        self.border_title = f"Engines · {len(view.instances)}" if many else "Engine"
-        lst = self.query_one("#engine-list", Static)
+        set_title(self, f"Engines · {len(view.instances)}" if many else "Engine")
+        lst = part(self, "#engine-list")
         lst.display = many
         if many:
             set_text(lst, self._list_text(view))
         set_text(
-            self.query_one("#engine-state", Static),
+            part(self, "#engine-state"),
             self._state_text(inst, view.prepare, view.note, many),
         )
         # no history yet: one row, not a tall empty box
         rows = max(1, view.spark_height) if inst is not None and inst.gen_history else 1
-        for row in self.query(".spark-row"):
+        for row in parts(self, Horizontal):  # the gen and prompt rows
             row.display = stats is not None
             row.styles.height = rows
-        self.query_one("#engine-detail", Static).display = stats is not None
+        part(self, "#engine-detail").display = stats is not None
         gen = stats.gen_tok_s if stats else None
         prompt = stats.prompt_tok_s if stats else None
-        set_text(self.query_one("#gen-label", Static), f"gen    {tok_s(gen):>12}")
-        set_text(self.query_one("#prompt-label", Static), f"prompt {tok_s(prompt):>12}")
+        set_text(part(self, "#gen-label"), f"gen    {tok_s(gen):>12}")
+        set_text(part(self, "#prompt-label"), f"prompt {tok_s(prompt):>12}")
         cols = max(8, view.width - 30)  # label (21) + borders + a possible scrollbar
         gen_h = list(inst.gen_history) if inst else []
         prompt_h = list(inst.prompt_history) if inst else []
-        set_text(self.query_one("#gen-spark", Static), "\n".join(spark_rows(gen_h, cols, rows)))
+        set_text(part(self, "#gen-spark"), "\n".join(spark_rows(gen_h, cols, rows)))
         set_text(
-            self.query_one("#prompt-spark", Static), "\n".join(spark_rows(prompt_h, cols, rows))
+            part(self, "#prompt-spark"), "\n".join(spark_rows(prompt_h, cols, rows))
         )
-        set_text(self.query_one("#engine-detail", Static), self._detail_text(stats, view))
-        tail = self.query_one("#engine-tail", Static)
+        set_text(part(self, "#engine-detail"), self._detail_text(stats, view))
+        tail = part(self, "#engine-tail")
         tail_text = self._tail_text(inst, view) if inst and view.tail_lines else ""
         tail.display = bool(tail_text)
         set_text(tail, tail_text)

@@ -9,10 +9,12 @@ none of them reads anything. Text uses Textual content markup with theme variabl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
 from rigtui.model.engine import EngineState
@@ -20,6 +22,8 @@ from rigtui.model.sample import GpuSample, MemoryTraffic, NodeMemory, Sample
 from rigtui.model.topology import Sensor, Topology
 from rigtui.ui.fmt import bar, escape, gib, human_bytes, num, spark_rows
 from rigtui.ui.heat import socket_heat
+
+W = TypeVar("W", bound=Widget)
 
 LEVEL_STYLE = {
     "none": "$text-muted",
@@ -67,6 +71,39 @@ def host_line(topology: Topology, mode: str, detail: str) -> str:
     if mode != "live":
         parts.append(f"[$warning]{escape(mode)}{': ' + escape(detail) if detail else ''}[/]")
     return host + " · ".join(parts)
+
+
+def part(widget: Widget, selector: str) -> Static:
+    """The Static child `selector` of a panel, looked up once: a query matches CSS selectors
+    over the children on every call, and the panels ask for theirs every second."""
+    cache = widget.__dict__.setdefault("_rig_parts", {})
+    found = cache.get(selector)
+    if found is None:
+        found = cache[selector] = widget.query_one(selector, Static)
+    return found
+
+
+def parts(widget: Widget, kind: type[W]) -> list[W]:
+    """Every descendant of type `kind`, looked up once (the dashboard composes them once)."""
+    cache = widget.__dict__.setdefault("_rig_parts", {})
+    found = cache.get(kind)
+    if found is None:
+        found = cache[kind] = list(widget.query(kind))
+    return found
+
+
+def set_title(widget: Widget, title: str) -> None:
+    """Set a border title only when it changed: Textual repaints the widget on every set."""
+    if widget.__dict__.get("_rig_title") != title:
+        widget.__dict__["_rig_title"] = title
+        widget.border_title = title
+
+
+def set_tooltip(widget: Widget, tip: str | None) -> None:
+    """Set a tooltip only when it changed (each set walks the screen's tooltip state)."""
+    if widget.__dict__.get("_rig_tip", ...) != tip:
+        widget.__dict__["_rig_tip"] = tip
+        widget.tooltip = tip
 
 
 def set_text(widget: Static, text: str) -> None:
@@ -181,15 +218,15 @@ class SocketPanel(Vertical):
         not generating) or None, to say when the traffic estimate will appear."""
         sample = history[-1] if history else None
         width = max(20, self.content_region.width or self.size.width or 78)
-        set_text(self.query_one(".heat", Static), self._heat_text(sample, width))
+        set_text(part(self, ".heat"), self._heat_text(sample, width))
         traffic = self._traffic_text(sample, engine)
-        set_text(self.query_one(".traffic-label", Static), traffic)
+        set_text(part(self, ".traffic-label"), traffic)
         spark_text = self._traffic_spark(history, width, max(1, spark_height))
-        spark_widget = self.query_one(".traffic", Static)
+        spark_widget = part(self, ".traffic")
         set_text(spark_widget, spark_text)
         spark_widget.display = bool(spark_text)
-        set_text(self.query_one(".nodes", Static), self._nodes_text(sample, width, node_detail))
-        set_text(self.query_one(".temps", Static), self._temps_text(sample))
+        set_text(part(self, ".nodes"), self._nodes_text(sample, width, node_detail))
+        set_text(part(self, ".temps"), self._temps_text(sample))
 
     def _traffic_spark(self, history: Sequence[Sample], width: int, rows: int = 1) -> str:
         """Read and write (or R+W) history, one column per sample, scaled to the ceiling;
@@ -237,7 +274,7 @@ class SocketPanel(Vertical):
         basis = self.topology.memory.source
         if t is None or not t.available:
             why = (t.reason if t else None) or "no memory-traffic counters on this machine"
-            self.tooltip = why  # the whole reason (also in ? help); the panel shows its start
+            set_tooltip(self, why)  # the whole reason (also in ? help); the panel shows its start
             if engine == "running":
                 # the estimate needs generation: say when it comes, not only why counters lack
                 return (
@@ -303,7 +340,7 @@ class GpuPanel(Vertical):
         g: GpuSample | None = None
         if sample is not None:
             g = next((x for x in sample.gpus if x.index == self.index), None)
-        set_text(self.query_one(".gpu-text", Static), self._gpu_text(g))
+        set_text(part(self, ".gpu-text"), self._gpu_text(g))
 
     def _gpu_text(self, g: GpuSample | None) -> str:
         topo = next((x for x in self.topology.gpus if x.index == self.index), None)

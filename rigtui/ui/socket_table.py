@@ -18,6 +18,7 @@ from rigtui.ui.heat import core_loads
 from rigtui.ui.panels import (
     LEVEL_STYLE,
     node_memory,
+    part,
     set_text,
     socket_sensors,
     socket_traffic,
@@ -52,7 +53,7 @@ class SocketTable(Vertical):
 
     def update_from(self, history: Sequence[Sample]) -> None:
         width = max(40, self.content_region.width or self.size.width or 78)
-        set_text(self.query_one("#socket-rows", Static), self.rows_text(history, width))
+        set_text(part(self, "#socket-rows"), self.rows_text(history, width))
 
     def rows_text(self, history: Sequence[Sample], width: int = 78) -> str:
         """The table at `width` columns: what is left after the fixed columns holds each

@@ -22,7 +22,7 @@ from textual.widgets import Footer, Static
 from rigtui.model.engine import EngineState
 from rigtui.ui.engine_panel import EnginePanel, EngineView
 from rigtui.ui.fmt import escape
-from rigtui.ui.panels import GpuPanel, SocketPanel, host_line
+from rigtui.ui.panels import GpuPanel, SocketPanel, host_line, part, parts, set_text
 from rigtui.ui.screens.base import RigScreen
 from rigtui.ui.socket_table import SocketTable
 
@@ -158,15 +158,15 @@ class DashboardScreen(RigScreen):
         rig = self.rig
         history = rig.history
         width = self.size.width
-        note = self.query_one("#source-note", Static)
-        note.update(f"[$warning]{escape(rig.source_note)}[/]" if rig.source_note else "")
+        note = part(self, "#source-note")
+        set_text(note, f"[$warning]{escape(rig.source_note)}[/]" if rig.source_note else "")
         note.display = bool(rig.source_note)
         panel_width = width - 4  # the engine panel spans the width (wide or not)
         engine_note = None
         if rig.services.engine_factory is None and not rig.board.instances:
             engine_note = f"no live engine in {rig.services.mode} mode"
         spark_h, tail, sock_h, node_detail, table = self.layout_budget()
-        self.query_one(EnginePanel).update_from(
+        parts(self, EnginePanel)[0].update_from(
             EngineView(
                 instances=tuple(rig.board.instances.values()),
                 selected=rig.board.selected,
@@ -186,14 +186,14 @@ class DashboardScreen(RigScreen):
             engine = "generating"
         elif any(i.stats.state is EngineState.READY for i in running):
             engine = "running"
-        for table_panel in self.query(SocketTable):
+        for table_panel in parts(self, SocketTable):
             table_panel.display = table
             if table:
                 table_panel.update_from(history)
-        for panel in self.query(SocketPanel):
+        for panel in parts(self, SocketPanel):
             panel.display = not table
             if not table:
                 panel.update_from(history, spark_height=sock_h, node_detail=node_detail,
                                   engine=engine)  # fmt: skip
-        for gpanel in self.query(GpuPanel):
+        for gpanel in parts(self, GpuPanel):
             gpanel.update_from(history)
