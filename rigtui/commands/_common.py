@@ -72,3 +72,19 @@ def place_monitor(args: Any, engine_pid: int | None = None) -> str | None:
         if engine_cpus:
             return stay.update(engine_cpus)
     return stay.engines_unknown()
+
+
+def load_profile_or_report(name: str, topology: Any) -> Any | None:
+    """The profile `name`, its warnings printed on stderr; None when it does not load (its
+    issues printed, file:line each): the caller exits with EXIT_BAD_PROFILE."""
+    from rigtui.profiles import ProfileError, load_profile_with_warnings
+
+    try:
+        profile, warnings = load_profile_with_warnings(name, topology=topology)
+    except ProfileError as exc:
+        for issue in exc.issues:
+            print(str(issue), file=sys.stderr)
+        return None
+    for issue in warnings:
+        print(str(issue), file=sys.stderr)
+    return profile

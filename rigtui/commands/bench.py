@@ -69,8 +69,8 @@ def _load(args: argparse.Namespace, topology):
     """(profile, None) or (None, exit code) after printing why."""
     import os
 
+    from rigtui.commands._common import load_profile_or_report
     from rigtui.model.profile import Profile
-    from rigtui.profiles import ProfileError, load_profile_with_warnings
     from rigtui.profiles.checks import check_model
 
     if args.model:
@@ -82,14 +82,9 @@ def _load(args: argparse.Namespace, topology):
         if any(i.severity == "error" for i in issues):
             return None, EXIT_BAD_PROFILE
         return profile, None
-    try:
-        profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
-    except ProfileError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    profile = load_profile_or_report(args.profile, topology)
+    if profile is None:
         return None, EXIT_BAD_PROFILE
-    for issue in warnings:
-        print(str(issue), file=sys.stderr)
     if profile.engine != "llama-cpp-python":
         print(f"rigtui bench: profile {profile.name} runs {profile.engine}; rigtui bench measures "
               "the embedded llama-cpp-python engine (for llama.cpp's own binaries use their "

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from rigtui.commands._common import print_ndjson
+    from rigtui.commands._common import load_profile_or_report, print_ndjson
     from rigtui.engine import EngineProcess
     from rigtui.model.engine import (
         Done,
@@ -136,7 +136,6 @@ def _run(args: argparse.Namespace) -> int:
         event_to_json,
     )
     from rigtui.probes import detect
-    from rigtui.profiles import ProfileError, load_profile_with_warnings
     from rigtui.profiles.validate import check_value
 
     if args.max_tokens is not None and args.max_tokens < 1:
@@ -160,14 +159,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         prompt = args.prompt
     topology = detect(make_fs(args), nvml=None)
-    try:
-        profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
-    except ProfileError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    profile = load_profile_or_report(args.profile, topology)
+    if profile is None:
         return EXIT_BAD_PROFILE
-    for issue in warnings:
-        print(str(issue), file=sys.stderr)
     if args.seed is not None:
         profile = dataclasses.replace(profile, seed=args.seed)
     # llama.cpp's load log (hundreds of lines) only travels as events when it is shown.

@@ -96,7 +96,7 @@ def request_line(done) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rigtui.commands._common import print_ndjson, stop_on_signals
+    from rigtui.commands._common import load_profile_or_report, print_ndjson, stop_on_signals
     from rigtui.commands.run import _announce_demo_model, exit_message, placement_line
     from rigtui.engine import EngineProcess
     from rigtui.model.engine import (
@@ -111,17 +111,11 @@ def run(args: argparse.Namespace) -> int:
         key_hint,
     )
     from rigtui.probes import detect
-    from rigtui.profiles import ProfileError, load_profile_with_warnings
 
     topology = detect(make_fs(args), nvml=None)
-    try:
-        profile, warnings = load_profile_with_warnings(args.profile, topology=topology)
-    except ProfileError as exc:
-        for issue in exc.issues:
-            print(str(issue), file=sys.stderr)
+    profile = load_profile_or_report(args.profile, topology)
+    if profile is None:
         return EXIT_BAD_PROFILE
-    for issue in warnings:
-        print(str(issue), file=sys.stderr)
     try:
         listen = resolve_listen(args.listen, profile, args.no_key)
     except ValueError as exc:
