@@ -75,3 +75,28 @@ async def test_no_color_renders(monkeypatch):
         assert app.no_color
         heat = str(app.screen.query(SocketPanel).first().query_one(".heat").render())
         assert "avg" in heat  # the glyphs carry the level without colour
+
+
+@aio
+async def test_parts_does_not_keep_a_lookup_made_before_the_children_mounted():
+    # the dashboard looks its panels up once; a refresh that came before they were mounted
+    # (a resize can) kept an empty list, and those panels were never drawn again
+    from textual.app import App
+    from textual.containers import Vertical
+    from textual.widgets import Static
+
+    from rigtui.ui.panels import parts
+
+    class Box(App):
+        def compose(self):
+            yield Vertical(id="box")
+
+    app = Box()
+    async with app.run_test() as pilot:
+        box = app.query_one("#box")
+        assert parts(box, Static) == []
+        await box.mount(Static("x"))
+        await pilot.pause()
+        found = parts(box, Static)
+        assert len(found) == 1 and found[0] is box.query_one(Static)
+        assert parts(box, Static) is found  # kept once there is something to keep

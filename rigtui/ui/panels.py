@@ -84,11 +84,15 @@ def part(widget: Widget, selector: str) -> Static:
 
 
 def parts(widget: Widget, kind: type[W]) -> list[W]:
-    """Every descendant of type `kind`, looked up once (the dashboard composes them once)."""
+    """Every descendant of type `kind`, looked up once the widget has mounted its children
+    (the dashboard composes them once). Before that (a resize can come first) the query is
+    not kept: an empty list kept then would leave those panels undrawn for good."""
     cache = widget.__dict__.setdefault("_rig_parts", {})
     found = cache.get(kind)
     if found is None:
-        found = cache[kind] = list(widget.query(kind))
+        found = list(widget.query(kind))
+        if found:
+            cache[kind] = found
     return found
 
 
