@@ -267,3 +267,49 @@ async def test_a_launch_that_loads_before_it_is_started_is_drawn_at_once(fixture
         await pilot.pause(0.05)  # the handler's redraw, well inside RENDER_EVERY_S
         listing = str(app.screen.query_one(EnginePanel).query_one("#engine-list", Static).render())
         assert "▸2 READY" in listing and " 1 READY" in listing, listing
+
+
+@aio
+async def test_the_transcript_jumps_half_a_page_instead_of_a_layout_per_line(monkeypatch):
+    """A new line in a plain Log is a new virtual size: a reflow of the screen and a repaint of
+    the whole Log, per line. The Transcript reflows once per half page and keeps the last
+    line in view, with the same text."""
+    from textual.app import App
+    from textual.screen import Screen
+
+    from rigtui.ui.transcript import Transcript
+
+    layouts = {"n": 0}
+    original = Screen._refresh_layout
+
+    def counted(self, *args, **kwargs):
+        layouts["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+
+    class Tiny(App):
+        CSS = "Transcript { height: 20; overflow-x: hidden; scrollbar-visibility: hidden; }"
+
+        def compose(self):
+            yield Transcript(id="t")
+
+    app = Tiny()
+    async with app.run_test(size=(60, 24)) as pilot:
+        log = app.query_one(Transcript)
+        await pilot.pause(0.1)
+        assert log.scrollable_content_region.height == 20
+        for k in range(20):  # the first page fills as in any Log
+            log.write(f"line {k}\n")
+        await pilot.pause(0.1)
+        layouts["n"] = 0
+        for k in range(20, 120):
+            log.write(f"word{k} ")
+            log.write(f"line {k}\n")
+            await pilot.pause()
+            last = len(log.lines) - 2  # the line just finished (an empty one follows it)
+            assert log.scroll_y <= last < log.scroll_y + 20, (k, log.scroll_y, last)
+        # 100 new lines, a jump every 10: about 10 layouts, not 100
+        assert layouts["n"] <= 15, layouts
+        assert log.lines[20] == "word20 line 20" and log.lines[119] == "word119 line 119"
+        assert log.virtual_size.height % 10 == 0 and log.virtual_size.height >= len(log.lines)

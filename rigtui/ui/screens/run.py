@@ -7,13 +7,14 @@ import time
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Input, Log, ProgressBar, Static
+from textual.widgets import Footer, Input, ProgressBar, Static
 
 from rigtui.model.engine import EngineState
 from rigtui.ui.fmt import StreamWrap, escape, num, tok_s
 from rigtui.ui.instances import printable
 from rigtui.ui.panels import STATE_STYLE, set_text
 from rigtui.ui.screens.base import RigScreen
+from rigtui.ui.transcript import Transcript
 
 STATUS_EVERY_S = 0.5  # the status line's tok/s while a reply streams
 
@@ -31,9 +32,11 @@ class RunScreen(RigScreen):
     def compose(self) -> ComposeResult:
         yield Static("", id="run-status")
         yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
-        yield Log(id="transcript", highlight=False)
+        yield Transcript(id="transcript", highlight=False)
         yield Static("", id="error-panel")
-        yield Input(placeholder="prompt — Enter sends, Esc leaves", id="prompt", compact=True)
+        prompt = Input(placeholder="prompt — Enter sends, Esc leaves", id="prompt", compact=True)
+        prompt.cursor_blink = False  # a blink is a repaint twice a second, beside the engine
+        yield prompt
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -47,7 +50,7 @@ class RunScreen(RigScreen):
         self.query_one("#prompt", Input).focus()
 
     def action_leave_input(self) -> None:
-        self.query_one("#transcript", Log).focus()
+        self.query_one("#transcript", Transcript).focus()
 
     def action_focus_input(self) -> None:
         self.query_one("#prompt", Input).focus()
@@ -79,7 +82,7 @@ class RunScreen(RigScreen):
     def _sync_transcript(self) -> None:
         inst = self.rig.current
         text, end = (inst.transcript, inst.transcript_end) if inst else ("", 0)
-        log = self.query_one("#transcript", Log)
+        log = self.query_one("#transcript", Transcript)
         new = end - self._shown
         if self._shown_key != self.rig.board.selected or new < 0 or new > len(text):
             # another engine, a new width, or more came than the transcript keeps: all again
