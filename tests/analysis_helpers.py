@@ -7,6 +7,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from rigtui.model.topology import (
+    CacheDomain,
     Core,
     CpuInfo,
     Dimm,
@@ -18,6 +19,7 @@ from rigtui.model.topology import (
     Socket,
     Topology,
 )
+from rigtui.probes.fabric import apply_fabric
 
 GiB = 1 << 30
 ISA_KEYS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx")
@@ -61,10 +63,12 @@ def epyc(
         "avx512f",
         "avx512_vnni",
     ),
+    ccds: int = 8,
 ) -> Topology:
-    """A Zen4-like machine: `cores_per_socket` cores, SMT2, 12 DDR5-4800 channels per socket."""
+    """A Zen4-like machine (an EPYC 9354: 8 CCDs, whose fabric reads what 12 DDR5-4800
+    channels give): `cores_per_socket` cores, SMT2, `ccds` L3 domains per socket."""
     populated = populated or {s: channels for s in range(sockets)}
-    cpus, cores, nodes, socks, dimms = [], [], [], [], []
+    cpus, cores, nodes, socks, dimms, l3 = [], [], [], [], [], []
     tpc = 2 if smt else 1
     ncpu_total = sockets * cores_per_socket
     cores_per_node = cores_per_socket // nodes_per_socket
@@ -76,19 +80,25 @@ def epyc(
             ids = tuple(core_idx + t * ncpu_total for t in range(tpc))
             cores.append(Core(core_idx, s, 0, k, ids, node, None))
             for c in ids:
-                cpus.append(LogicalCpu(c, True, s, 0, k, core_idx, node, s, None, None, 3700.0))
+                l3_idx = s * ccds + k % ccds
+                cpus.append(LogicalCpu(c, True, s, 0, k, core_idx, node, l3_idx, None, None, 3700.0))
             sock_cpus += ids
         for ch in range(channels):
             dimms.append(dimm(s, chr(ord("A") + ch), populated=ch < populated[s]))
+        ordered = sorted(sock_cpus)
+        for k in range(ccds):  # CCD k holds core k (a part with fewer cores than CCDs: repeats)
+            mine = tuple(c.id for c in cpus if c.socket == s and c.l3 == s * ccds + k)
+            l3.append(CacheDomain(len(l3), 3, 32 << 20, mine or cores[s * cores_per_socket
+                                                                      + k % cores_per_socket].cpus, s))
         socks.append(
             Socket(
                 s,
-                "AMD EPYC 9124 16-Core Processor",
+                "AMD EPYC 9354 32-Core Processor",
                 cores_per_socket,
-                tuple(sorted(sock_cpus)),
+                tuple(ordered),
                 tuple(range(s * nodes_per_socket, (s + 1) * nodes_per_socket)),
                 1,
-                (s,),
+                tuple(range(s * ccds, (s + 1) * ccds)),
                 f"NPS{nodes_per_socket}",
             )
         )
@@ -121,7 +131,7 @@ def epyc(
     )  # fmt: skip
     isa = {k: k in flags for k in ISA_KEYS}
     cpu = CpuInfo(
-        arch="x86_64", vendor="AuthenticAMD", model_name="AMD EPYC 9124 16-Core Processor",
+        arch="x86_64", vendor="AuthenticAMD", model_name="AMD EPYC 9354 32-Core Processor",
         family=25, model=17, stepping=1, isa=MappingProxyType(isa), flags=flags,
         smt_active=smt, threads_per_core=tpc, online=tuple(sorted(c.id for c in cpus)),
         offline=(), allowed=None, max_mhz=3700.0, min_mhz=1500.0, hybrid=False,
@@ -134,8 +144,10 @@ def epyc(
         swap_total_bytes=8 * GiB, swap_free_bytes=8 * GiB,
         mem_available_bytes=n_nodes * (mem_per_node - 4 * GiB),
     )  # fmt: skip
+    memory = apply_fabric(memory, cpu, socks, l3)  # as the probe does
     return Topology(
-        "/", cpu, tuple(cpus), tuple(cores), (), tuple(socks), tuple(nodes), memory, gpus, (), host
+        "/", cpu, tuple(cpus), tuple(cores), tuple(l3), tuple(socks), tuple(nodes), memory, gpus,
+        (), host,
     )
 
 

@@ -340,3 +340,17 @@ def test_suggestion_says_bigger_than_one_node_only_when_it_is(demos):
     top = replace(top, nodes=(cpu0, cpu1, mem))
     reasons = make_plan(facts, top, n_ctx=512).suggested_profile["reasons"]
     assert not any("bigger than one node" in r for r in reasons)
+
+
+def test_the_tg_ceiling_of_a_fabric_capped_rig_uses_the_cap(demos):
+    """2 x EPYC 9124 (4 CCDs each): the theoretical figure is 2 x 230.4, not 2 x 460.8 from the
+    channels, its basis 'estimated', and the detail says why."""
+    facts = read_gguf_facts(demos["f16"].path)
+    top = epyc(ccds=4)
+    assert top.memory.limited_by == {0: "fabric", 1: "fabric"}
+    plan = make_plan(facts, top, n_ctx=512)
+    assert plan.bandwidth_gbs.value == pytest.approx(460.8)
+    assert plan.bandwidth_gbs.basis == "estimated" and "capped by the fabric" in plan.bandwidth_gbs.detail
+    assert plan.predicted_tg_tok_s.value == pytest.approx(460.8e9 / plan.bytes_per_token.value)
+    bound = make_plan(facts, top, n_ctx=512, nodes=(1,))
+    assert bound.bandwidth_gbs.value == pytest.approx(230.4) and "4 CCDs" in bound.bandwidth_gbs.detail

@@ -33,7 +33,12 @@ def test_synthetic_two_socket_epyc(tmp_path):
     # No DIMM data: the platform table answers, labelled as such.
     assert topo.memory.source == PLATFORM_SOURCE
     assert topo.memory.populated_channels == 24 and topo.memory.speed_mts == 4800
-    assert topo.memory.theoretical_bandwidth_gbs == pytest.approx(921.6)
+    # ... and this tree's one L3 domain per socket is one CCD to the fabric estimate: 57.6 GB/s
+    # per socket (1 x 32 B x 1.8 GHz), below its 12 channels' 460.8
+    assert sum(topo.memory.dram_bandwidth_per_socket_gbs.values()) == pytest.approx(921.6)
+    assert topo.memory.bandwidth_per_socket_gbs == {0: pytest.approx(57.6), 1: pytest.approx(57.6)}
+    assert topo.memory.theoretical_bandwidth_gbs == pytest.approx(115.2)
+    assert topo.memory.limited_by == {0: "fabric", 1: "fabric"}
     assert "root" in (topo.memory.hint or "")
     assert (topo.memory.hint or "").startswith("EPYC 9004 (Genoa/Bergamo): 12 x DDR5-4800/socket")
 
@@ -75,7 +80,7 @@ def test_smbios_entries_give_channels_speed_bandwidth(tmp_path):
     assert m.source == "smbios"
     assert len(m.dimms) == 25 and sum(d.populated for d in m.dimms) == 24
     assert dict(m.channels_per_socket) == {0: 12, 1: 12} and m.populated_channels == 24
-    assert m.speed_mts == 4800 and m.theoretical_bandwidth_gbs == pytest.approx(921.6)
+    assert m.speed_mts == 4800 and sum(m.dram_bandwidth_per_socket_gbs.values()) == pytest.approx(921.6)
     assert m.platform_channels_per_socket == 12 and m.hint is None
     d0 = m.dimms[0]
     assert (d0.socket, d0.channel, d0.size_bytes, d0.type) == (0, "A", 64 * 1024**3, "DDR5")
@@ -90,7 +95,7 @@ def test_smbios_half_populated_and_tables_dmi(tmp_path):
     m = detect(HostFS(str(write_tree(tmp_path, files))), nvml=False).memory
     assert m.source == "smbios"
     assert dict(m.channels_per_socket) == {0: 4} and m.speed_mts == 4400
-    assert m.theoretical_bandwidth_gbs == pytest.approx(4 * 8 * 4400 / 1000)
+    assert sum(m.dram_bandwidth_per_socket_gbs.values()) == pytest.approx(4 * 8 * 4400 / 1000)
     assert all(d.socket == 0 for d in m.dimms)  # "CPU1" is the first socket on this board
 
 
@@ -113,7 +118,7 @@ def test_udev_dmi_memory_id(tmp_path):
     m = detect(HostFS(str(write_tree(tmp_path, files))), nvml=False).memory
     assert m.source == "udev"
     assert m.populated_channels == 8 and m.speed_mts == 2933
-    assert m.theoretical_bandwidth_gbs == pytest.approx(8 * 8 * 2933 / 1000)
+    assert sum(m.dram_bandwidth_per_socket_gbs.values()) == pytest.approx(8 * 8 * 2933 / 1000)
 
 
 def test_edac_layout(tmp_path):
@@ -377,7 +382,7 @@ def test_locators_without_socket_or_channel_split_evenly(tmp_path):
         )
     m = detect(HostFS(str(write_tree(tmp_path, files))), nvml=False).memory
     assert dict(m.channels_per_socket) == {0: 12, 1: 12}
-    assert m.theoretical_bandwidth_gbs == pytest.approx(921.6)
+    assert sum(m.dram_bandwidth_per_socket_gbs.values()) == pytest.approx(921.6)
     assert "estimated" in (m.hint or "")
 
 

@@ -24,6 +24,7 @@ Runner = Callable[[Topology, CheckContext], Check]
 CHECKS: tuple[tuple[str, Runner], ...] = (
     ("memory_channels", lambda t, c: mem.memory_channels(t)),
     ("dimm_speed", lambda t, c: mem.dimm_speed(t)),
+    ("memory_fabric", lambda t, c: mem.memory_fabric(t)),
     ("numa_mode", lambda t, c: mem.numa_mode(t)),
     ("numa_balancing", lambda t, c: mem.numa_balancing(t)),
     ("transparent_hugepages", lambda t, c: mem.transparent_hugepages(t)),

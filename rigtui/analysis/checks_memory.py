@@ -7,6 +7,7 @@ Inputs come from the probed Topology (SMBIOS type 17 via the memory probe, `numa
 from __future__ import annotations
 
 from rigtui.analysis.checks_common import (
+    F_CPUINFO,
     F_NODES,
     F_NUMA_BALANCING,
     F_THP,
@@ -312,3 +313,54 @@ def transparent_hugepages(top: Topology) -> Check:
             "the kernel command line)",
         )
     return check(cid, title, "pass", f"THP is '{mode}'", ev, why)
+
+
+def memory_fabric(top: Topology) -> Check:
+    """The fabric cap (AMD: CCDs x 32 B x FCLK) against the channels: a part with few CCDs
+    cannot read what its channels allow, however they are populated."""
+    mem = top.memory
+    title, cid = "Fabric vs channels", "memory_fabric"
+    why = (
+        "On AMD Zen the cores read memory through one link per core die (CCD) to the I/O die, "
+        "32 bytes per fabric clock: a socket with few CCDs tops out below its channels' "
+        "bandwidth, and tok/s with it."
+    )
+    limit = mem.fabric
+    if limit is None:
+        status = "pass" if mem.dram_bandwidth_per_socket_gbs else "unknown"
+        return check(cid, title, status, mem.fabric_note or "no fabric limit modelled",
+                     [(F_CPUINFO, top.cpu.model_name)], why,
+                     "measure what the memory delivers: `rigtui bench mem`")  # fmt: skip
+    dram = dict(mem.dram_bandwidth_per_socket_gbs)
+    ccds = ", ".join(f"socket {s}: {n}" for s, n in sorted(limit.ccds_per_socket.items()))
+    ev: list[tuple[str, object]] = [
+        (F_CPUINFO, top.cpu.model_name),
+        ("/sys/devices/system/cpu/cpu*/cache/index3 (L3 domains -> CCDs)", ccds),
+        (f"FCLK ({limit.basis}: the generation's default)", f"{limit.fclk_mhz:.0f} MHz"),
+        ("fabric cap per socket (CCDs x 32 B x FCLK)",
+         ", ".join(f"socket {s}: {c:.1f} GB/s" for s, c in sorted(limit.cap_per_socket_gbs.items()))),
+        (f"channels per socket ({mem.source})",
+         ", ".join(f"socket {s}: {b:.1f} GB/s" for s, b in sorted(dram.items())) or None),
+    ]  # fmt: skip
+    if not dram:
+        return check(cid, title, "unknown",
+                     f"fabric cap {max(limit.cap_per_socket_gbs.values()):.1f} GB/s per socket "
+                     "(estimated); the channels' figure is not known to compare with", ev, why,
+                     "run `sudo rigtui check` once so the DIMMs can be read")  # fmt: skip
+    capped = {s: (limit.cap_per_socket_gbs[s], bw) for s, bw in dram.items()
+              if mem.limited_by.get(s) == "fabric"}  # fmt: skip
+    if not capped:
+        return check(cid, title, "pass",
+                     f"{ccds.split(': ')[-1]} CCDs per socket pull more than the channels "
+                     "deliver: the channels are the limit", ev, why)  # fmt: skip
+    s, (cap, bw) = min(capped.items(), key=lambda kv: kv[1][0] / kv[1][1])
+    return check(
+        cid, title, "warn",
+        f"{limit.ccds_per_socket[s]} CCDs x 32 B x {limit.fclk_mhz / 1000:g} GHz = {cap:.1f} GB/s "
+        f"per socket (estimated) against {bw:.1f} GB/s from the channels: the cores can read "
+        f"only {cap / bw:.0%} of it",
+        ev, why + (f" {limit.note.split('; ', 1)[1]}." if "; " in limit.note else ""),
+        "a part with more CCDs (EPYC 9004/9005: 8 or more for 12 channels) lifts the cap; on "
+        "Threadripper and Ryzen a higher FCLK in the BIOS does; measure the real figure with "
+        "`rigtui bench mem`",
+    )  # fmt: skip

@@ -188,7 +188,8 @@ def _node_theoretical(top: Topology, node_id: int) -> tuple[float | None, str | 
         if n.socket == sock and n.kind == "cpu" and (n.mem_total_bytes or 0) > 0
     ]
     k = max(1, len(siblings))
-    basis = f"{mem.source}: socket {sock} {mem.bandwidth_per_socket_gbs[sock]:.1f} GB/s"
+    what = "fabric cap (estimated)" if mem.limited_by.get(sock) == "fabric" else mem.source
+    basis = f"{what}: socket {sock} {mem.bandwidth_per_socket_gbs[sock]:.1f} GB/s"
     return mem.bandwidth_per_socket_gbs[sock] / k, basis + (f" / {k} nodes" if k > 1 else "")
 
 

@@ -64,6 +64,14 @@ def _flops_per_cycle(
     return 8, "scalar/SSE: 8 fp32 FLOP/cycle"
 
 
+def _fabric_capped(mem: Any, socks: Any) -> str:
+    """", capped by the fabric at ..." where the fabric, not the channels, limits one of
+    `socks` (AMD parts with few CCDs: CCDs x 32 B x FCLK, an estimate); else ""."""
+    if mem.fabric is None or not any(mem.limited_by.get(s) == "fabric" for s in socks):
+        return ""
+    return f", capped by the fabric: {mem.fabric.note}"
+
+
 def _bandwidth(
     topology: Topology, membench: MemBenchResult | None, nodes: Sequence[int] | None
 ) -> Figure:
@@ -103,20 +111,22 @@ def _bandwidth(
             split = ", ".join(
                 f"socket {s}: {k} of its {n} nodes" for s, (k, n) in sorted(shares.items()) if k < n
             )
+            capped = _fabric_capped(mem, socks)
             return Figure(
                 total,
-                "estimated" if split else basis,
+                "estimated" if split or capped else basis,
                 f"theoretical, sockets {sorted(socks)} of {where} "
                 + (f"({split}: channels split evenly by NPS/SNC) " if split else "")
-                + f"({mem.source}); run `rigtui bench mem` to measure",
+                + f"({mem.source}){capped}; run `rigtui bench mem` to measure",
                 "GB/s",
             )
     if mem.theoretical_bandwidth_gbs:
+        capped = _fabric_capped(mem, set(mem.bandwidth_per_socket_gbs))
         return Figure(
             mem.theoretical_bandwidth_gbs,
-            basis,
+            "estimated" if capped else basis,
             f"theoretical: channels x 8 B x "
-            f"{mem.speed_mts} MT/s ({mem.source}); run `rigtui bench mem` to measure",
+            f"{mem.speed_mts} MT/s ({mem.source}){capped}; run `rigtui bench mem` to measure",
             "GB/s",
         )
     return Figure(

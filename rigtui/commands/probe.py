@@ -223,6 +223,15 @@ def _render_memory(con, topo, Table) -> None:
     if m.theoretical_bandwidth_gbs is not None:
         label = " (platform maximum, not measured)" if m.source.startswith("platform") else ""
         con.print(f"  theoretical bandwidth: {m.theoretical_bandwidth_gbs:.1f} GB/s{label}")
+        capped = sorted(s for s, why in m.limited_by.items() if why == "fabric")
+        if capped and m.fabric is not None:
+            dram = sum(m.dram_bandwidth_per_socket_gbs.values())
+            _say(con, "  ", f"capped by the fabric (estimated): the channels allow {dram:.1f} GB/s, "
+                 f"the cores read at most {m.theoretical_bandwidth_gbs:.1f}: {m.fabric.note}",
+                 indent=4, style="yellow")  # fmt: skip
+        elif m.fabric is not None:
+            _say(con, "  ", f"fabric: {m.fabric.note}; the channels are the limit", indent=4,
+                 style="dim")  # fmt: skip
     # One line per reason: several fields are often unknown for the same one.
     by_reason: dict[str, list[str]] = {}
     for field, why in m.unknown.items():

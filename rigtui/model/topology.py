@@ -135,8 +135,27 @@ class Dimm:
 
 
 @dataclass(frozen=True)
+class FabricLimit:
+    """What the cores of one socket can pull from its memory controllers, when a link between
+    the core dies and the I/O die is narrower than the DRAM channels (AMD Zen 2-5: every CCD
+    reads through one GMI link of 32 B per fabric clock). `cap_per_socket_gbs` is
+    CCDs x bytes_per_clock x FCLK; `basis` says whether FCLK was read or is the generation's
+    default ("estimated"); `note` is the formula and its caveats in words."""
+
+    generation: str  # "Zen 4 (EPYC 9004 Genoa)"
+    ccds_per_socket: Mapping[int, int]
+    l3_per_ccd: int  # L3 domains (CCXs) per CCD: 2 on Zen 2 and Zen 4c, else 1
+    bytes_per_clock: int  # read bytes per CCD per fabric clock
+    fclk_mhz: float
+    basis: str  # "estimated" (the generation's default FCLK) | "read"
+    cap_per_socket_gbs: Mapping[int, float]
+    note: str
+
+
+@dataclass(frozen=True)
 class MemoryInfo:
-    """System memory and its theoretical bandwidth (channels x 8 B x MT/s)."""
+    """System memory and its theoretical bandwidth: channels x 8 B x MT/s, or the fabric's cap
+    where that is lower (`fabric`, `limited_by`)."""
 
     total_bytes: int | None
     dimms: tuple[Dimm, ...]
@@ -145,11 +164,17 @@ class MemoryInfo:
     platform_channels_per_socket: int | None  # what the platform supports
     platform_max_mts: int | None
     speed_mts: int | None  # configured speed used for the bandwidth figure
-    theoretical_bandwidth_gbs: float | None  # whole machine, GB/s (1e9)
-    bandwidth_per_socket_gbs: Mapping[int, float]
+    theoretical_bandwidth_gbs: float | None  # whole machine, GB/s (1e9): the sum of the sockets'
+    bandwidth_per_socket_gbs: Mapping[int, float]  # min(DRAM channels, fabric cap) per socket
     source: str  # "smbios", "udev:dmi_memory_id", "edac", "platform-table (max supported, not measured)", "unknown"
     hint: str | None = None  # how to get better data
     unknown: Mapping[str, str] = field(default_factory=_ro)
+    # channels x 8 B x MT/s per socket, before any fabric cap (equal to bandwidth_per_socket_gbs
+    # where nothing else limits); empty when the channels are not known
+    dram_bandwidth_per_socket_gbs: Mapping[int, float] = field(default_factory=_ro)
+    fabric: FabricLimit | None = None  # None: no core-to-memory link limit is modelled here
+    limited_by: Mapping[int, str] = field(default_factory=_ro)  # socket -> "dram" | "fabric"
+    fabric_note: str | None = None  # which limit applies where no fabric cap is modelled, and why
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from rigtui.model.topology import (
     Topology,
 )
 from rigtui.probes import cpu as cpu_probe
-from rigtui.probes import gpu, host, memory
+from rigtui.probes import fabric, gpu, host, memory
 from rigtui.probes import topology as topo_probe
 from rigtui.probes.sensors import SensorReader
 
@@ -62,6 +62,12 @@ def detect(fs: HostFS, *, nvml: bool | None = None) -> Topology:
         "memory",
         lambda: memory.read_memory(fs, cpu_info.model_name, sockets, nodes),
         lambda: memory.unknown_memory("memory probe failed"),
+    )
+    base_memory = meminfo
+    meminfo = _guard(
+        fs, "memory fabric", lambda: fabric.apply_fabric(base_memory, cpu_info, sockets, l3,
+                                   hostinfo.virtualization),
+        lambda: base_memory,
     )
     nodes = _note_unaccounted_memory(fs, nodes, meminfo.total_bytes)
     gpus, displays = _guard(

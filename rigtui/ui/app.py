@@ -40,7 +40,8 @@ RENDER_EVERY_S = 0.5  # panels redraw at most this often while an engine streams
 QUIT_CAP_S = 6.0  # quit exits after this even when an engine has not confirmed its stop
 # What streams (tokens, reply text, progress) reaches the app at most this often as one
 # snapshot: the Run screen appends the new text; the other screens redraw at the sample rate.
-STREAM_EVERY_S = 0.1
+STREAM_EVERY_S = 0.1  # what streams, coalesced, while a screen shows it (Run)
+STREAM_AWAY_S = 1.0  # ... while no screen does: the stats follow at the sample rate anyway
 
 
 class RigApp(App[int]):
@@ -239,8 +240,15 @@ class RigApp(App[int]):
             prepare=services.prepare_launch,
             publish=lambda snap, key, ev: self.post_message(EnginesChanged(snap, key, ev)),
             progress=lambda what, frac: self.post_message(PrepareProgress(what, frac)),
-            stream_interval=STREAM_EVERY_S,
+            stream_interval=STREAM_AWAY_S,  # the Run screen asks for STREAM_EVERY_S (follow_stream)
         )  # fmt: skip
+
+    def follow_stream(self, on: bool) -> None:
+        """The rate streamed snapshots come at: STREAM_EVERY_S while the screen shows the text
+        as it streams, STREAM_AWAY_S while it shows the stats only (each snapshot is a message
+        and a new board on the UI thread, beside an engine that meets at barriers)."""
+        if self.supervisor is not None:
+            self.supervisor.stream_interval = STREAM_EVERY_S if on else STREAM_AWAY_S
 
     def engine_stats_for_sampling(self) -> tuple[EngineStats, ...]:
         """Every started engine's stats (thread-safe: the poll thread calls it)."""

@@ -19,12 +19,14 @@ class RigScreen(Screen):
     `stream_update()` as an engine streams."""
 
     PALETTE_GROUP = ""  # "Profiles", "Run", ...: prefixes this screen's palette entries
+    FOLLOWS_STREAM = False  # True: shows what streams as it streams (the Run screen)
 
     @property
     def rig(self) -> RigApp:
         return cast("RigApp", self.app)
 
     def on_screen_resume(self) -> None:
+        self.rig.follow_stream(self.FOLLOWS_STREAM)
         self.refresh_data()
 
     def refresh_data(self) -> None:  # overridden

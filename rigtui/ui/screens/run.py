@@ -20,6 +20,7 @@ STATUS_EVERY_S = 0.5  # the status line's tok/s while a reply streams
 
 
 class RunScreen(RigScreen):
+    FOLLOWS_STREAM = True
     BINDINGS = [
         Binding(
             "escape", "leave_input", "Keys", tooltip="Leave the prompt (screen keys work again)"
