@@ -90,13 +90,45 @@ def test_dimm_speed_mixed_and_slow():
     assert c.status == "warn" and "4800" in c.summary and "4400" in c.summary
 
 
-def test_numa_mode_interleaved_sockets_warns():
+def test_numa_mode_verdicts_depend_on_what_the_profile_runs():
+    """NPS0 (the sockets interleaved into one node) is right for one instance, as the
+    dual-Genoa build notes recommend, and wrong only for one model per node; NPSn is made for
+    one model per node, and a profile spread over its nodes without a memory policy warns."""
+    from rigtui.analysis.checks import run_checks
+    from rigtui.model.analysis import CheckContext
+
+    def numa(top, **ctx):
+        return run_checks(top, CheckContext(**ctx), only=["numa_mode"])[0]
+
     top = epyc()
-    one_node = replace(top.nodes[0], cpus=top.cpu.online)
-    c = by_id(replace(top, nodes=(one_node,)))["numa_mode"]
-    assert c.status == "warn" and "Node Interleaving" in c.fix
-    nps4 = by_id(epyc(cores_per_socket=8, nodes_per_socket=4))["numa_mode"]
-    assert nps4.status == "pass" and "8 CPU node(s)" in nps4.summary and "NPS4" in nps4.summary
+    nps0 = replace(top, nodes=(replace(top.nodes[0], cpus=top.cpu.online),))
+    c = numa(nps0)
+    assert c.status == "pass" and "ONE instance" in c.summary and "NPS0" in c.summary
+    c = numa(nps0, profile_numa="isolate", profile_memory_policy="bind")
+    assert c.status == "warn" and "nothing is isolated" in c.summary and "Node Interleaving" in c.fix
+    c = numa(nps0, profile_numa="distribute", profile_memory_policy="interleave")
+    assert c.status == "pass"
+    nps4 = epyc(cores_per_socket=8, nodes_per_socket=4)
+    c = numa(nps4)
+    assert c.status == "pass" and "8 CPU node(s)" in c.summary and "NPS4" in c.summary
+    assert "one model per node" in c.summary
+    c = numa(nps4, profile_numa="disabled", profile_memory_policy="default")
+    assert c.status == "warn" and "first touch" in c.summary and "interleave" in c.fix
+    assert any(e.source == "the profile runs" and "over every node" in e.value for e in c.evidence)
+    c = numa(nps4, profile_numa="isolate", profile_nodes=(1,), profile_memory_policy="bind")
+    assert c.status == "pass"
+    assert numa(epyc(), profile_numa="distribute", profile_memory_policy="interleave").status == "pass"
+
+
+def test_a_profile_names_the_nodes_it_confines_its_model_to():
+    from types import SimpleNamespace
+
+    from rigtui.analysis.context import profile_nodes
+
+    assert profile_nodes(None) is None
+    assert profile_nodes(SimpleNamespace(nodes=(), memory_policy="interleave", memory_nodes=(0, 1))) is None
+    assert profile_nodes(SimpleNamespace(nodes=(1,), memory_policy="default", memory_nodes=())) == (1,)
+    assert profile_nodes(SimpleNamespace(nodes=(), memory_policy="bind", memory_nodes=(0,))) == (0,)
 
 
 def test_numa_balancing():

@@ -97,7 +97,7 @@ def test_zen_2_and_zen_4c_count_two_l3_domains_per_ccd():
 
 
 @pytest.mark.parametrize(("vendor", "family", "model", "says"), [
-    ("GenuineIntel", 6, 0xAD, "Intel's mesh is not modelled"),
+    ("GenuineIntel", 6, 0xAD, "Intel's on-die interconnect (ring or mesh) is not modelled"),
     ("AuthenticAMD", 0x17, 0x01, "no I/O-die link"),  # Zen 1 Naples: controllers on every die
     ("AuthenticAMD", 0x10, 0x09, "no I/O-die link"),  # the Opteron fixtures' family
     ("AuthenticAMD", 0x19, 0x74, "no I/O-die link"),  # a Phoenix APU

@@ -263,3 +263,12 @@ def test_numa_repin_is_not_flagged_on_one_node(tmp_path, live_topology):
         pytest.skip("a multi-node machine")
     p = write_profile(tmp_path, "n", 'model = "demo:8M"\nnuma = "distribute"\ncpus = "0"\n')
     assert [i for i in check_profile(p, live_topology) if i.key == "numa"] == []
+
+
+def test_numa_mirror_is_a_no_op_warning_for_the_embedded_engine(tmp_path, fixture_root):
+    """Mainline ggml keeps GGML_NUMA_STRATEGY_MIRROR but copies no weights: said, not ignored."""
+    two = fixture_topology(fixture_root("16amd64-8n2c"))
+    p = write_profile(tmp_path, "m", 'model = "demo:8M"\nnuma = "mirror"\n')
+    (issue,) = [i for i in check_profile(p, two) if i.key == "numa"]
+    assert issue.severity == "warning" and "does nothing in mainline llama.cpp" in issue.message
+    assert "distribute" in issue.hint and issue.line == 2

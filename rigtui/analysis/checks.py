@@ -25,7 +25,7 @@ CHECKS: tuple[tuple[str, Runner], ...] = (
     ("memory_channels", lambda t, c: mem.memory_channels(t)),
     ("dimm_speed", lambda t, c: mem.dimm_speed(t)),
     ("memory_fabric", lambda t, c: mem.memory_fabric(t)),
-    ("numa_mode", lambda t, c: mem.numa_mode(t)),
+    ("numa_mode", mem.numa_mode),
     ("numa_balancing", lambda t, c: mem.numa_balancing(t)),
     ("transparent_hugepages", lambda t, c: mem.transparent_hugepages(t)),
     ("cpu_governor", lambda t, c: sysc.cpu_governor(t)),

@@ -16,7 +16,7 @@ from rigtui.analysis.checks_common import (
     gib,
     reason,
 )
-from rigtui.model.analysis import Check
+from rigtui.model.analysis import Check, CheckContext
 from rigtui.model.topology import Topology
 
 MiB = 1 << 20
@@ -155,12 +155,14 @@ def dimm_speed(top: Topology) -> Check:
     return check(cid, title, "pass", f"all DIMMs at {run} MT/s", ev, why)
 
 
-def numa_mode(top: Topology) -> Check:
+def numa_mode(top: Topology, ctx: CheckContext | None = None) -> Check:
     title, cid = "NUMA topology mode", "numa_mode"
     why = (
         "Each NUMA node is a group of memory channels: profiles bind or interleave memory and "
-        "pin threads per node, so the node layout decides what placement can do."
+        "pin threads per node, so the node layout decides what placement can do. No mode is "
+        "right for everything: it depends on running one instance or one model per node."
     )
+    ctx = ctx or CheckContext()
     cpu_nodes = [n for n in top.nodes if n.kind == "cpu" and n.cpus]
     memonly = [n for n in top.nodes if not n.cpus]
     nomem = [n for n in top.nodes if n.cpus and n.mem_total_bytes == 0]
@@ -200,19 +202,10 @@ def numa_mode(top: Topology) -> Check:
         summary += f", {'/'.join(modes)}"
     if memonly:
         summary += f"; memory-only node(s) {[n.id for n in memonly]} (CXL/HBM/GPU memory)"
-    if len(top.sockets) > 1 and len(top.nodes) == 1:
-        return check(
-            cid,
-            title,
-            "warn",
-            summary + ": the sockets are interleaved into one node",
-            ev,
-            why,
-            "in the BIOS turn socket/node interleaving off (AMD: NUMA nodes per "
-            "socket = NPS1 or more; Intel: Node Interleaving = Disabled) so the OS sees "
-            "one node per socket and remote accesses can be avoided (a pre-2008 front-side-bus "
-            "machine has no such option: its memory really is shared)",
-        )
+    verdict, problem, fix = _mode_verdict(top, counts, ctx)
+    ev.append(("fits", verdict))
+    if ctx.profile_numa is not None:
+        ev.append(("the profile runs", _profile_scope_text(ctx)))
     if nomem:
         return check(
             cid,
@@ -223,7 +216,55 @@ def numa_mode(top: Topology) -> Check:
             why,
             "populate memory on every socket/node, or pin to nodes that have memory",
         )
-    return check(cid, title, "pass", summary, ev, why)
+    if problem:
+        return check(cid, title, "warn", f"{summary}: {problem}", ev, why, fix)
+    return check(cid, title, "pass", f"{summary}: {verdict}", ev, why)
+
+
+def _profile_scope_text(ctx: CheckContext) -> str:
+    where = (f"confined to node(s) {', '.join(map(str, ctx.profile_nodes))}"
+             if ctx.profile_nodes else "over every node")  # fmt: skip
+    return (f"one model {where} (numa = {ctx.profile_numa!r}, memory_policy = "
+            f"{ctx.profile_memory_policy!r})")  # fmt: skip
+
+
+def _mode_verdict(top: Topology, counts: list[int],
+                  ctx: CheckContext) -> tuple[str, str | None, str | None]:  # fmt: skip
+    """(what this NUMA mode fits, what is wrong with it for the profile given or None, fix)."""
+    n_sockets = len(top.sockets)
+    per = counts[0] if len(set(counts)) == 1 else max(counts)
+    one_model_per_node = ctx.profile_numa == "isolate" or bool(ctx.profile_nodes)
+    over_all = ctx.profile_numa is not None and not one_model_per_node
+    if n_sockets > 1 and len(top.nodes) == 1:
+        verdict = ("the sockets are interleaved into one node (NPS0 / node interleaving): right "
+                   "for ONE instance over every socket, as the dual-Genoa build notes recommend "
+                   "(the hardware spreads every page over all channels, nothing to place), but "
+                   "no model can be kept on one socket's memory")  # fmt: skip
+        if one_model_per_node:
+            return verdict, ("the profile keeps its model on some nodes, but this mode gives "
+                             "one node for the whole machine: nothing is isolated"), (
+                "for one model per socket set NUMA nodes per socket = NPS1 (AMD) or Node "
+                "Interleaving = Disabled (Intel) in the BIOS; for one model per node NPS2/4 or "
+                "SNC2/3 (a pre-2008 front-side-bus machine has no such option)")  # fmt: skip
+        return verdict, None, None
+    if len(top.nodes) == 1:
+        return "one node: nothing to place, every policy is the same", None, None
+    if per <= 1:
+        verdict = ("one node per socket (NPS1 / SNC off): one instance over every socket "
+                   "(interleave: every other read crosses the socket link) or one model per "
+                   "socket (bind: each reads its own channels)")  # fmt: skip
+    else:
+        verdict = (f"{per} nodes per socket (NPS{per} / SNC{per}): made for one model per node "
+                   "(isolate: each reads its own channels, the fastest total tok/s); one "
+                   "instance must interleave over the socket's nodes, where NPS1 does the "
+                   "same with less to get wrong")  # fmt: skip
+    if over_all and ctx.profile_memory_policy in ("default", None):
+        return verdict, ("the profile spreads one model over the nodes but sets no memory "
+                         "policy: the pages land on the node that loads them (first touch), "
+                         "and every other node reads them remotely"), (
+            'set memory_policy = "interleave" (with numa = "distribute"), or bind the model '
+            "to one node per instance (node0-isolate, node1-isolate)")  # fmt: skip
+    return verdict, None, None
 
 
 def _mode_meaning(top: Topology) -> str | None:

@@ -40,12 +40,24 @@ def model_page_placement(path: str) -> tuple[dict[int, int] | None, str | None]:
     return dict(placement.bytes_per_node), None
 
 
+def profile_nodes(profile: Any) -> tuple[int, ...] | None:
+    """The nodes a profile confines its model to (its CPUs' `nodes`, or the nodes its memory is
+    bound to), None when it may use every node (or there is no profile)."""
+    if profile is None:
+        return None
+    nodes = set(getattr(profile, "nodes", None) or ())
+    if getattr(profile, "memory_policy", None) == "bind":
+        nodes |= set(getattr(profile, "memory_nodes", None) or ())
+    return tuple(sorted(nodes)) or None
+
+
 def build_context(
     fs: HostFS,
     *,
     model_path: str | None = None,
     model_source: str | None = None,
     profile_threads: int | None = None,
+    profile: Any = None,
     engine_system_info: str | None = None,
     engine_gpu_offload: bool | None = None,
     engine_reason: str | None = None,
@@ -77,6 +89,9 @@ def build_context(
         model_page_bytes_per_node=per_node,
         model_page_reason=page_reason,
         profile_threads=profile_threads,
+        profile_nodes=profile_nodes(profile),
+        profile_numa=getattr(profile, "numa", None),
+        profile_memory_policy=getattr(profile, "memory_policy", None),
         psi_memory_some_avg10=some,
         psi_memory_full_avg10=full,
         is_root=(os.geteuid() == 0) if live else None,

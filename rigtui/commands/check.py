@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         model_path=choice.path,
         model_source=choice.source,
         profile_threads=threads,
+        profile=choice.profile,
         engine_system_info=info,
         engine_gpu_offload=offload,
         engine_reason=reason,

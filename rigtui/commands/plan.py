@@ -34,7 +34,126 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tensor-split", metavar="A,B", help="GPU split ratios, e.g. 3,1")
     p.add_argument("--json", action="store_true", help="the plan as JSON")
+    w = p.add_argument_group("what-if sizing (no GGUF: a model and a rig that may not exist yet)")
+    w.add_argument("--params", metavar="N", help="parameters, e.g. 405e9 or 405B")
+    w.add_argument("--bits", metavar="B", help="bits per weight (6, 4.5) or a quant (Q4_K_M)")
+    w.add_argument("--active-params", metavar="N", help="MoE: parameters read per token")
+    w.add_argument("--platform", metavar="NAME", help='a platform from rigtui\'s table ("EPYC 9004")')
+    w.add_argument("--sockets", type=int, default=1, metavar="N", help="sockets of --platform")
+    w.add_argument("--ccds", type=int, metavar="N", help="AMD CCDs per socket (the fabric cap)")
+    w.add_argument("--channels", type=int, metavar="N", help="memory channels in all (with --mts)")
+    w.add_argument("--mts", type=int, metavar="M", help="memory speed, MT/s (with --channels)")
+    w.add_argument("--ram-gb", type=float, metavar="G", help="memory of the rig sized, GB")
+    w.add_argument("--gpu", action="append", default=[], metavar="NAME",
+                   help='a GPU from rigtui\'s table, "RTX 4090" or "RTX 4090 x2" (repeatable)')
+    w.add_argument("--disk-gbs", type=float, default=10.0, metavar="G",
+                   help="disk read speed for weights that do not fit (default 10 GB/s)")
     p.set_defaults(func=run)
+
+
+_WHATIF_ONLY = ("active_params", "platform", "ccds", "channels", "mts", "ram_gb")
+
+
+def run_what_if(args: argparse.Namespace) -> int:
+    from rigtui.analysis.membench_cache import load_cached_membench
+    from rigtui.analysis.whatif import (
+        WhatIfError,
+        parse_bits,
+        parse_count,
+        parse_gpus,
+        rig_bandwidth,
+        what_if,
+    )  # fmt: skip
+    from rigtui.commands._analysis import detect_topology, err, missing_root
+    from rigtui.commands._common import print_json
+
+    if args.model or args.profile:
+        err("plan: --params sizes a model without a file; give either MODEL.gguf or --params")
+        return EXIT_USAGE
+    try:
+        params = parse_count(args.params)
+        if not args.bits:
+            raise WhatIfError("--params needs --bits (bits per weight, or a quant like Q4_K_M)")
+        bits = parse_bits(args.bits)
+        active = parse_count(args.active_params) if args.active_params else None
+        gpus = parse_gpus(args.gpu)
+        hypothetical = args.platform is not None or args.channels is not None or args.mts is not None
+        topology = membench = None
+        ram = ram_basis = None
+        if not hypothetical:
+            fs = make_fs(args)
+            if why := missing_root(fs):
+                err(why)
+                return EXIT_USAGE
+            topology = detect_topology(fs)
+            membench = load_cached_membench(topology)
+            ram, ram_basis = topology.memory.total_bytes, "read"
+        if args.ram_gb is not None:
+            ram, ram_basis = args.ram_gb * 1e9, "estimated"
+        bandwidth, rig, notes = rig_bandwidth(
+            topology=topology, membench=membench, platform=args.platform, sockets=args.sockets,
+            ccds=args.ccds, channels=args.channels, mts=args.mts)  # fmt: skip
+        plan = what_if(params=params, bits=bits, active_params=active, bandwidth=bandwidth,
+                       rig=rig, ram_bytes=ram, ram_basis=ram_basis or "estimated", gpus=gpus,
+                       disk_gbs=args.disk_gbs, notes=notes)  # fmt: skip
+    except WhatIfError as exc:
+        err(f"plan: {exc}")
+        return EXIT_USAGE
+    if args.json:
+        print_json(plan)
+    else:
+        print_what_if(plan)
+    return EXIT_FAILURE if plan.fits == "disk" else EXIT_OK
+
+
+def print_what_if(plan) -> None:
+    import textwrap
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    con = Console(highlight=False, soft_wrap=True)
+    width = max(40, con.width)
+    from rigtui.analysis.whatif import count_text
+
+    moe = f", {count_text(plan.active_params)} active" if plan.active_params < plan.params else ""
+    con.print(f"[bold]What if[/]: {count_text(plan.params)} params at {plan.bits:g} bits{moe} on "
+              f"{escape(plan.rig)}")  # fmt: skip
+    if plan.gpus:
+        names: dict[str, int] = {}
+        for n, *_ in plan.gpus:
+            names[n] = names.get(n, 0) + 1
+        con.print("  GPUs: " + ", ".join(f"{n} x{k}" if k > 1 else n for n, k in names.items()))
+
+    def gb(v: float) -> str:
+        return f"{v / 1e9:.1f} GB"
+
+    def fig(label: str, f, fmt) -> None:
+        val = "?" if f.value is None else fmt(f.value)
+        con.print(f"  {label:<22}{val:>14}  {f.basis}")
+        for line in textwrap.wrap(f.detail or "", width=width, initial_indent=" " * 6,
+                                  subsequent_indent=" " * 6, break_on_hyphens=False):  # fmt: skip
+            con.print(f"[dim]{escape(line)}[/]")
+
+    fig("weights", plan.weights_bytes, gb)
+    fig("read per token", plan.bytes_per_token, gb)
+    fig("memory", plan.ram_bytes, gb)
+    if plan.gpus:
+        fig("usable VRAM", plan.vram_bytes, gb)
+    fit = {"vram": "in the GPUs' VRAM", "ram": "in RAM", "ram+vram": "in RAM and VRAM together",
+           "disk": "NOT in RAM and VRAM: streamed from the disk", "unknown": "unknown (no RAM size: --ram-gb)"}  # fmt: skip
+    con.print(f"  fits                  {fit[plan.fits]}")
+    con.print("\n[bold]Ceilings[/]")
+    fig("memory bandwidth", plan.bandwidth_gbs, lambda v: f"{v:.1f} GB/s")
+    fig("CPU only", plan.cpu_only_tok_s, lambda v: f"{v:.2f} tok/s")
+    if plan.gpus:
+        fig("full offload", plan.full_offload_tok_s, lambda v: f"{v:.2f} tok/s")
+        fig("hybrid", plan.hybrid_tok_s, lambda v: f"{v:.2f} tok/s")
+    fig("streamed from disk", plan.disk_s_per_token, lambda v: f"{v:g} s/token")
+    for n in plan.notes:
+        for line in textwrap.wrap(f"note: {n}", width=width, initial_indent="  ",
+                                  subsequent_indent="    "):  # fmt: skip
+            con.print(f"[yellow]{escape(line)}[/]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +163,13 @@ def run(args: argparse.Namespace) -> int:
     from rigtui.commands._analysis import detect_topology, err, missing_root, resolve_model
     from rigtui.commands._common import print_json
 
+    if args.params is not None:
+        return run_what_if(args)
+    stray = [f"--{k.replace('_', '-')}" for k in (*_WHATIF_ONLY, "bits") if getattr(args, k, None)]
+    if stray or args.gpu:
+        err(f"plan: {', '.join(stray + ['--gpu'] * bool(args.gpu))} size a model without a file: "
+            "add --params N --bits B")  # fmt: skip
+        return EXIT_USAGE
     fs = make_fs(args)
     if why := missing_root(fs):
         err(why)

@@ -64,6 +64,11 @@ class CheckContext:
     model_page_bytes_per_node: Mapping[int, int] | None = None  # resident page cache per node
     model_page_reason: str | None = None  # why placement is None
     profile_threads: int | None = None  # n_threads the profile asks for
+    # what the profile runs, for the NUMA-mode verdict: the nodes it confines the model to
+    # (None: every node), llama.cpp's strategy and the memory policy; None: no profile
+    profile_nodes: tuple[int, ...] | None = None
+    profile_numa: str | None = None
+    profile_memory_policy: str | None = None
     psi_memory_some_avg10: float | None = None  # /proc/pressure/memory "some avg10"
     psi_memory_full_avg10: float | None = None
     is_root: bool | None = None  # effective uid 0 (perf and resctrl need it or caps)

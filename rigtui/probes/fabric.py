@@ -11,7 +11,7 @@ min(83.2, 57.6) = 57.6 GB/s; an EPYC 9755, 16 CCDs at 2.0 GHz on 12 x DDR5-5600,
 min(537.6, 1024) = 537.6). The CCD count comes from the L3 domains (one per CCD, two on Zen 2
 and Zen 4c, whose CCDs hold two CCXs); FCLK is the generation's default, labelled estimated:
 the kernel exposes it only through AMD's HSMP mailbox (root, not read here) and boards
-overclock it. Intel's mesh and the other vendors' fabrics are not modelled: there the channels
+overclock it. Intel's rings and meshes and the other vendors' fabrics are not modelled: there the channels
 are the limit rigtui computes, and `fabric_note` says so.
 """
 
@@ -84,7 +84,8 @@ def fabric_limit(cpu: CpuInfo, sockets: Sequence[Socket], l3: Sequence[CacheDoma
                       "so the host's core dies cannot be counted; the DRAM channels are the "
                       "theoretical figure")  # fmt: skip
     if cpu.vendor != "AuthenticAMD":
-        who = {"GenuineIntel": "Intel's mesh"}.get(cpu.vendor or "", "this CPU's fabric")
+        who = {"GenuineIntel": "Intel's on-die interconnect (ring or mesh)"}.get(
+            cpu.vendor or "", "this CPU's interconnect")
         return None, (f"{who} is not modelled as a limit: the DRAM channels are the theoretical "
                       "figure (measure with `rigtui bench mem`)")  # fmt: skip
     gen = amd_generation(cpu.family, cpu.model)

@@ -161,6 +161,12 @@ def check_machine(profile: Profile, topology: Topology, where: Where) -> list[Pr
         add("numa", repin, 'use numa = "numactl": llama.cpp then gives its threads exactly this CPU '
             'set (memory_policy still places the pages), or leave cpus/nodes/physical_cores_only '
             'unset', "warning")  # fmt: skip
+    if profile.numa == "mirror" and profile.engine != "llama-server":  # llama-server refuses it
+        add("numa", 'numa = "mirror" does nothing in mainline llama.cpp: ggml keeps the name but '
+            "does not copy the weights to each node (that is a fork's feature), so every node "
+            "still reads one copy", 'for one instance over all nodes use numa = "distribute" with '
+            'memory_policy = "interleave"; for a copy per node run one model per node '
+            "(node0-isolate, node1-isolate)", "warning")  # fmt: skip
     if profile.numa == "numactl" and not (profile.cpus or profile.nodes):
         add("numa", "numa = \"numactl\" makes llama.cpp use the CPU set rigtui applies, but none is set",
             "set cpus or nodes, or use numa = \"distribute\"", "warning")  # fmt: skip

@@ -47,7 +47,7 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
         "disabled",
         "llama.cpp's NUMA strategy (--numa): disabled | distribute (spread threads over\n"
         "nodes) | isolate (stay on the node the process started on) | numactl (use the CPU set rigtui\n"
-        "applies) | mirror.",
+        "applies) | mirror (a no-op in mainline llama.cpp: no weight copy per node).",
     ),
     (
         "memory_policy",
