@@ -188,7 +188,21 @@ def test_gpu_fit_and_largest_n_gpu_layers(demos):
     )
     assert plan.fit["max_n_gpu_layers"].value == facts.n_layers + 1
     assert plan.suggested_profile["gpu_layers"] == -1
-    assert plan.predicted_tg_tok_s.value is None  # all on the GPU: VRAM bandwidth unknown
+    # all on the GPU: the RTX 4090's 1008 GB/s from rigtui's table over what a token reads there
+    tg = plan.predicted_tg_tok_s
+    gpu_read = plan.bytes_per_token.value  # every layer, the output and the KV are on the GPU
+    assert tg.value == pytest.approx(1008e9 / gpu_read, rel=0.02) and tg.basis == "estimated"
+    assert "RTX 4090 1008 GB/s (table)" in tg.detail
+    unknown = epyc(gpus=(replace(gpu(0), name="NVIDIA Mystery 9000"),))
+    none = make_plan(facts, unknown, n_ctx=1024, n_gpu_layers=-1,
+                     vram_free={0: all_layers + facts.output_bytes})  # fmt: skip
+    assert none.predicted_tg_tok_s.value is None and "no bandwidth in rigtui's table" in (
+        none.predicted_tg_tok_s.detail)
+    # half the layers on the GPU: the CPU side's time, then the GPU's, per token
+    half = make_plan(facts, top, n_ctx=1024, n_gpu_layers=facts.n_layers // 2)
+    cpu_only = make_plan(facts, top, n_ctx=1024)
+    assert half.predicted_tg_tok_s.value > cpu_only.predicted_tg_tok_s.value
+    assert half.predicted_tg_tok_s.detail.startswith("hybrid ceiling")
     # two GPUs split 3:1 -> 3 and 1 of the 4 layers
     two = gpu_fits(facts, epyc(gpus=(gpu(0), gpu(1))), facts.n_layers, kv, comp, (3.0, 1.0))
     assert [f.layers for f in two] == [3, 1]

@@ -64,6 +64,24 @@ def _flops_per_cycle(
     return 8, "scalar/SSE: 8 fp32 FLOP/cycle"
 
 
+def _gpu_seconds(fits: Sequence[Any], gpu_read: float) -> tuple[float | None, str]:
+    """(seconds per token on the GPUs, in words): layer split runs the GPUs one after another,
+    so each reads its share (in proportion to the bytes it holds) at its own bandwidth, from
+    rigtui's table (analysis/gpu_specs); None when a GPU is not in it."""
+    from rigtui.analysis.gpu_specs import lookup
+
+    held = sum(f.needed_bytes for f in fits) or 1
+    seconds, parts = 0.0, []
+    for f in fits:
+        spec = lookup(f.name)
+        if spec is None:
+            return None, f"GPU {f.gpu} ({f.name or 'unnamed'}) has no bandwidth in rigtui's table"
+        share = gpu_read * f.needed_bytes / held
+        seconds += share / (spec[2] * GB)
+        parts.append(f"GPU {f.gpu} {spec[0]} {spec[2]:g} GB/s (table)")
+    return seconds, ", ".join(parts) + f": {seconds * 1000:.2f} ms one GPU after another"
+
+
 def _fabric_capped(mem: Any, socks: Any) -> str:
     """", capped by the fabric at ..." where the fabric, not the channels, limits one of
     `socks` (AMD parts with few CCDs: CCDs x 32 B x FCLK, an estimate); else ""."""
@@ -265,23 +283,31 @@ def make_plan(
     bw = _bandwidth(topology, membench, nodes)
     full_gpu = bool(fits_gpu) and off > n_layer
     cpu_bytes = bpt - (gpu_weight + gpu_kv if fits_gpu else 0)
+    # what a token reads on the GPUs (their layers' active share + their KV), GPU after GPU
+    # (the embedding table stays on the CPU: what scales the GPU layers is the experts' share)
+    layers_total = facts.weights_bytes - (0 if facts.output_tied else facts.token_embd_bytes)
+    gpu_read = (gpu_weight * active / layers_total if layers_total > 0 else 0) + gpu_kv
+    t_gpu, gpu_text = _gpu_seconds(fits_gpu, gpu_read) if fits_gpu else (0.0, "")
     if full_gpu:
         tg = Figure(
-            None,
+            1 / t_gpu if t_gpu else None,
             "estimated",
-            "all layers on GPUs: GPU memory bandwidth is not known "
-            "to rigtui (tok/s <= VRAM bandwidth / bytes_per_token)",
+            f"all layers on GPUs: {gpu_read / GB:.3f} GB read per token, {gpu_text}"
+            if t_gpu else f"all layers on GPUs: {gpu_text} (tok/s <= VRAM bandwidth / bytes "
+            "per token)",
             "tok/s",
-        )
+        )  # fmt: skip
     elif bw.value and cpu_bytes > 0:
-        tg = Figure(
-            bw.value * GB / cpu_bytes,
-            "estimated",
-            f"ceiling: {bw.value:.1f} GB/s ({bw.basis}: {bw.detail}) / "
-            f"{cpu_bytes / GB:.3f} GB read per token on the CPU side"
-            + (" (GPU layers not counted)" if fits_gpu else ""),
-            "tok/s",
-        )
+        t_cpu = cpu_bytes / (bw.value * GB)
+        cpu_text = (f"{bw.value:.1f} GB/s ({bw.basis}: {bw.detail}) / {cpu_bytes / GB:.3f} GB "
+                    "read per token on the CPU side")  # fmt: skip
+        if fits_gpu and t_gpu:
+            tg = Figure(1 / (t_cpu + t_gpu), "estimated",
+                        f"hybrid ceiling: CPU side {cpu_text} ({t_cpu * 1000:.1f} ms), then the "
+                        f"GPUs' {gpu_read / GB:.3f} GB, {gpu_text}", "tok/s")  # fmt: skip
+        else:
+            tg = Figure(1 / t_cpu, "estimated", f"ceiling: {cpu_text}"
+                        + (f" (GPU layers not counted: {gpu_text})" if fits_gpu else ""), "tok/s")  # fmt: skip
     else:
         tg = Figure(None, "estimated", bw.detail, "tok/s")
 

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rigtui.analysis.gpu_specs import GPUS, lookup
 from rigtui.model.analysis import Figure, MemBenchResult
 from rigtui.model.topology import Topology
 from rigtui.probes import platforms
@@ -32,17 +33,6 @@ from rigtui.probes.fabric import BYTES_PER_CLOCK
 GB = 1e9
 GPU_RESERVE_GB = 0.5  # CUDA context and buffers per GPU, as `plan` reserves (CUDA_RESERVE)
 
-# name -> (VRAM GB, memory bandwidth GB/s): the vendors' figures (bus width x memory clock)
-GPUS: dict[str, tuple[float, float]] = {
-    "RTX 5090": (32, 1792), "RTX 4090": (24, 1008), "RTX 4080": (16, 717),
-    "RTX 4070 Ti": (12, 504), "RTX 4060 Ti": (16, 288), "RTX 3090": (24, 936),
-    "RTX 3090 Ti": (24, 1008), "RTX 3080": (10, 760), "RTX 3060": (12, 360),
-    "RTX A6000": (48, 768), "RTX 6000 Ada": (48, 960), "RTX PRO 6000": (96, 1792),
-    "Tesla P40": (24, 347), "Tesla P100": (16, 732), "Tesla V100": (32, 900),
-    "A100 40GB": (40, 1555), "A100": (80, 2039), "H100": (80, 3350), "H200": (141, 4800),
-    "L40S": (48, 864), "RX 7900 XTX": (24, 960), "MI50": (32, 1024), "MI100": (32, 1229),
-    "MI210": (64, 1638), "MI300X": (192, 5300),
-}  # fmt: skip
 
 # AMD platform names -> their generation's default FCLK (MHz), for `--ccds` (see probes/fabric)
 _FCLK = ((r"9005|Ryzen 9000|Threadripper (PRO )?9", 2000),
@@ -104,6 +94,8 @@ def parse_gpus(specs: Sequence[str]) -> list[tuple[str, float, float]]:
         m = re.fullmatch(r"\s*(.*?[\d\s])\s*[xX×]\s*(\d+)\s*", spec)
         name, count = (m.group(1).strip(), int(m.group(2))) if m else (spec.strip(), 1)
         key = by_lower.get(name.strip().lower())
+        if key is None and (hit := lookup(name)) is not None:  # "NVIDIA GeForce RTX 4090"
+            key = hit[0]
         if key is None:  # "4090" for "RTX 4090": a unique substring will do
             want = name.strip().lower()
             hits = [k for k in GPUS if want in k.lower()]

@@ -1,0 +1,38 @@
+"""GPU memory sizes and bandwidths, the figure a GPU's token generation is bound by.
+
+The vendors' published figures (memory bus width x memory clock: an RTX 4090's 384-bit GDDR6X
+at 21 Gbit/s is 1008 GB/s). `lookup("NVIDIA GeForce RTX 4090")` matches the longest table name
+whose words are all in a probed or typed name, so "NVIDIA A100-PCIE-40GB" is the A100 40GB and
+"RTX 3090 Ti" is not taken for the 3090.
+"""
+
+from __future__ import annotations
+
+# name -> (VRAM GB, memory bandwidth GB/s)
+GPUS: dict[str, tuple[float, float]] = {
+    "RTX 5090": (32, 1792), "RTX 4090": (24, 1008), "RTX 4080": (16, 717),
+    "RTX 4070 Ti": (12, 504), "RTX 4060 Ti": (16, 288), "RTX 3090": (24, 936),
+    "RTX 3090 Ti": (24, 1008), "RTX 3080": (10, 760), "RTX 3060": (12, 360),
+    "RTX A6000": (48, 768), "RTX 6000 Ada": (48, 960), "RTX PRO 6000": (96, 1792),
+    "Tesla P40": (24, 347), "Tesla P100": (16, 732), "Tesla V100": (32, 900),
+    "A100 40GB": (40, 1555), "A100": (80, 2039), "H100": (80, 3350), "H200": (141, 4800),
+    "L40S": (48, 864), "RX 7900 XTX": (24, 960), "MI50": (32, 1024), "MI100": (32, 1229),
+    "MI210": (64, 1638), "MI300X": (192, 5300),
+}  # fmt: skip
+
+_ALIASES = {"P40": "Tesla P40", "P100": "Tesla P100", "V100": "Tesla V100"}
+
+
+def lookup(name: str | None) -> tuple[str, float, float] | None:
+    """(table name, VRAM GB, GB/s) for a GPU name, or None when it is not in the table."""
+    if not name:
+        return None
+    words = set(name.replace("-", " ").lower().split())
+    best = None
+    for key in list(GPUS) + list(_ALIASES):  # every word of the key in the name, longest wins
+        if set(key.lower().split()) <= words and (best is None or len(key) > len(best)):
+            best = key
+    if best is None:
+        return None
+    key = _ALIASES.get(best, best)
+    return (key, *GPUS[key])
