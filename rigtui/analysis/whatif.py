@@ -232,6 +232,8 @@ def what_if(*, params: float, bits: float, active_params: float | None = None,
             full = tok_s(t, f"full offload over {len(usable)} GPU(s), one after another per "
                             f"token: sum of (share / bandwidth) = {t * 1000:.1f} ms")  # fmt: skip
             on_gpu = weights
+            hybrid = Figure(None, "estimated", "not needed: every weight fits the GPUs (full "
+                            "offload)", "tok/s")  # fmt: skip
         else:
             full = Figure(None, "estimated", f"does not fit: {weights / GB:.0f} GB of weights "
                           f"in {vram / GB:.0f} GB of usable VRAM", "tok/s")  # fmt: skip
