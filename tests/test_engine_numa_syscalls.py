@@ -61,3 +61,57 @@ def test_bad_arguments_raise_value_error():
         set_mempolicy("preferred", [0, 1])
     with pytest.raises(ValueError, match=">= 0"):
         set_mempolicy("bind", [-1])
+
+
+def _on_tmpfs(path) -> bool:
+    import os
+
+    best, fstype = "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            _dev, mnt, typ = line.split()[:3]
+            if os.path.realpath(str(path)).startswith(mnt) and len(mnt) > len(best):
+                best, fstype = mnt, typ
+    return fstype in ("tmpfs", "ramfs")
+
+
+def test_evict_file_drops_one_files_pages_without_root(tmp_path):
+    """drop_caches_first without root: posix_fadvise(DONTNEED) empties the model's page cache,
+    which the next load then faults in under the memory policy."""
+    import os
+
+    from rigtui.syscalls.pages import evict_file, file_cached_bytes
+
+    if _on_tmpfs(tmp_path):
+        pytest.skip("tmpfs pages cannot be dropped")
+    model = tmp_path / "model.bin"
+    model.write_bytes(os.urandom(8 << 20))
+    with open(model, "rb") as f:
+        os.fsync(f.fileno())
+        while f.read(1 << 20):
+            pass
+    assert file_cached_bytes(model) >= 4 << 20  # written and read: cached
+    before, after = evict_file(model)
+    assert before >= 4 << 20 and after == 0 and file_cached_bytes(model) == 0
+
+
+def test_apply_policy_evicts_the_model_file_when_asked(tmp_path):
+    import os
+
+    from rigtui.engine.worker import apply_policy
+    from rigtui.model.engine import PolicyApplied
+    from rigtui.syscalls.pages import file_cached_bytes
+
+    if _on_tmpfs(tmp_path):
+        pytest.skip("tmpfs pages cannot be dropped")
+    model = tmp_path / "m.gguf"
+    model.write_bytes(os.urandom(4 << 20))
+    with open(model, "rb") as f:
+        os.fsync(f.fileno())
+        f.read()
+    events = []
+    apply_policy({"plan": {"memory_policy": "default"}, "drop_caches_first": True,
+                  "model_path": str(model)}, lambda cls, **kw: events.append((cls, kw)))  # fmt: skip
+    [(cls, kw)] = events
+    assert cls is PolicyApplied and not any("drop_caches" in w for w in kw["warnings"])
+    assert file_cached_bytes(model) == 0

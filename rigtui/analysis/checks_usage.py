@@ -166,8 +166,8 @@ def model_page_cache(top: Topology, ctx: CheckContext) -> Check:
         ("mincore + move_pages (resident pages per node)", shown),
     ]
     drop = (
-        f"sync; echo 1 | sudo tee /proc/sys/vm/drop_caches (or evict only this file: "
-        f"dd if={ctx.model_path or 'MODEL'} iflag=nocache count=0) before a NUMA launch"
+        f"drop_caches_first = true in the profile evicts just this file before the load (no "
+        f"root), as does `dd if={ctx.model_path or 'MODEL'} iflag=nocache count=0`"
     )
     if not ctx.model_path:
         return _no_model(cid, title, ev, why)

@@ -169,6 +169,7 @@ class LlamaServerBackend:
         argv = server_argv(self.binary, proc.profile, proc.plan, proc.model_path, host, port, self.flags)
         return {"argv": argv,
                 "plan": plan_json(proc), "drop_caches_first": proc.profile.drop_caches_first,
+                "model_path": proc.model_path,
                 **key_config(proc)}  # fmt: skip
 
     def started(self, proc: EngineProcess) -> None:

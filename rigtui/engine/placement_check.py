@@ -57,8 +57,8 @@ def _cause(fs_type: str | None, mmap: bool, policy: str, nodes: Sequence[int]) -
                 "mean the policy was refused or the node ran out of free memory (`numastat -m`)")
     return ("the file was already in the page cache (an earlier run, or it was just copied or "
             "downloaded): cached pages stay on the node that first read them. Fix: "
-            "drop_caches_first = true (root), or `echo 1 > /proc/sys/vm/drop_caches` before "
-            "the launch, or mmap = false")  # fmt: skip
+            "drop_caches_first = true in the profile (drops just this file, no root), or "
+            "`dd if=MODEL iflag=nocache count=0` before the launch, or mmap = false")  # fmt: skip
 
 
 def placement_warnings(

@@ -70,7 +70,8 @@ class Emitter:
 
 
 def apply_policy(cfg: dict[str, Any], emit: Emitter) -> None:
-    """Affinity, memory policy and (if asked and root) a page-cache drop, before llama_cpp."""
+    """Affinity, memory policy and (if asked) the model file dropped from the page cache,
+    before llama_cpp."""
     from rigtui.syscalls.numa import get_mempolicy, set_mempolicy
 
     plan = cfg["plan"]
@@ -94,15 +95,22 @@ def apply_policy(cfg: dict[str, Any], emit: Emitter) -> None:
                 hint="fix memory_policy / memory_nodes in the profile",
             )
             sys.exit(EXIT_BAD_CONFIG)
-    if cfg.get("drop_caches_first"):
-        if os.geteuid() != 0:
-            warnings.append(
-                "drop_caches_first skipped: needs root (sync; echo 3 > /proc/sys/vm/drop_caches)"
-            )
+    if cfg.get("drop_caches_first") and cfg.get("model_path"):
+        # just the model's pages, no root needed: the next load faults them in under the
+        # policy set above (a model cached by an earlier run stays where that run put it)
+        from rigtui.syscalls.pages import evict_file
+
+        try:
+            before, after = evict_file(cfg["model_path"])
+        except OSError as exc:
+            warnings.append(f"drop_caches_first: could not evict the model file: {exc}")
         else:
-            os.sync()
-            with open("/proc/sys/vm/drop_caches", "w") as f:
-                f.write("3\n")
+            if after:
+                warnings.append(
+                    f"drop_caches_first: {after / 2**20:.0f} of the model's {before / 2**20:.0f} "
+                    "MiB of cached pages stayed (another process maps the file, or it is on "
+                    "tmpfs/ramfs, whose pages cannot be dropped): they keep their nodes"
+                )
     try:
         mode, nodes = get_mempolicy()
     except OSError as exc:

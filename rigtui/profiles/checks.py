@@ -170,10 +170,6 @@ def check_machine(profile: Profile, topology: Topology, where: Where) -> list[Pr
     if profile.numa == "numactl" and not (profile.cpus or profile.nodes):
         add("numa", "numa = \"numactl\" makes llama.cpp use the CPU set rigtui applies, but none is set",
             "set cpus or nodes, or use numa = \"distribute\"", "warning")  # fmt: skip
-    if profile.drop_caches_first and os.geteuid() != 0:
-        add("drop_caches_first", "dropping the page cache needs root; rigtui will skip it",
-            "run `sync; echo 3 | sudo tee /proc/sys/vm/drop_caches` yourself, or run rigtui as root",
-            "warning")  # fmt: skip
     n_gpus = len(topology.gpus)
     if profile.gpu_layers != 0 and n_gpus == 0 and not profile.rpc:  # RPC servers take layers too
         add("gpu_layers", f"gpu_layers = {profile.gpu_layers} but no GPU was found: every layer stays on the CPU",

@@ -66,8 +66,8 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
     (
         "drop_caches_first",
         False,
-        "Drop the page cache before loading so the policy places every page\n"
-        "(needs root; skipped with a warning otherwise). Pages already cached stay where they are.",
+        "Drop the model file from the page cache before loading (posix_fadvise, no root)\n"
+        "so the policy places every page; pages another process maps stay where they are.",
     ),
     ("gpu_layers", 0, "Layers to offload to the GPU (-ngl). -1 = all, 0 = CPU only."),
     ("split_mode", "layer", "Multi-GPU split (-sm): none | layer | row."),

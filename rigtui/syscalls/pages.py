@@ -187,3 +187,44 @@ def file_page_placement(
         )
     finally:
         lib.munmap(ctypes.c_void_p(addr), size)
+
+
+def _cached_bytes_of_fd(fd: int) -> int:
+    """Bytes of an open file in the page cache (mmap + mincore; nothing is read or faulted)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    lib = libc()
+    addr = lib.mmap(None, size, _PROT_READ, _MAP_SHARED, fd, 0)
+    if addr is None or addr == _MAP_FAILED:
+        raise _oserror("mmap")
+    try:
+        vec = resident_vector(addr, size)
+        return min(sum(b & 1 for b in vec) * PAGE_SIZE, size)
+    finally:
+        lib.munmap(ctypes.c_void_p(addr), size)
+
+
+def file_cached_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of `path` in the page cache now ("% of the model resident"). Raises OSError."""
+    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _cached_bytes_of_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def evict_file(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Drop one file's pages from the page cache, without root: POSIX_FADV_DONTNEED asks the
+    kernel to drop the file's clean pages that no process maps (a model cached by an earlier
+    run, so that a NUMA launch faults it in again under its memory policy). Pages another
+    process maps, dirty pages and tmpfs/ramfs pages stay. Returns (cached bytes before, after).
+    Raises OSError when the file cannot be opened (`dd if=FILE iflag=nocache count=0` is the
+    same request from a shell)."""
+    fd = os.open(os.fspath(path), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        before = _cached_bytes_of_fd(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return before, _cached_bytes_of_fd(fd)
+    finally:
+        os.close(fd)
