@@ -12,7 +12,8 @@ from rigtui.cli import EXIT_BAD_PROFILE, EXIT_ENGINE, EXIT_OK, EXIT_USAGE, add_r
 _CSV_FIELDS = ("profile", "model_filename", "model_size", "model_n_params", "test", "n_prompt", "n_gen",
                "n_threads", "n_gpu_layers", "numa", "memory_policy", "cpu_mask", "n_batch", "n_ubatch",
                "type_k", "type_v", "flash_attn", "use_mmap", "test_time", "avg_ns", "stddev_ns",
-               "avg_ts", "stddev_ts", "cpus_allowed", "model_bytes_per_node", "cpu_model", "sockets",
+               "avg_ts", "stddev_ts", "cpus_allowed", "model_bytes_per_node", "energy_j", "tok_per_j",
+               "cpu_model", "sockets",
                "nodes", "cores", "channels", "gpus")  # fmt: skip
 
 
@@ -146,14 +147,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"# {fp['cpu_model']} | {fp['sockets']} socket(s), {fp['nodes']} node(s), {fp['cores']} cores, "
               f"{fp['channels'] or '?'} channels | GPUs: {', '.join(fp['gpus']) or 'none'}")  # fmt: skip
         print(f"# profile {profile.name}: {profile.model}")
-        print("| threads | ngl | numa | mem policy | CPUs | model pages | test | t/s |")
-        print("| ---: | ---: | --- | --- | --- | --- | ---: | ---: |")
+        print("| threads | ngl | numa | mem policy | CPUs | model pages | test | t/s | tok/J |")
+        print("| ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: |")
 
     def on_row(row) -> None:
         if table:
             print(f"| {row.n_threads} | {row.n_gpu_layers} | {row.numa} | {row.memory_policy} | "
                   f"{row.cpus_allowed or '?'} | {pages_by_node(row.model_bytes_per_node)} | {row.test} | "
-                  f"{row.avg_ts:.2f} ± {row.stddev_ts:.2f} |", flush=True)  # fmt: skip
+                  f"{row.avg_ts:.2f} ± {row.stddev_ts:.2f} | "
+                  f"{'–' if row.tok_per_j is None else f'{row.tok_per_j:.2f}'} |", flush=True)  # fmt: skip
 
     try:
         rows = run_bench(profile, topology, threads=args.threads, gpu_layers=args.gpu_layers, numa=numa,
@@ -170,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
         for r in rows
         if len(r.samples_ts) > 1 and r.stddev_ts > 0.1 * r.avg_ts
     ]
+    no_energy = next((r.energy for r in rows if r.tok_per_j is None and r.energy), None)
+    if table and no_energy:
+        print(f"# tok/J: {no_energy}")
+    elif table and rows and rows[0].energy:
+        print(f"# tok/J: {rows[0].energy}; idle cores and other processes count too")
     if table and noisy:
         print(f"# noisy: stddev above 10% of the mean ({', '.join(noisy)}): other load on the "
               "machine, or more threads than free cores; close other work or raise -r")  # fmt: skip

@@ -61,6 +61,11 @@ class BenchRow:
     # per NUMA node (numa_maps), and its compute threads' CPUs (/proc/self/task/*/status).
     model_bytes_per_node: dict[int, int] = field(default_factory=dict)
     cpus_allowed: str = ""
+    # RAPL energy over the test's window (its repetitions and what runs between them): the
+    # packages' (+ DRAM's where metered) joules, so idle cores and other processes count too
+    energy_j: float | None = None
+    tok_per_j: float | None = None
+    energy: str = ""  # what the joules are ("RAPL via powercap (package-0, dram)") or why none
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
@@ -93,6 +98,8 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         profile, instance=f"bench-{profile.name}", topology=topology, log_events=False
     )
     engine.start()
+    rapl = _rapl()
+    last_energy = None
     rows: list[BenchRow] = []
     loaded: Loaded | None = None
     wanted = (n_prompt > 0) + (n_gen > 0)
@@ -101,6 +108,7 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         for ev in engine.events(timeout=max(1.0, deadline - time.monotonic())):
             if isinstance(ev, Loaded):
                 loaded = ev
+                last_energy = rapl.read() if rapl else None
                 engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps)
             elif isinstance(ev, Error):
                 raise BenchError(f"{profile.name} (threads {profile.threads}, ngl {profile.gpu_layers}, "
@@ -111,7 +119,10 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
                     f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})"
                 )
             elif isinstance(ev, BenchResult) and loaded is not None:
-                rows.append(_row(profile, engine, loaded, ev, topology))
+                now = rapl.read() if rapl else None
+                row = _row(profile, engine, loaded, ev, topology)
+                rows.append(_with_energy(row, rapl, last_energy, now, reps))
+                last_energy = now
                 if len(rows) == wanted:  # the weights are paged in: where did they land?
                     engine.request_placement()
             elif isinstance(ev, Placement) and len(rows) == wanted:
@@ -125,6 +136,33 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         if on_row:
             on_row(row)
     return rows
+
+
+def _rapl() -> Any:
+    """The live machine's RAPL zones (tok/J in the rows), or None where there are none."""
+    from rigtui.hostfs import HostFS
+    from rigtui.probes.rapl import Rapl
+
+    try:
+        return Rapl(HostFS("/"))
+    except OSError:
+        return None
+
+
+def _with_energy(row: BenchRow, rapl: Any, a: Any, b: Any, reps: int) -> BenchRow:
+    if rapl is None:
+        return row
+    if a is None or b is None:
+        return dataclasses.replace(row, energy=rapl.reason or "RAPL unreadable")
+    used = rapl.joules(a, b)
+    if not used:
+        return dataclasses.replace(row, energy=rapl.reason or "RAPL counters incomplete")
+    joules = sum(used.values())
+    tokens = (row.n_prompt if row.test.startswith("pp") else row.n_gen) * reps
+    return dataclasses.replace(row, energy_j=round(joules, 3),
+                               tok_per_j=round(tokens / joules, 4) if joules > 0 else None,
+                               energy=f"measured: {rapl.describe()}, the whole package(s) over "
+                               "the test's repetitions")  # fmt: skip
 
 
 def _placed(row: BenchRow, pl: Placement) -> BenchRow:
