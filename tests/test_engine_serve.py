@@ -230,3 +230,23 @@ def test_ask_is_a_client_of_the_embedded_endpoint(tmp_path, demo8m, live_topolog
         assert "".join(texts).strip() and engine.stats.requests_total == 1
     finally:
         engine.stop()
+
+
+def test_stream_lines_reassembles_lines_split_across_reads():
+    import io
+
+    from rigtui.engine.endpoint_chat import sse_data, stream_lines
+
+    body = b"".join(b'data: {"choices": [{"text": "w%d "}]}\n\n' % k for k in range(300)) + b"data: [DONE]\n\n"
+
+    class Trickle(io.BytesIO):  # a socket that hands out odd-sized pieces
+        sizes = [7, 1, 64, 3, 500, 2]
+
+        def read1(self, n=-1):
+            self.sizes.append(self.sizes.pop(0))
+            return super().read1(min(n, self.sizes[0]))
+
+    got = [o["choices"][0]["text"] for o in sse_data(stream_lines(Trickle(body)))]
+    assert got == [f"w{k} " for k in range(300)]
+    assert list(stream_lines(Trickle(b"a\nb"))) == [b"a", b"b"]  # a last line without "\n"
+    assert [o["x"] for o in sse_data(stream_lines(['data: {"x": 1}', "data: [DONE]"]))] == [1]
