@@ -79,20 +79,34 @@ def test_bench_binds_and_places_pages_on_each_node(live):
     """With set_mempolicy(bind) the buffers land on the node asked for (move_pages checks)."""
     node = live.nodes[0].id
     top = replace(live, nodes=(live.nodes[0], replace(live.nodes[0], id=99, cpus=())))
-    per_node, _, cells, _, notes = plan_runs(top, 8 * MiB)
+    per_node, _, cells, _, notes, _ = plan_runs(top, 8 * MiB)
     assert [s.mem_nodes for s in per_node] == [(node,)]
     assert any("node 99 has no CPUs" in n for n in notes)
     from rigtui.analysis.membench import run_one
 
     out = run_one(per_node[0], load_kernel("c"), reps=1, bind=True)
     assert out.placement_ok is True
+    # MPOL_INTERLEAVE over the one node there is: the interleaved run's path, for real
+    spec = replace(per_node[0], interleave=(node,), mem_node_of_cpu=(None,) * len(per_node[0].cpus))
+    out = run_one(spec, load_kernel("c"), reps=1, bind=True)
+    assert out.placement_ok is True and out.read_gbs > 0
 
 
 def test_plan_runs_on_multi_node_shapes():
     top = epyc(cores_per_socket=4, nodes_per_socket=2)  # 4 nodes, 2 cores each
     allowed = set(top.cpu.online)
-    per_node, sockets, cells, machine, notes = plan_runs(top, 64 * MiB, allowed=allowed)
+    per_node, sockets, cells, machine, notes, extra = plan_runs(top, 64 * MiB, allowed=allowed)
     assert [s.label for s in per_node] == ["node 0", "node 1", "node 2", "node 3"]
+    # one model interleaved over every CPU node; every node reading across the socket link
+    inter, cross = extra
+    assert inter.label == "interleaved" and inter.interleave == (0, 1, 2, 3) and len(inter.cpus) == 8
+    assert inter.mem_nodes == (0, 1, 2, 3) and set(inter.mem_node_of_cpu) == {None}
+    assert cross.label == "cross-socket" and not cross.interleave
+    # node 0 and 1 (socket 0) read socket 1's nearest nodes and the other way round
+    assert dict(zip(cross.cpus, cross.mem_node_of_cpu, strict=True))[top.nodes[0].cpus[0]] in (2, 3)
+    assert all(top.socket_of_node(m) != top.socket_of_node(c_node)
+               for c_node, m in zip([n for n in cross.cpu_nodes for _ in range(2)],
+                                    cross.mem_node_of_cpu, strict=True))  # fmt: skip
     assert all(len(s.cpus) == 2 for s in per_node)  # one thread per physical core
     assert [s.label for s in sockets] == ["socket 0", "socket 1"]
     assert len(cells) == 4 * 3 and machine is not None and len(machine.cpus) == 8
@@ -100,7 +114,7 @@ def test_plan_runs_on_multi_node_shapes():
     assert machine.theoretical_gbs == pytest.approx(921.6)
     # a node with CPUs but no memory reads its nearest memory node
     nomem = replace(top, nodes=(replace(top.nodes[0], mem_total_bytes=0), *top.nodes[1:]))
-    per_node, _, cells, _, notes = plan_runs(nomem, 64 * MiB, allowed=allowed)
+    per_node, _, cells, _, notes, _ = plan_runs(nomem, 64 * MiB, allowed=allowed)
     assert per_node[0].mem_nodes == (1,) and "no memory" in (per_node[0].note or "")
     assert any("node 0 has no memory" in n for n in notes)
     # no CPU this process may use
@@ -110,6 +124,43 @@ def test_plan_runs_on_multi_node_shapes():
     dry = replace(top, nodes=tuple(replace(n, mem_total_bytes=None) for n in top.nodes))
     with pytest.raises(MemBenchError, match="no NUMA node reports memory"):
         plan_runs(dry, 64 * MiB, allowed=allowed)
+
+
+def test_matrix_notes_flag_a_cell_far_below_its_row_and_give_remote_local_ratios():
+    """The notes' MLC SNC3 matrix: two cells at 28 and 45 GB/s among ~94 GB/s peers."""
+    from rigtui.analysis.membench import _matrix_notes
+    from rigtui.model.analysis import MemBandwidth
+
+    def bw(c, m, gbs):
+        return MemBandwidth(f"{c}->{m}", (c,), (m,), 1, 1, gbs, None, None, None, True)
+
+    nodes = [bw(k, k, 180.0) for k in range(6)]
+    cells = [bw(c, m, 94.0) for c in range(6) for m in range(6) if c != m]
+    cells = [bw(0, 4, 28.0) if (x.cpu_nodes, x.mem_nodes) == ((0,), (4,)) else
+             bw(1, 5, 45.0) if (x.cpu_nodes, x.mem_nodes) == ((1,), (5,)) else x for x in cells]  # fmt: skip
+    notes = _matrix_notes(nodes, cells)
+    flagged = [n for n in notes if "far below" in n]
+    assert len(flagged) == 2 and flagged[0].startswith("node 0 -> node 4 reads 28.0 GB/s")
+    assert "node 1 -> node 5 reads 45.0" in flagged[1] and "DIMMs missing" in flagged[1]
+    assert notes[-1].startswith("remote:local read: 0->1 0.52, ") and "0->4 0.16" in notes[-1]
+
+
+def test_plan_uses_the_interleaved_figure_for_one_model_over_every_node(live):
+    from rigtui.analysis.plan import _bandwidth
+    from rigtui.model.analysis import MemBandwidth, MemBenchResult
+
+    def bw(label, cn, mn, gbs):
+        return MemBandwidth(label, cn, mn, 8, 1, gbs, None, None, None, True)
+
+    top = epyc()
+    res = MemBenchResult(0.0, "c", top.fingerprint(), (bw("node 0", (0,), (0,), 400.0),
+                         bw("node 1", (1,), (1,), 400.0)), (), (), bw("machine", (0, 1), (0, 1), 800.0),
+                         interleaved=bw("interleaved", (0, 1), (0, 1), 330.0))  # fmt: skip
+    fig = _bandwidth(top, res, None)
+    assert fig.value == 330.0 and fig.basis == "measured" and "all-local sum 800.0" in fig.detail
+    assert _bandwidth(top, res, (1,)).value == 400.0  # bound to node 1: that node's figure
+    old = replace(res, interleaved=None)  # a cache from before the interleaved run
+    assert _bandwidth(top, old, None).value == 800.0
 
 
 def test_cache_round_trip_keyed_by_fingerprint(live, tmp_path):

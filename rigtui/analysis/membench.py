@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rigtui.analysis.membw_kernel import Kernel, load_kernel
 from rigtui.model.analysis import MemBandwidth, MemBenchResult
@@ -46,6 +46,7 @@ class RunSpec:
     theoretical_gbs: float | None
     theoretical_basis: str | None
     note: str | None = None
+    interleave: tuple[int, ...] = ()  # every thread's memory interleaved over these nodes
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -90,6 +91,20 @@ def _placement_ok(bufs: Sequence[_Buffer], want: Sequence[int | None]) -> bool |
         return None
 
 
+def _interleave_ok(bufs: Sequence[_Buffer], nodes: Sequence[int]) -> bool | None:
+    """Sample 64 pages of each buffer: only on `nodes`, and on every one of them?"""
+    try:
+        seen: set[int] = set()
+        for buf in bufs:
+            npg = buf.size // pages.PAGE_SIZE
+            step = max(1, npg // 64)
+            seen.update(pages.node_of_pages([buf.addr + i * pages.PAGE_SIZE
+                                             for i in range(0, npg, step)]))  # fmt: skip
+        return seen == set(nodes)
+    except OSError:
+        return None
+
+
 def run_one(
     spec: RunSpec, kernel: Kernel, reps: int = 5, bind: bool = True, huge_pages: bool = True
 ) -> MemBandwidth:
@@ -108,14 +123,16 @@ def run_one(
         cpu, node = spec.cpus[i], spec.mem_node_of_cpu[i]
         try:
             os.sched_setaffinity(0, {cpu})
-            if bind and node is not None:
+            if bind and spec.interleave:
+                numa.set_mempolicy("interleave", list(spec.interleave))
+            elif bind and node is not None:
                 numa.set_mempolicy("bind", [node])
             buf = _Buffer(n, huge_pages)
             bufs[i] = buf
             a, b, c = buf.arrays()
             for addr in (a, b, c):
                 kernel.fill(addr, n, 1.0)
-            if bind and node is not None:
+            if bind and (node is not None or spec.interleave):
                 numa.set_mempolicy("default")
         except (OSError, ValueError, MemBenchError) as exc:
             with lock:
@@ -138,13 +155,14 @@ def run_one(
     for t in threads:
         t.start()
     ready.wait()
-    placement = (
-        _placement_ok(
+    if not bind or errors:
+        placement = None
+    elif spec.interleave:
+        placement = _interleave_ok([b for b in bufs if b], spec.interleave)
+    else:
+        placement = _placement_ok(
             [b for b in bufs if b], [spec.mem_node_of_cpu[i] for i, b in enumerate(bufs) if b]
         )
-        if bind and not errors
-        else None
-    )
     for _ in schedule:
         go.wait()
     for t in threads:
@@ -285,6 +303,30 @@ def plan_runs(
                     spec(f"node {cn} -> node {mn}", [cn], {cn: mn}, ("read",), theo, basis)
                 )
 
+    extra: list[RunSpec] = []
+    cpu_mem = sorted(n for n in threads if n in mem_nodes)
+    if len(cpu_mem) > 1:
+        # one model interleaved over the nodes (memory_policy = "interleave"): on two sockets
+        # half of every thread's reads cross the socket link
+        inter = spec("interleaved", sorted(threads), {n: None for n in threads},
+                     ("read", "triad"), top.memory.theoretical_bandwidth_gbs,
+                     top.memory.source if top.memory.theoretical_bandwidth_gbs else None,
+                     f"memory interleaved over nodes {','.join(map(str, cpu_mem))}")  # fmt: skip
+        extra.append(replace(inter, interleave=tuple(cpu_mem), mem_nodes=tuple(cpu_mem)))
+    socket_of = {n: top.socket_of_node(n) for n in threads}
+    if len({s for s in socket_of.values() if s is not None}) > 1:
+        # every node reads its nearest node on another socket, all at once: the link's figure
+        def remote(nid: int) -> int | None:
+            node = top.node(nid)
+            dist = node.distances if node else {}
+            others = [m for m in cpu_mem if socket_of.get(m) not in (None, socket_of[nid])]
+            return min(others, key=lambda m: (dist.get(m, 255), m)) if others else None
+
+        far = {n: remote(n) for n in threads}
+        if all(v is not None for v in far.values()):
+            extra.append(spec("cross-socket", sorted(threads), far, ("read",), None, None,
+                              "every node reads its nearest node on another socket"))  # fmt: skip
+
     machine = None
     if len(threads) > 1:
         theo = top.memory.theoretical_bandwidth_gbs
@@ -296,7 +338,34 @@ def plan_runs(
             theo,
             top.memory.source if theo else None,
         )
-    return per_node, sockets, cells, machine, notes
+    return per_node, sockets, cells, machine, notes, extra
+
+
+def _matrix_notes(nodes: Sequence[MemBandwidth], cells: Sequence[MemBandwidth]) -> list[str]:
+    """Remote:local per cell, and the cells far below their row's other remote cells (MLC's SNC
+    matrices show two such cells among their peers: a narrow or slow link, or a node with
+    missing DIMMs)."""
+    local = {b.cpu_nodes[0]: b.read_gbs for b in nodes if len(b.cpu_nodes) == 1 and b.read_gbs}
+    out: list[str] = []
+    rows: dict[int, list[MemBandwidth]] = {}
+    for c in cells:
+        rows.setdefault(c.cpu_nodes[0], []).append(c)
+    for cn, row in sorted(rows.items()):
+        peers = sorted(c.read_gbs for c in row if c.read_gbs)
+        for c in row:
+            if not c.read_gbs:
+                continue
+            others = [v for v in peers if v != c.read_gbs] or peers
+            median = others[len(others) // 2]
+            if len(row) > 2 and c.read_gbs < 0.6 * median:
+                out.append(f"node {cn} -> node {c.mem_nodes[0]} reads {c.read_gbs:.1f} GB/s, "
+                           f"far below the row's other remote cells (~{median:.1f}): a narrow "
+                           "or slow link between them, or DIMMs missing on that node")  # fmt: skip
+    ratios = [f"{c.cpu_nodes[0]}->{c.mem_nodes[0]} {c.read_gbs / local[c.cpu_nodes[0]]:.2f}"
+              for c in cells if c.read_gbs and local.get(c.cpu_nodes[0])]  # fmt: skip
+    if ratios:
+        out.append("remote:local read: " + ", ".join(ratios))
+    return out
 
 
 def default_bytes_per_thread(top: Topology, threads: int) -> int:
@@ -330,9 +399,11 @@ def run_membench(
     size = bytes_per_thread or default_bytes_per_thread(
         top, min(threads_per_node or probe_threads, probe_threads) or 1
     )
-    per_node, per_socket, cells, machine, notes = plan_runs(top, size, threads_per_node, matrix)
+    per_node, per_socket, cells, machine, notes, extra = plan_runs(
+        top, size, threads_per_node, matrix
+    )
     bind = len(top.nodes) > 1  # one node: nothing to bind, and set_mempolicy may be blocked
-    steps = len(per_node) + len(per_socket) + len(cells) + (1 if machine else 0)
+    steps = len(per_node) + len(per_socket) + len(cells) + (1 if machine else 0) + len(extra)
     done = 0
 
     def go(s: RunSpec) -> MemBandwidth:
@@ -349,6 +420,8 @@ def run_membench(
     sockets_out = tuple(go(s) for s in per_socket)
     matrix_out = tuple(go(s) for s in cells)
     machine_out = go(machine) if machine else None
+    extra_out = {s.label: go(s) for s in extra}
+    notes += _matrix_notes(nodes, matrix_out)
     if machine_out is None and len(nodes) == 1:
         only = nodes[0]
         theo = top.memory.theoretical_bandwidth_gbs
@@ -375,4 +448,6 @@ def run_membench(
         machine=machine_out,
         notes=tuple(notes),
         seconds=time.time() - started,
+        interleaved=extra_out.get("interleaved"),
+        cross_socket=extra_out.get("cross-socket"),
     )

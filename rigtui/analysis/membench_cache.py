@@ -52,6 +52,8 @@ def membench_from_json(obj: dict[str, Any]) -> MemBenchResult:
         matrix=tuple(bandwidth_from_json(b) for b in obj.get("matrix", [])),
         machine=bandwidth_from_json(machine) if machine else None,
         notes=tuple(obj.get("notes", [])), seconds=obj.get("seconds"),
+        interleaved=bandwidth_from_json(obj["interleaved"]) if obj.get("interleaved") else None,
+        cross_socket=bandwidth_from_json(obj["cross_socket"]) if obj.get("cross_socket") else None,
     )  # fmt: skip
 
 

@@ -101,6 +101,19 @@ def _bandwidth(
             if all(v is not None and v.read_gbs for v in vals):
                 total = sum(v.read_gbs for v in vals)  # type: ignore[union-attr,misc]
                 return Figure(total, "measured", f"rigtui bench mem read, {where}", "GB/s")
+        elif membench.interleaved and membench.interleaved.read_gbs:
+            # one model over every node reads interleaved memory, half of it remote on two
+            # sockets: the all-local machine figure is what one model *per node* gets in all
+            inter = membench.interleaved
+            allocal = (f"; the all-local sum {membench.machine.read_gbs:.1f} GB/s is one model "
+                       "per node" if membench.machine and membench.machine.read_gbs else "")  # fmt: skip
+            return Figure(
+                inter.read_gbs,
+                "measured",
+                f"rigtui bench mem read, memory interleaved over nodes "
+                f"{','.join(map(str, inter.mem_nodes))} ({membench.kernel}){allocal}",
+                "GB/s",
+            )
         elif membench.machine and membench.machine.read_gbs:
             return Figure(
                 membench.machine.read_gbs,

@@ -118,13 +118,13 @@ def print_result(result) -> None:
     rows = [*result.nodes, *result.sockets]
     if result.machine is not None:
         rows.append(result.machine)
+    rows += [b for b in (result.interleaved, result.cross_socket) if b is not None]
     for b in rows:
         triad = f"{b.triad_gbs:7.1f}" if b.triad_gbs is not None else "      -"
         read = f"{b.read_gbs:7.1f}" if b.read_gbs is not None else "      -"
-        placed = {True: "", False: " (pages NOT on the bound node)", None: ""}[b.placement_ok]
-        print(
-            f"  {b.label:<10} read {read}  triad {triad}  {b.threads:3d} threads  {_pct(b)}{placed}"
-        )
+        placed = {True: "", False: " (pages NOT where asked)", None: ""}[b.placement_ok]
+        pct = _pct(b) if b.label != "cross-socket" else "the socket link, both ways at once"
+        print(f"  {b.label:<12} read {read}  triad {triad}  {b.threads:3d} threads  {pct}{placed}")
         if b.note:
             print(f"             {b.note}")
     if result.matrix:

@@ -119,6 +119,11 @@ class MemBenchResult:
     machine: MemBandwidth | None
     notes: tuple[str, ...] = ()  # memory-only nodes, nodes without memory, ...
     seconds: float | None = None  # how long the bench took
+    # every CPU node's threads, each with its memory interleaved over the CPU nodes: what one
+    # model with memory_policy = "interleave" reads at (None: one node, or an old cache)
+    interleaved: MemBandwidth | None = None
+    # every node's threads reading a node of another socket, all at once: the socket link
+    cross_socket: MemBandwidth | None = None
 
     def node(self, node_id: int) -> MemBandwidth | None:
         return next((b for b in self.nodes if b.cpu_nodes == (node_id,)), None)

@@ -44,3 +44,7 @@ def test_bench_mem_matrix_4x4(nps2_cxl):
     assert {((a,), (b,)) for a in range(4) for b in range(4) if a != b} <= set(cells), sorted(cells)
     assert {((a,), (4,)) for a in range(4)} <= set(cells), sorted(cells)
     assert all(c["read_gbs"] > 0 and c["placement_ok"] for c in cells.values())
+    # interleaved over the four CPU nodes (not the memory-only one), pages on each of them
+    inter = res["interleaved"]
+    assert inter["mem_nodes"] == [0, 1, 2, 3] and inter["placement_ok"] is True, inter
+    assert res["cross_socket"]["cpu_nodes"] == [0, 1, 2, 3], res["cross_socket"]

@@ -21,6 +21,7 @@ def bench_plot(result: Any, width: int) -> str:
     runs = [*result.nodes, *result.sockets]
     if result.machine is not None:
         runs.append(result.machine)
+    runs += [b for b in (result.interleaved, result.cross_socket) if b is not None]
     top = max([v for r in runs for v in (r.read_gbs, r.triad_gbs, r.theoretical_gbs) if v] or [1.0])
     label_w = max((len(r.label) for r in runs), default=6)
     bar_w = max(8, width - label_w - 32)
