@@ -114,6 +114,19 @@ def test_bench_model_and_csv_and_usage(demo8m, capsys):
     assert lines[0].startswith("profile,model_filename") and len(lines) == 2 and ",tg4," in lines[1]
     assert main(["bench"]) == 2
     assert main(["bench", "--model", str(demo8m), "-t", "0"]) == 2
+    assert main(["bench", "--model", str(demo8m), "-d", "-5"]) == 2
+
+
+def test_bench_at_depth_reads_a_deeper_context(demo8m, capsys):
+    """llama-bench's -d: the tests run after that many tokens are in the context; the rows say
+    so (n_depth, "tg4 @ d256"), and the engine's context is sized for the deepest."""
+    assert main(["bench", "--model", str(demo8m), "-p", "8", "-n", "4", "-r", "1",
+                 "-d", "0,256", "--json"]) == EXIT_OK  # fmt: skip
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("[") :])
+    assert [(r["test"], r["n_depth"]) for r in rows] == [
+        ("pp8", 0), ("tg4", 0), ("pp8 @ d256", 256), ("tg4 @ d256", 256)]  # fmt: skip
+    assert all(r["avg_ts"] > 0 and "energy" in r and "tok_per_j" in r for r in rows)
 
 
 def test_profiles_commands(xdg, capsys):

@@ -11,7 +11,7 @@ from rigtui.cli import EXIT_BAD_PROFILE, EXIT_ENGINE, EXIT_OK, EXIT_USAGE, add_r
 
 _CSV_FIELDS = ("profile", "model_filename", "model_size", "model_n_params", "test", "n_prompt", "n_gen",
                "n_threads", "n_gpu_layers", "numa", "memory_policy", "cpu_mask", "n_batch", "n_ubatch",
-               "type_k", "type_v", "flash_attn", "use_mmap", "test_time", "avg_ns", "stddev_ns",
+               "type_k", "type_v", "flash_attn", "use_mmap", "n_depth", "test_time", "avg_ns", "stddev_ns",
                "avg_ts", "stddev_ts", "cpus_allowed", "model_bytes_per_node", "energy_j", "tok_per_j",
                "cpu_model", "sockets",
                "nodes", "cores", "channels", "gpus")  # fmt: skip
@@ -53,6 +53,9 @@ def register(subparsers) -> None:
         "-n", "--n-gen", type=int, default=128, dest="n_gen", help="tg test tokens (128; 0 skips)"
     )
     p.add_argument("-r", "--reps", type=int, default=5, help="timed repetitions (5)")
+    p.add_argument("-d", "--n-depth", type=_int_list, default=[0], dest="depths", metavar="LIST",
+                   help="tokens already in the context, e.g. 0,4096,16384: speed at depth "
+                   "(llama-bench's -d; the KV cache is read every token)")  # fmt: skip
     p.add_argument("-ngl", "--n-gpu-layers", type=_int_list, default=[], dest="gpu_layers", metavar="LIST",
                    help="GPU layers to sweep, e.g. 0,20,-1")  # fmt: skip
     p.add_argument("--numa", default="", metavar="LIST",
@@ -115,6 +118,8 @@ def usage_problem(args: argparse.Namespace, numa: list[str], strategies) -> str 
         return f"--numa {','.join(bad)}: not a llama.cpp NUMA strategy (one of {', '.join(strategies)})"
     if args.reps < 1:
         return f"-r {args.reps}: at least 1 timed repetition"
+    if any(d < 0 for d in args.depths):
+        return f"-d {','.join(map(str, args.depths))}: a depth is 0 or more tokens"
     if args.n_prompt < 0 or args.n_gen < 0:
         return (
             f"-p {args.n_prompt} -n {args.n_gen}: token counts cannot be negative (0 skips a test)"
@@ -159,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         rows = run_bench(profile, topology, threads=args.threads, gpu_layers=args.gpu_layers, numa=numa,
-                         n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.reps, on_row=on_row)  # fmt: skip
+                         n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.reps,
+                         depths=args.depths, on_row=on_row)  # fmt: skip
         code = EXIT_OK
     except BenchError as exc:
         print(f"rigtui bench: {exc}", file=sys.stderr)

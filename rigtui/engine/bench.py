@@ -66,6 +66,7 @@ class BenchRow:
     energy_j: float | None = None
     tok_per_j: float | None = None
     energy: str = ""  # what the joules are ("RAPL via powercap (package-0, dram)") or why none
+    n_depth: int = 0  # tokens in the context before the test (llama-bench's n_depth)
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float]:
@@ -85,13 +86,16 @@ def sweep_profiles(profile: Profile, *, threads: Sequence[int] = (), gpu_layers:
 
 
 def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, n_gen: int = 128,
-                  reps: int = 5, timeout: float = 3600.0,
+                  reps: int = 5, timeout: float = 3600.0, depths: Sequence[int] = (0,),
                   on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:  # fmt: skip
-    """Run pp and tg for one profile in one engine process; raises BenchError on failure and
-    ValueError when there is nothing to measure (both tests at 0 tokens, reps < 1)."""
-    if n_prompt < 0 or n_gen < 0 or n_prompt + n_gen == 0 or reps < 1:
-        raise ValueError(f"nothing to measure: n_prompt {n_prompt}, n_gen {n_gen}, reps {reps}")
-    need = max(n_prompt, n_gen + 1)
+    """Run pp and tg (at each of `depths`) for one profile in one engine process; raises
+    BenchError on failure and ValueError when there is nothing to measure (both tests at 0
+    tokens, reps < 1, a negative depth)."""
+    depths = tuple(depths) or (0,)
+    if n_prompt < 0 or n_gen < 0 or n_prompt + n_gen == 0 or reps < 1 or min(depths) < 0:
+        raise ValueError(f"nothing to measure: n_prompt {n_prompt}, n_gen {n_gen}, reps {reps}, "
+                         f"depths {list(depths)}")  # fmt: skip
+    need = max(depths) + max(n_prompt, n_gen + 1)
     ctx = max(256, -(-need // 256) * 256)
     profile = dataclasses.replace(profile, ctx=ctx)
     engine = EngineProcess(
@@ -102,14 +106,15 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
     last_energy = None
     rows: list[BenchRow] = []
     loaded: Loaded | None = None
-    wanted = (n_prompt > 0) + (n_gen > 0)
+    wanted = ((n_prompt > 0) + (n_gen > 0)) * len(depths)
     deadline = time.monotonic() + timeout
     try:
         for ev in engine.events(timeout=max(1.0, deadline - time.monotonic())):
             if isinstance(ev, Loaded):
                 loaded = ev
                 last_energy = rapl.read() if rapl else None
-                engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps)
+                for depth in depths:  # queued: the worker runs them one after another
+                    engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps, n_depth=depth)
             elif isinstance(ev, Error):
                 raise BenchError(f"{profile.name} (threads {profile.threads}, ngl {profile.gpu_layers}, "
                                  f"numa {profile.numa}): {ev.message}")  # fmt: skip
@@ -187,7 +192,9 @@ def _row(
     cpu_mask = ",".join(map(str, plan.cpus)) if plan and plan.cpus is not None else ""
     return BenchRow(
         profile=profile.name, model_filename=loaded.model_path, model_size=loaded.model_bytes,
-        model_n_params=loaded.n_params, test=f"{ev.test}{n}", n_prompt=ev.n_prompt, n_gen=ev.n_gen,
+        model_n_params=loaded.n_params,
+        test=f"{ev.test}{n}" + (f" @ d{ev.n_depth}" if ev.n_depth else ""),  # llama-bench's name
+        n_prompt=ev.n_prompt, n_gen=ev.n_gen, n_depth=ev.n_depth,
         n_threads=ev.n_threads, n_gpu_layers=profile.gpu_layers, numa=profile.numa,
         memory_policy=profile.memory_policy, cpu_mask=cpu_mask, n_batch=profile.batch,
         n_ubatch=profile.ubatch, type_k=profile.cache_type_k, type_v=profile.cache_type_v,
@@ -200,16 +207,15 @@ def _row(
 
 def run_bench(profile: Profile, topology: Topology, *, threads: Sequence[int] = (),
               gpu_layers: Sequence[int] = (), numa: Sequence[str] = (), n_prompt: int = 512,
-              n_gen: int = 128, reps: int = 5,
+              n_gen: int = 128, reps: int = 5, depths: Sequence[int] = (0,),
               on_row: Callable[[BenchRow], None] | None = None) -> list[BenchRow]:  # fmt: skip
     """Every sweep point, in order; rows of the points that ran before a failure are kept in
     the BenchError's `rows` attribute."""
     rows: list[BenchRow] = []
     for variant in sweep_profiles(profile, threads=threads, gpu_layers=gpu_layers, numa=numa):
         try:
-            rows += bench_profile(
-                variant, topology, n_prompt=n_prompt, n_gen=n_gen, reps=reps, on_row=on_row
-            )
+            rows += bench_profile(variant, topology, n_prompt=n_prompt, n_gen=n_gen, reps=reps,
+                                  depths=depths, on_row=on_row)  # fmt: skip
         except BenchError as exc:
             exc.rows = rows  # type: ignore[attr-defined]
             raise

@@ -396,12 +396,12 @@ class EngineProcess:
             raise NotImplementedError(f"{what}: the {self.backend.name} engine answers over its "
                                       f"endpoint ({self.stats.url or 'not serving yet'})")  # fmt: skip
 
-    def bench(self, *, n_prompt: int = 512, n_gen: int = 128, reps: int = 5) -> int:
+    def bench(self, *, n_prompt: int = 512, n_gen: int = 128, reps: int = 5,
+              n_depth: int = 0) -> int:  # fmt: skip
         self._require_stdin_ops("bench")
         self._seq += 1
-        self._send(
-            {"op": "bench", "seq": self._seq, "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps}
-        )
+        self._send({"op": "bench", "seq": self._seq, "n_prompt": n_prompt, "n_gen": n_gen,
+                    "reps": reps, "n_depth": n_depth})  # fmt: skip
         return self._seq
 
     def request_placement(self) -> None:

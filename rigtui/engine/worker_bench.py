@@ -2,7 +2,8 @@
 
 Runs inside the worker child (it is handed the `llama_cpp.Llama` object; it never imports
 llama_cpp itself). pp: one batch-evaluated random prompt of n_prompt tokens; tg: n_gen
-single-token decodes from an empty context (what llama-bench's tg measures).
+single-token decodes from an empty context (what llama-bench's tg measures), or from a context
+already `n_depth` tokens deep (llama-bench's -d).
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ def bench(
         int(req.get("n_gen", 128)),
         int(req.get("reps", 5)),
     )
+    depth = max(0, int(req.get("n_depth", 0)))
     n_vocab = llm.n_vocab()
     rng = random.Random(1234)
-    need = max(n_prompt, n_gen + 1)
+    need = depth + max(n_prompt, n_gen + 1)
     if need > llm.n_ctx():
         emit(Error, message=f"bench needs a context of {need} tokens, the engine has {llm.n_ctx()}",
              kind="bad-request", hint="raise ctx")  # fmt: skip
         return
+    # llama-bench's -d: the context already holds `depth` tokens (a long chat, a document),
+    # written untimed in batches, so the test reads that much KV cache per token
+    prefix = [rng.randrange(n_vocab) for _ in range(depth)]
     for test, n in (("pp", n_prompt), ("tg", n_gen)):
         if n <= 0:
             continue
@@ -44,12 +49,15 @@ def bench(
                 return
             tokens = [rng.randrange(n_vocab) for _ in range(n)]
             llm.reset()
+            if prefix:
+                llm.eval([llm.token_bos(), *prefix[1:]])
             if test == "pp":
                 t0 = time.perf_counter()
                 llm.eval(tokens)
                 dt = time.perf_counter() - t0
             else:
-                llm.eval([llm.token_bos()])
+                if not prefix:
+                    llm.eval([llm.token_bos()])
                 t0 = time.perf_counter()
                 for tok in tokens:
                     llm.eval([tok])
@@ -58,4 +66,4 @@ def bench(
                 samples.append(dt)
         threads = cfg["plan"]["batch_threads" if test == "pp" else "threads"]
         emit(BenchResult, test=test, n_prompt=n if test == "pp" else 0, n_gen=n if test == "tg" else 0,
-             n_threads=threads, samples_s=tuple(samples))  # fmt: skip
+             n_threads=threads, samples_s=tuple(samples), n_depth=depth)  # fmt: skip

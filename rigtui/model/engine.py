@@ -189,6 +189,7 @@ class BenchResult(EngineEvent):
     n_gen: int
     n_threads: int
     samples_s: tuple[float, ...]
+    n_depth: int = 0  # tokens already in the context before the test (llama-bench's -d)
 
 
 @dataclass(frozen=True)
