@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from rigtui.engine.bench import BenchRow, _with_energy
 from rigtui.hostfs import HostFS
 from rigtui.probes.rapl import NEEDS_ROOT, Rapl
 
@@ -76,19 +75,45 @@ def test_no_powercap_and_a_root_only_counter_say_why(tmp_path, monkeypatch):
     assert rapl.read() is None and rapl.reason == NEEDS_ROOT and "CVE-2020-8694" in NEEDS_ROOT
 
 
-def test_bench_rows_carry_joules_and_tokens_per_joule(tmp_path):
-    root = _tree(tmp_path, XEON)
-    rapl = Rapl(HostFS(str(root)))
-    row = BenchRow(profile="p", model_filename="m", model_size=1, model_n_params=1, test="tg32",
-                   n_prompt=0, n_gen=32, n_threads=2, n_gpu_layers=0, numa="disabled",
-                   memory_policy="default", cpu_mask="", n_batch=512, n_ubatch=512, type_k="f16",
-                   type_v="f16", flash_attn=False, use_mmap=True, test_time="", samples_ts=(1.0,),
-                   avg_ts=1.0, stddev_ts=0.0, samples_ns=(1,), avg_ns=1, stddev_ns=0, load_s=None)  # fmt: skip
-    a = rapl.read()
-    _advance(root, "intel-rapl:0", 1_000_000 + 40_000_000)
-    _advance(root, "intel-rapl:1", 2_000_000 + 24_000_000)
-    got = _with_energy(row, rapl, a, rapl.read(), reps=2)
-    assert got.energy_j == pytest.approx(64.0) and got.tok_per_j == pytest.approx(1.0)  # 64 tok
-    assert got.energy.startswith("measured: RAPL via powercap")
-    unread = _with_energy(row, rapl, None, None, reps=2)
-    assert unread.tok_per_j is None and unread.energy
+def test_the_bench_meters_its_timed_repetitions(tmp_path, monkeypatch):
+    """The worker reads RAPL around each timed repetition (not the warm-up, not the depth
+    prefix): a fake model whose every decode costs 0.5 J of package energy gives 2 tok/J."""
+    from rigtui.engine import worker_bench
+    from rigtui.model.engine import BenchResult
+
+    root = _tree(tmp_path, {"intel-rapl:0": ("package-0", 0, 262_143_328_850)})
+    spent = {"uj": 0}
+
+    class FakeLlama:
+        def n_vocab(self):
+            return 100
+
+        def n_ctx(self):
+            return 512
+
+        def reset(self):
+            pass
+
+        def token_bos(self):
+            return 1
+
+        def eval(self, tokens):
+            spent["uj"] += 500_000 * len(tokens)
+            _advance(root, "intel-rapl:0", spent["uj"])
+
+    monkeypatch.setattr(worker_bench, "_rapl", lambda: Rapl(HostFS(str(root))))
+    got = []
+    worker_bench.bench(FakeLlama(), {"seq": 1, "n_prompt": 0, "n_gen": 8, "reps": 3, "n_depth": 64},
+                       {"plan": {"threads": 2, "batch_threads": 2}}, lambda seq: False,
+                       lambda cls, **kw: got.append((cls, kw)))  # fmt: skip
+    [(cls, ev)] = got
+    assert cls is BenchResult and ev["n_depth"] == 64
+    assert ev["energy_j"] == pytest.approx(3 * 8 * 0.5)  # 3 timed reps x 8 decodes x 0.5 J
+    assert ev["energy"].startswith("measured: RAPL via powercap (package-0)")
+    # no RAPL at all: no joules, and the reason for the CLI's one `# tok/J:` line
+    monkeypatch.setattr(worker_bench, "_rapl", lambda: Rapl(HostFS(str(tmp_path / "none"))))
+    got.clear()
+    worker_bench.bench(FakeLlama(), {"seq": 1, "n_prompt": 4, "n_gen": 0, "reps": 1},
+                       {"plan": {"threads": 2, "batch_threads": 2}}, lambda seq: False,
+                       lambda cls, **kw: got.append((cls, kw)))  # fmt: skip
+    assert got[0][1]["energy_j"] is None and "no RAPL package zone" in got[0][1]["energy"]

@@ -61,8 +61,8 @@ class BenchRow:
     # per NUMA node (numa_maps), and its compute threads' CPUs (/proc/self/task/*/status).
     model_bytes_per_node: dict[int, int] = field(default_factory=dict)
     cpus_allowed: str = ""
-    # RAPL energy over the test's window (its repetitions and what runs between them): the
-    # packages' (+ DRAM's where metered) joules, so idle cores and other processes count too
+    # RAPL energy over the timed repetitions (read by the worker around each): the packages'
+    # (+ DRAM's where metered) joules, so idle cores and other processes count too
     energy_j: float | None = None
     tok_per_j: float | None = None
     energy: str = ""  # what the joules are ("RAPL via powercap (package-0, dram)") or why none
@@ -102,8 +102,6 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         profile, instance=f"bench-{profile.name}", topology=topology, log_events=False
     )
     engine.start()
-    rapl = _rapl()
-    last_energy = None
     rows: list[BenchRow] = []
     loaded: Loaded | None = None
     wanted = ((n_prompt > 0) + (n_gen > 0)) * len(depths)
@@ -112,7 +110,6 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         for ev in engine.events(timeout=max(1.0, deadline - time.monotonic())):
             if isinstance(ev, Loaded):
                 loaded = ev
-                last_energy = rapl.read() if rapl else None
                 for depth in depths:  # queued: the worker runs them one after another
                     engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps, n_depth=depth)
             elif isinstance(ev, Error):
@@ -124,10 +121,7 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
                     f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})"
                 )
             elif isinstance(ev, BenchResult) and loaded is not None:
-                now = rapl.read() if rapl else None
-                row = _row(profile, engine, loaded, ev, topology)
-                rows.append(_with_energy(row, rapl, last_energy, now, reps))
-                last_energy = now
+                rows.append(_row(profile, engine, loaded, ev, topology))
                 if len(rows) == wanted:  # the weights are paged in: where did they land?
                     engine.request_placement()
             elif isinstance(ev, Placement) and len(rows) == wanted:
@@ -141,33 +135,6 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
         if on_row:
             on_row(row)
     return rows
-
-
-def _rapl() -> Any:
-    """The live machine's RAPL zones (tok/J in the rows), or None where there are none."""
-    from rigtui.hostfs import HostFS
-    from rigtui.probes.rapl import Rapl
-
-    try:
-        return Rapl(HostFS("/"))
-    except OSError:
-        return None
-
-
-def _with_energy(row: BenchRow, rapl: Any, a: Any, b: Any, reps: int) -> BenchRow:
-    if rapl is None:
-        return row
-    if a is None or b is None:
-        return dataclasses.replace(row, energy=rapl.reason or "RAPL unreadable")
-    used = rapl.joules(a, b)
-    if not used:
-        return dataclasses.replace(row, energy=rapl.reason or "RAPL counters incomplete")
-    joules = sum(used.values())
-    tokens = (row.n_prompt if row.test.startswith("pp") else row.n_gen) * reps
-    return dataclasses.replace(row, energy_j=round(joules, 3),
-                               tok_per_j=round(tokens / joules, 4) if joules > 0 else None,
-                               energy=f"measured: {rapl.describe()}, the whole package(s) over "
-                               "the test's repetitions")  # fmt: skip
 
 
 def _placed(row: BenchRow, pl: Placement) -> BenchRow:
@@ -202,6 +169,8 @@ def _row(
         test_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ev.t)),
         samples_ts=samples_ts, avg_ts=avg_ts, stddev_ts=sd_ts, samples_ns=samples_ns,
         avg_ns=int(avg_ns), stddev_ns=int(sd_ns), load_s=loaded.load_s, fingerprint=topology.fingerprint(),
+        energy_j=ev.energy_j, energy=ev.energy,
+        tok_per_j=round(n * len(ev.samples_s) / ev.energy_j, 4) if ev.energy_j else None,
     )  # fmt: skip
 
 

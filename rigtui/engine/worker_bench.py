@@ -40,10 +40,12 @@ def bench(
     # llama-bench's -d: the context already holds `depth` tokens (a long chat, a document),
     # written untimed in batches, so the test reads that much KV cache per token
     prefix = [rng.randrange(n_vocab) for _ in range(depth)]
+    rapl = _rapl()
     for test, n in (("pp", n_prompt), ("tg", n_gen)):
         if n <= 0:
             continue
         samples: list[float] = []
+        joules: float | None = 0.0 if rapl is not None and rapl.zones else None
         for rep in range(reps + 1):
             if cancelled(req["seq"]):
                 return
@@ -51,19 +53,39 @@ def bench(
             llm.reset()
             if prefix:
                 llm.eval([llm.token_bos(), *prefix[1:]])
+            if test == "tg" and not prefix:
+                llm.eval([llm.token_bos()])
+            e0 = rapl.read() if rapl is not None and rep > 0 else None
+            t0 = time.perf_counter()
             if test == "pp":
-                t0 = time.perf_counter()
                 llm.eval(tokens)
-                dt = time.perf_counter() - t0
             else:
-                if not prefix:
-                    llm.eval([llm.token_bos()])
-                t0 = time.perf_counter()
                 for tok in tokens:
                     llm.eval([tok])
-                dt = time.perf_counter() - t0
+            dt = time.perf_counter() - t0
             if rep > 0:  # rep 0 warms caches and pages the weights in
                 samples.append(dt)
+                joules = _add_joules(rapl, joules, e0)
         threads = cfg["plan"]["batch_threads" if test == "pp" else "threads"]
         emit(BenchResult, test=test, n_prompt=n if test == "pp" else 0, n_gen=n if test == "tg" else 0,
-             n_threads=threads, samples_s=tuple(samples), n_depth=depth)  # fmt: skip
+             n_threads=threads, samples_s=tuple(samples), n_depth=depth,
+             energy_j=round(joules, 4) if joules else None,
+             energy=(f"measured: {rapl.describe()}, the whole package(s) over the timed "
+                     "repetitions" if joules else (rapl.reason if rapl else "")) or "")  # fmt: skip
+
+
+def _rapl() -> Any:
+    """The machine's RAPL zones (tok/J in the rows); without any, their absence explained."""
+    from rigtui.hostfs import HostFS
+    from rigtui.probes.rapl import Rapl
+
+    return Rapl(HostFS("/"))  # no zones: `reason` says why, read() gives None
+
+
+def _add_joules(rapl: Any, total: float | None, e0: Any) -> float | None:
+    """`total` plus the joules since `e0`; None once a reading fails (no partial sums)."""
+    if rapl is None or total is None or e0 is None:
+        return None
+    e1 = rapl.read()
+    used = rapl.joules(e0, e1) if e1 is not None else None
+    return total + sum(used.values()) if used else None

@@ -190,6 +190,8 @@ class BenchResult(EngineEvent):
     n_threads: int
     samples_s: tuple[float, ...]
     n_depth: int = 0  # tokens already in the context before the test (llama-bench's -d)
+    energy_j: float | None = None  # RAPL joules over the timed repetitions (None: not metered)
+    energy: str = ""  # what the joules are, or why there are none
 
 
 @dataclass(frozen=True)
