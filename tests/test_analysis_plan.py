@@ -368,3 +368,33 @@ def test_the_tg_ceiling_of_a_fabric_capped_rig_uses_the_cap(demos):
     assert plan.predicted_tg_tok_s.value == pytest.approx(460.8e9 / plan.bytes_per_token.value)
     bound = make_plan(facts, top, n_ctx=512, nodes=(1,))
     assert bound.bandwidth_gbs.value == pytest.approx(230.4) and "4 CCDs" in bound.bandwidth_gbs.detail
+
+
+def test_use_case_verdicts_follow_the_guides_levels(demos):
+    """The guide's levels: interactive = prompt under 5 s and more than 10 tok/s; background =
+    all within 300 s; offline = within a night; and its four use cases at a plan's ceilings,
+    generation slower at depth (the KV cache read grows)."""
+    from rigtui.analysis.use_cases import USE_CASES, level, verdicts
+
+    assert level(4.9, 10.1, 30) == "interactive"
+    assert level(5.1, 50, 30) == "background" and level(1, 9, 299) == "background"
+    assert level(1, 5, 301) == "offline" and level(1, 0.01, 13 * 3600) == "non-viable"
+    assert level(None, 5, 5) == "unknown"
+    got = verdicts(1024.0, lambda depth: 20.0 - depth / 1000)  # slower the deeper
+    assert [u.id for u in got] == [u[0] for u in USE_CASES]
+    uc1 = got[0]
+    assert uc1.ttft_s == pytest.approx(1.0) and uc1.gen_tok_s == pytest.approx(20.0 - 1.032)
+    assert uc1.verdict == "interactive"
+    assert got[1].ttft_s == pytest.approx(4.0) and got[1].gen_tok_s < uc1.gen_tok_s
+    facts = read_gguf_facts(demos["f16"].path)
+    plan = make_plan(facts, epyc(), n_ctx=512)
+    ucs = {u.id: u for u in plan.use_cases}
+    assert set(ucs) == {"UC1", "UC2", "UC3", "UC4"}
+    known = [u for u in plan.use_cases if u.verdict != "unknown"]
+    assert known, plan.use_cases
+    for u in known:  # each verdict is the guide's level of its own figures
+        assert u.ttft_s == pytest.approx(u.prompt_tokens / plan.predicted_pp_tok_s.value)
+        assert u.gen_tok_s <= plan.predicted_tg_tok_s.value * 1.5
+        assert u.verdict == level(u.ttft_s, u.gen_tok_s, u.total_s)
+    too_long = [u for u in plan.use_cases if u.prompt_tokens + u.gen_tokens > facts.n_ctx_train]
+    assert all(u.verdict == "unknown" and "trained for" in u.basis for u in too_long)

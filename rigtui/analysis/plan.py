@@ -349,6 +349,24 @@ def make_plan(
     else:
         pp = Figure(None, "estimated", "CPU clock or core count unknown", "tok/s")
 
+    from rigtui.analysis.use_cases import verdicts
+
+    kv_cpu_share = 1.0 - (gpu_kv / kv_total if kv_total and fits_gpu else 0.0)
+
+    def tg_at(depth: int) -> float | None:
+        """Generation speed with `depth` tokens in the context: the KV read grows with it."""
+        if not tg.value:
+            return None
+        kv_d = sum(kv_bytes_per_layer(facts, depth, kv_type_k, kv_type_v)) if kv_layers else 0
+        if full_gpu:
+            return 1 / ((gpu_read - gpu_kv + kv_d) / gpu_read / tg.value) if gpu_read else None
+        if not bw.value:
+            return None
+        cpu_at = cpu_bytes - (kv_total - gpu_kv) + kv_d * kv_cpu_share
+        t = cpu_at / (bw.value * GB) + (t_gpu or 0.0)
+        return 1 / t if t > 0 else None
+
+    use_cases = verdicts(pp.value, tg_at, max_ctx=facts.n_ctx_train or None)
     suggestion = suggest_profile(facts, topology, ctx, cpu_need, max_ngl, kv_type_k)
     return Plan(
         model=facts, n_ctx=ctx, kv_type_k=kv_type_k, kv_type_v=kv_type_v,
@@ -363,7 +381,7 @@ def make_plan(
                                     "read per token)" + moe, "B"),
         bytes_per_token=Figure(bpt, "estimated", f"active weights {_gib(active)} + KV cache at "
                                f"{ctx} tokens {_gib(kv_total)} read once per token", "B"),
-        bandwidth_gbs=bw, predicted_tg_tok_s=tg, predicted_pp_tok_s=pp,
+        bandwidth_gbs=bw, predicted_tg_tok_s=tg, predicted_pp_tok_s=pp, use_cases=use_cases,
         fit={"nodes": node_fits, "gpus": fits_gpu, "cpu_bytes": cpu_need, "gpu_bytes": on_gpu,
              "max_n_gpu_layers": Figure(max_ngl, "estimated",
                                         ("free VRAM now (NVML)" if vram_free else "total VRAM")

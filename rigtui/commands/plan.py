@@ -314,6 +314,17 @@ def print_plan(plan) -> None:
     fig("memory bandwidth", plan.bandwidth_gbs, lambda v: f"{v:.1f} GB/s")
     fig("generation", plan.predicted_tg_tok_s, lambda v: f"{v:.1f} tok/s")
     fig("prompt", plan.predicted_pp_tok_s, lambda v: f"{v:.0f} tok/s")
+    if plan.use_cases:
+        con.print("\n[bold]Use cases[/] (the hardware guide's; at these ceilings, estimated)")
+        for u in plan.use_cases:
+            ttft = f"{u.ttft_s:.1f} s" if u.ttft_s is not None else "?"
+            gen = f"{u.gen_tok_s:.1f} tok/s" if u.gen_tok_s is not None else "?"
+            style = {"interactive": "green", "background": "yellow", "offline": "yellow",
+                     "non-viable": "red"}.get(u.verdict, "dim")  # fmt: skip
+            con.print(f"  {u.id} {u.prompt_tokens:>5} in / {u.gen_tokens:<5} out  prompt {ttft:>8}"
+                      f"  gen {gen:>12}  [{style}]{u.verdict}[/]  [dim]{escape(u.what)}[/]")  # fmt: skip
+            if u.basis != "estimated":
+                con.print(f"      [dim]{escape(u.basis)}[/]")
     sugg = {k: v for k, v in plan.suggested_profile.items() if k != "reasons" and v is not None}
     # One `key = value` per line, as a profile file spells it, so the block can be pasted.
     con.print("\n[bold]Suggested profile[/] (profile TOML)")

@@ -242,3 +242,5 @@ class Plan:
     extra: Mapping[str, Any] = field(default_factory=_ro)
     # override_tensors / n_cpu_moe: what each pattern took (rigtui.analysis.tensor_overrides)
     tensor_overrides: tuple[Any, ...] = ()
+    # the hardware guide's use cases at these ceilings (rigtui.analysis.use_cases)
+    use_cases: tuple[Any, ...] = ()
