@@ -141,7 +141,7 @@ async def test_checks_are_given_the_running_engines_model(fixture_root):
         assert await until(pilot, lambda: selected_stats(app).state is EngineState.READY)
         await pilot.press("c")
         assert await until(pilot, lambda: bool(calls))
-        assert calls[-1] == {"model_path": "/m.gguf", "profile_threads": 2}
+        assert calls[-1] == {"model_path": "/m.gguf", "profile_threads": 2, "profile": "first"}
         summary = _text(app.screen.query_one("#checks-summary", Static))
         assert "/m.gguf" in summary
 

@@ -136,14 +136,24 @@ def _checks(fs: Any) -> Callable[[Any], list[Any]] | None:
         return None
 
     def run(
-        topology: Any, *, model_path: str | None = None, profile_threads: int | None = None
+        topology: Any, *, model_path: str | None = None, profile_threads: int | None = None,
+        profile: str | None = None,
     ) -> list[Any]:
         info, offload, reason = engine_facts(fs.is_live)
+        loaded = None
+        if profile:  # the running engine's profile: numa_mode judges what it runs
+            try:
+                from rigtui.profiles import load_profile
+
+                loaded = load_profile(profile, topology=topology)
+            except Exception:  # noqa: BLE001 - a profile edited since the launch: judge without
+                loaded = None
         ctx = build_context(
             fs,
             model_path=model_path,
             model_source="the running engine" if model_path else None,
             profile_threads=profile_threads,
+            profile=loaded,
             engine_system_info=info,
             engine_gpu_offload=offload,
             engine_reason=reason,

@@ -55,8 +55,8 @@ class ChecksScreen(RigScreen):
         self._run()
 
     def model_context(self) -> dict[str, Any]:
-        """The selected running engine's model and threads, so `free_memory` and
-        `model_page_cache` judge the model in use instead of saying "no model given"."""
+        """The selected running engine's model, threads and profile, so `free_memory`,
+        `model_page_cache` and `numa_mode` judge what runs instead of saying "no model given"."""
         inst = self.rig.current
         if inst is None or not inst.started or not inst.active:
             inst = next((i for i in self.rig.board.running() if i.started), None)
@@ -69,6 +69,8 @@ class ChecksScreen(RigScreen):
         kw: dict[str, Any] = {"model_path": path}
         if isinstance(threads, int):
             kw["profile_threads"] = threads
+        if inst.profile:
+            kw["profile"] = inst.profile  # what it runs: the NUMA-mode verdict judges it
         return kw
 
     @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
