@@ -84,6 +84,9 @@ class ChecksScreen(RigScreen):
         self.post_message(ChecksReady(checks))
 
     def on_checks_ready(self, msg: ChecksReady) -> None:
+        if not msg.error and self.model_context() != self._model_kw:
+            self.action_rerun()  # the engine loaded (or stopped) while they ran: judge that
+            return
         summary = self.query_one("#checks-summary", Static)
         if msg.error:
             summary.update(f"[$error]checks failed: {escape(msg.error)}[/]")
