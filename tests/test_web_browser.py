@@ -57,16 +57,20 @@ class Tab:
 
 
 async def _settled(tab: Tab, seconds: float = 30.0, differs_from: bytes | None = None) -> bytes:
-    """A screenshot once two in a row agree (the app drew and stopped) and show more than an
-    empty page (a loaded machine can take longer than 2 s to draw the first screen: CI once
-    settled on the blank page), and differ from `differs_from` when given."""
+    """A screenshot once two in a row agree (the app drew and stopped), or four in a row were
+    drawn (live figures keep changing), showing more than an empty page (a loaded machine can
+    take longer than 2 s to draw the first screen: CI once settled on the blank page), and
+    differing from `differs_from` when given."""
     deadline = time.monotonic() + seconds
     last = b""
+    streak = 0  # drawn shots in a row: a live dashboard redraws its figures every second, so
+    # on a loaded machine two shots in a row may never agree (CI: "the page never settled")
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
         shot = await tab.screenshot()
-        drawn = len(shot) > BLANK_PNG_BYTES
-        if shot == last and drawn and (differs_from is None or shot != differs_from):
+        drawn = len(shot) > BLANK_PNG_BYTES and (differs_from is None or shot != differs_from)
+        streak = streak + 1 if drawn else 0
+        if drawn and (shot == last or streak >= 4):
             return shot
         last = shot
     raise AssertionError("the page never settled")
