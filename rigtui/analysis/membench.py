@@ -75,16 +75,18 @@ class _Buffer:
         pages.libc().munmap(ctypes.c_void_p(self.addr), self.size)
 
 
+def _sampled_nodes(buf: _Buffer) -> list[int]:
+    """The node of 64 pages spread over `buf` (move_pages; raises OSError)."""
+    npg = buf.size // pages.PAGE_SIZE
+    step = max(1, npg // 64)
+    return pages.node_of_pages([buf.addr + i * pages.PAGE_SIZE for i in range(0, npg, step)])
+
+
 def _placement_ok(bufs: Sequence[_Buffer], want: Sequence[int | None]) -> bool | None:
     """Sample 64 pages of each buffer with move_pages: all on the node bound to?"""
     try:
         for buf, node in zip(bufs, want, strict=True):
-            if node is None:
-                continue
-            npg = buf.size // pages.PAGE_SIZE
-            step = max(1, npg // 64)
-            addrs = [buf.addr + i * pages.PAGE_SIZE for i in range(0, npg, step)]
-            if any(s != node for s in pages.node_of_pages(addrs)):
+            if node is not None and any(s != node for s in _sampled_nodes(buf)):
                 return False
         return True
     except OSError:
@@ -94,12 +96,7 @@ def _placement_ok(bufs: Sequence[_Buffer], want: Sequence[int | None]) -> bool |
 def _interleave_ok(bufs: Sequence[_Buffer], nodes: Sequence[int]) -> bool | None:
     """Sample 64 pages of each buffer: only on `nodes`, and on every one of them?"""
     try:
-        seen: set[int] = set()
-        for buf in bufs:
-            npg = buf.size // pages.PAGE_SIZE
-            step = max(1, npg // 64)
-            seen.update(pages.node_of_pages([buf.addr + i * pages.PAGE_SIZE
-                                             for i in range(0, npg, step)]))  # fmt: skip
+        seen = {s for buf in bufs for s in _sampled_nodes(buf)}
         return seen == set(nodes)
     except OSError:
         return None
