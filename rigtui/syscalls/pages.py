@@ -133,6 +133,14 @@ class FilePagePlacement:
         return min(self.resident_pages * self.page_size, self.file_bytes)
 
 
+def _map_readonly(fd: int, size: int, what: str) -> int:
+    """A shared read-only mapping of `size` bytes of `fd` (munmap it); OSError says `what`."""
+    addr = libc().mmap(None, size, _PROT_READ, _MAP_SHARED, fd, 0)
+    if addr is None or addr == _MAP_FAILED:
+        raise _oserror(what)
+    return int(addr)
+
+
 def file_page_placement(
     path: str | os.PathLike[str], *, max_pages: int = 262144
 ) -> FilePagePlacement:
@@ -146,12 +154,10 @@ def file_page_placement(
         size = os.fstat(fd).st_size
         if size == 0:
             return FilePagePlacement(path_s, 0, PAGE_SIZE, 0, 0, 0, False)
-        lib = libc()
-        addr = lib.mmap(None, size, _PROT_READ, _MAP_SHARED, fd, 0)
-        if addr is None or addr == _MAP_FAILED:
-            raise _oserror(f"mmap {path_s}")
+        addr = _map_readonly(fd, size, f"mmap {path_s}")
     finally:
         os.close(fd)
+    lib = libc()
     try:
         vec = resident_vector(addr, size)
         resident = [i for i, b in enumerate(vec) if b & 1]
@@ -194,15 +200,12 @@ def _cached_bytes_of_fd(fd: int) -> int:
     size = os.fstat(fd).st_size
     if size == 0:
         return 0
-    lib = libc()
-    addr = lib.mmap(None, size, _PROT_READ, _MAP_SHARED, fd, 0)
-    if addr is None or addr == _MAP_FAILED:
-        raise _oserror("mmap")
+    addr = _map_readonly(fd, size, "mmap")
     try:
         vec = resident_vector(addr, size)
         return min(sum(b & 1 for b in vec) * PAGE_SIZE, size)
     finally:
-        lib.munmap(ctypes.c_void_p(addr), size)
+        libc().munmap(ctypes.c_void_p(addr), size)
 
 
 def file_cached_bytes(path: str | os.PathLike[str]) -> int:
