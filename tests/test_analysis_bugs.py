@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import epyc
 
-from rigtui.analysis.plan import _bandwidth
+from rigtui.analysis.plan import cpu_bandwidth as _bandwidth
 
 
 def test_bound_nodes_get_their_share_of_the_socket_bandwidth_under_nps4():

@@ -146,7 +146,7 @@ def test_matrix_notes_flag_a_cell_far_below_its_row_and_give_remote_local_ratios
 
 
 def test_plan_uses_the_interleaved_figure_for_one_model_over_every_node(live):
-    from rigtui.analysis.plan import _bandwidth
+    from rigtui.analysis.plan import cpu_bandwidth as _bandwidth
     from rigtui.model.analysis import MemBandwidth, MemBenchResult
 
     def bw(label, cn, mn, gbs):

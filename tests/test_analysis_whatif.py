@@ -139,3 +139,21 @@ def test_cli_what_if_json_text_and_exit_codes():
                 ["--bits", "4", "--platform", "EPYC 9004"]):  # fmt: skip
         r = _cli(*bad)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, bad
+
+
+def test_this_machine_is_sized_with_the_figure_plan_uses():
+    """One model over every node: the interleaved `bench mem` run, not the all-local sum."""
+    from analysis_helpers import epyc
+
+    from rigtui.model.analysis import MemBandwidth, MemBenchResult
+
+    def bw(label, nodes, gbs):
+        return MemBandwidth(label, nodes, nodes, 8, 1, gbs, None, None, None, True)
+
+    top = epyc()
+    res = MemBenchResult(0.0, "c", top.fingerprint(), (), (), (), bw("machine", (0, 1), 800.0),
+                         interleaved=bw("interleaved", (0, 1), 330.0))  # fmt: skip
+    fig, rig, _ = rig_bandwidth(topology=top, membench=res)
+    assert fig.value == 330.0 and fig.basis == "measured" and rig.startswith("this machine")
+    theo, _, _ = rig_bandwidth(topology=top)
+    assert theo.value == pytest.approx(921.6)

@@ -32,6 +32,7 @@ from rigtui.model.topology import Topology
 # Re-exported: callers import the sizes from here too.
 __all__ = [
     "CUDA_RESERVE", "KV_TYPE_SIZES", "PlanError", "active_weight_bytes", "bytes_per_token",
+    "cpu_bandwidth",
     "compute_buffer_estimate", "free_vram", "gpu_fits", "kv_bytes_per_layer", "kv_row_bytes",
     "make_plan", "max_gpu_layers", "suggest_profile",
 ]  # fmt: skip
@@ -90,7 +91,7 @@ def _fabric_capped(mem: Any, socks: Any) -> str:
     return f", capped by the fabric: {mem.fabric.note}"
 
 
-def _bandwidth(
+def cpu_bandwidth(
     topology: Topology, membench: MemBenchResult | None, nodes: Sequence[int] | None
 ) -> Figure:
     """Bandwidth the CPU side reads weights with: measured (bench cache) else theoretical."""
@@ -293,7 +294,7 @@ def make_plan(
             )
     max_ngl = max_gpu_layers(facts, topology, kv_layers, compute, tensor_split, vram_free)
 
-    bw = _bandwidth(topology, membench, nodes)
+    bw = cpu_bandwidth(topology, membench, nodes)
     full_gpu = bool(fits_gpu) and off > n_layer
     cpu_bytes = bpt - (gpu_weight + gpu_kv if fits_gpu else 0)
     # what a token reads on the GPUs (their layers' active share + their KV), GPU after GPU

@@ -1,8 +1,8 @@
 """`rigtui plan --params 405e9 --bits 6 ...`: size a model on a rig before either exists.
 
 No GGUF: the weights are params x bits / 8 and a token reads the active ones once (a dense
-model: all of them; a MoE: `--active-params`). The rig is this machine (the probe, and its
-`bench mem` figure when one is cached), a platform from rigtui's table (`--platform "EPYC 9004"
+model: all of them; a MoE: `--active-params`). The rig is this machine (the figure `plan MODEL.gguf`
+reads with: its `bench mem` run when cached, else the probe's), a platform from rigtui's table (`--platform "EPYC 9004"
 --sockets 2`, optionally `--ccds N` for the AMD fabric cap), or raw channels (`--channels 24
 --mts 4800`); GPUs come from a table of VRAM and memory bandwidth (`--gpu "RTX 4090 x2"`).
 
@@ -179,19 +179,11 @@ def rig_bandwidth(*, topology: Topology | None = None, membench: MemBenchResult 
         return Figure(round(sockets * per, 3), "estimated", detail, "GB/s"), rig, notes
     if topology is None:
         raise WhatIfError("no rig: give --platform, --channels/--mts, or run on the machine")
+    from rigtui.analysis.plan import cpu_bandwidth  # what `plan MODEL.gguf` reads with
+
     name = topology.cpu.model_name or "this machine"
     rig = f"this machine ({name}, {len(topology.sockets)} socket(s))"
-    if membench is not None and membench.machine and membench.machine.read_gbs:
-        return (Figure(membench.machine.read_gbs, "measured",
-                       f"rigtui bench mem read, whole machine ({membench.kernel})", "GB/s"), rig, notes)  # fmt: skip
-    mem = topology.memory
-    if mem.theoretical_bandwidth_gbs:
-        basis = "estimated" if "platform" in mem.source or "fabric" in mem.limited_by.values() else "read"
-        return (Figure(mem.theoretical_bandwidth_gbs, basis,
-                       f"theoretical ({mem.source}); run `rigtui bench mem` to measure", "GB/s"),
-                rig, notes)  # fmt: skip
-    return (Figure(None, "estimated", "memory bandwidth unknown: run `rigtui bench mem`, or size "
-                   "a platform (--platform, --channels/--mts)", "GB/s"), rig, notes)  # fmt: skip
+    return cpu_bandwidth(topology, membench, None), rig, notes
 
 
 def what_if(*, params: float, bits: float, active_params: float | None = None,
@@ -216,8 +208,8 @@ def what_if(*, params: float, bits: float, active_params: float | None = None,
     vram = sum(u for _, u, _ in usable)
     bw = bandwidth.value
 
-    def tok_s(seconds: float | None, detail: str, ok: bool = True) -> Figure:
-        if seconds is None or not ok or seconds <= 0:
+    def tok_s(seconds: float | None, detail: str) -> Figure:
+        if seconds is None or seconds <= 0:
             return Figure(None, "estimated", detail, "tok/s")
         return Figure(1 / seconds, "estimated", detail, "tok/s")
 
