@@ -75,40 +75,40 @@ def _on_tmpfs(path) -> bool:
     return fstype in ("tmpfs", "ramfs")
 
 
-def test_evict_file_drops_one_files_pages_without_root(tmp_path):
-    """drop_caches_first without root: posix_fadvise(DONTNEED) empties the model's page cache,
-    which the next load then faults in under the memory policy."""
+def _cached_file(path, size: int):
+    """A file of `size` random bytes, written to disk and read back (so it is in the page
+    cache); skips where the directory is tmpfs, whose pages cannot be dropped."""
     import os
 
-    from rigtui.syscalls.pages import evict_file, file_cached_bytes
-
-    if _on_tmpfs(tmp_path):
+    if _on_tmpfs(path.parent):
         pytest.skip("tmpfs pages cannot be dropped")
-    model = tmp_path / "model.bin"
-    model.write_bytes(os.urandom(8 << 20))
-    with open(model, "rb") as f:
+    path.write_bytes(os.urandom(size))
+    with open(path, "rb") as f:
         os.fsync(f.fileno())
         while f.read(1 << 20):
             pass
+    return path
+
+
+def test_evict_file_drops_one_files_pages_without_root(tmp_path):
+    """drop_caches_first without root: posix_fadvise(DONTNEED) empties the model's page cache,
+    which the next load then faults in under the memory policy."""
+
+    from rigtui.syscalls.pages import evict_file, file_cached_bytes
+
+    model = _cached_file(tmp_path / "model.bin", 8 << 20)
     assert file_cached_bytes(model) >= 4 << 20  # written and read: cached
     before, after = evict_file(model)
     assert before >= 4 << 20 and after == 0 and file_cached_bytes(model) == 0
 
 
 def test_apply_policy_evicts_the_model_file_when_asked(tmp_path):
-    import os
 
     from rigtui.engine.worker import apply_policy
     from rigtui.model.engine import PolicyApplied
     from rigtui.syscalls.pages import file_cached_bytes
 
-    if _on_tmpfs(tmp_path):
-        pytest.skip("tmpfs pages cannot be dropped")
-    model = tmp_path / "m.gguf"
-    model.write_bytes(os.urandom(4 << 20))
-    with open(model, "rb") as f:
-        os.fsync(f.fileno())
-        f.read()
+    model = _cached_file(tmp_path / "m.gguf", 4 << 20)
     events = []
     apply_policy({"plan": {"memory_policy": "default"}, "drop_caches_first": True,
                   "model_path": str(model)}, lambda cls, **kw: events.append((cls, kw)))  # fmt: skip
