@@ -26,7 +26,20 @@ SYSINFO_AVX512 = (
     "BMI2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | LLAMAFILE = 1 | OPENMP = 1 | "
 )
 SYSINFO_AVX2 = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | "
+def _two_node_bench():
+    from rigtui.model.analysis import LatencyCell, MemBandwidth, MemBenchResult
+
+    def bw(c, m, gbs):
+        return MemBandwidth(f"{c}->{m}", (c,), (m,), 4, 1, gbs, None, None, None, True)
+
+    return MemBenchResult(0.0, "c", {}, (bw(0, 0, 400.0), bw(1, 1, 400.0)), (),
+                          (bw(0, 1, 190.0), bw(1, 0, 190.0)), None,
+                          latency=tuple(LatencyCell(c, m, 0, 110.0 if c == m else 200.0, 1, 1)
+                                        for c in (0, 1) for m in (0, 1)))  # fmt: skip
+
+
 GOOD_CTX = CheckContext(
+    membench=_two_node_bench(),
     engine_system_info=SYSINFO_AVX512,
     engine_gpu_offload=True,
     model_path="/m.gguf",
@@ -129,6 +142,39 @@ def test_a_profile_names_the_nodes_it_confines_its_model_to():
     assert profile_nodes(SimpleNamespace(nodes=(), memory_policy="interleave", memory_nodes=(0, 1))) is None
     assert profile_nodes(SimpleNamespace(nodes=(1,), memory_policy="default", memory_nodes=())) == (1,)
     assert profile_nodes(SimpleNamespace(nodes=(), memory_policy="bind", memory_nodes=(0,))) == (0,)
+
+
+def test_memory_links_from_the_measured_matrices():
+    """The cached bench's matrices: a pair far off its row warns with its cause; a clean matrix
+    passes with the latency spread; no measurement is unknown with the command that measures."""
+    from rigtui.model.analysis import LatencyCell, MemBandwidth, MemBenchResult
+
+    top = epyc(cores_per_socket=8, nodes_per_socket=2)
+
+    def bw(c, m, gbs):
+        return MemBandwidth(f"{c}->{m}", (c,), (m,), 1, 1, gbs, None, None, None, True)
+
+    def result(slow=None):
+        cells = [bw(c, m, 40.0 if (c, m) == slow else 94.0)
+                 for c in range(4) for m in range(4) if c != m]  # fmt: skip
+        lat = [LatencyCell(c, m, 0, 130.7 if c == m else 449.2, 1 << 28, 1)
+               for c in range(4) for m in range(4)]  # fmt: skip
+        return MemBenchResult(0.0, "c", {}, tuple(bw(k, k, 180.0) for k in range(4)), (),
+                              tuple(cells), None, latency=tuple(lat))  # fmt: skip
+
+    def run(res, live=True):
+        return {c.id: c for c in run_checks(top, CheckContext(live=live, membench=res))}[
+            "memory_links"]
+
+    ok = run(result())
+    assert ok.status == "pass" and "latency 131-131 ns local, 449-449 ns remote" in ok.summary
+    bad = run(result(slow=(0, 2)))
+    assert bad.status == "warn" and bad.summary.startswith("1 node pair(s) far off their row")
+    assert any("node 0 -> node 2 reads 40.0" in e.value and "xGMI" in e.value for e in bad.evidence)
+    assert run(None).status == "unknown" and "rigtui bench mem" in run(None).fix
+    assert "captured tree" in run(None, live=False).summary
+    one = epyc(sockets=1)
+    assert {c.id: c for c in run_checks(one)}["memory_links"].status == "pass"
 
 
 def test_numa_balancing():

@@ -44,6 +44,27 @@ def test_kernels_compute_the_right_values(kind):
     assert (c == 7.5).all()
     words = np.arange(n, dtype=np.uint64)
     assert kern.read(words.ctypes.data, n) == n * (n - 1) // 2
+    kern.copy(a.ctypes.data, b.ctypes.data, n)  # read:write 1:1
+    assert np.array_equal(a, b)
+    assert kern.can_chase is (kind == "c")
+
+
+def test_chain_is_one_random_cycle_through_every_line():
+    """The latency chain visits every 64 B line once before it comes back (Sattolo), in an order
+    no stride prefetcher follows."""
+    kern = load_kernel("c")
+    n_lines = 4099
+    buf = np.zeros(n_lines * 8, dtype=np.uint64)
+    base = buf.ctypes.data
+    kern.chain(base, n_lines, 12345)
+    seen, p = [], base
+    for _ in range(n_lines):
+        seen.append((p - base) // 64)
+        p = kern.chase(p, 1)
+    assert p == base and sorted(seen) == list(range(n_lines))  # one cycle, every line
+    steps = np.diff(seen)
+    assert len(set(steps.tolist())) > n_lines // 2  # not a fixed stride
+    assert kern.chase(base, n_lines) == base and kern.chase(base, 7) == base + 64 * seen[7]
 
 
 def test_compile_is_cached_per_source(tmp_path):
@@ -71,8 +92,28 @@ def test_bench_runs_for_real_here(live, kind):
             ]
         )
     assert res.fingerprint == live.fingerprint()
+    assert res.nodes[0].copy_gbs and res.nodes[0].copy_gbs > 0.5
     if len(live.nodes) == 1:
         assert res.machine.note and "one NUMA node" in res.machine.note and not res.matrix
+        assert res.machine.copy_gbs == res.nodes[0].copy_gbs
+
+
+def test_latency_matrix_for_real_here(live):
+    res = run_membench(live, bytes_per_thread=8 * MiB, reps=1, latency_bytes=32 * MiB,
+                       latency_seconds=0.05)  # fmt: skip
+    mem = [n.id for n in live.nodes if n.mem_total_bytes]
+    cpu = sorted(b.cpu_nodes[0] for b in res.nodes)
+    assert sorted((c.cpu_node, c.mem_node) for c in res.latency) == [(c, m) for c in cpu for m in mem]
+    for cell in res.latency:
+        # DRAM behind 32 MiB of random lines: slower than any cache, faster than a disk
+        assert 20 < cell.ns < 20_000, cell
+        assert cell.bytes == 32 * MiB and cell.hops >= 40_000
+        assert cell.cpu in live.node(cell.cpu_node).cpus
+    assert "32 MiB" in res.latency_note and res.latency_ns(cpu[0], mem[0]) == res.latency[0].ns
+    numpy = run_membench(live, bytes_per_thread=8 * MiB, reps=1, kernel=load_kernel("numpy"))
+    assert numpy.latency == () and "cannot chase pointers" in numpy.latency_note
+    none = run_membench(live, bytes_per_thread=8 * MiB, reps=1, latency=False)
+    assert none.latency == () and none.latency_note is None
 
 
 def test_bench_binds_and_places_pages_on_each_node(live):
@@ -128,7 +169,7 @@ def test_plan_runs_on_multi_node_shapes():
 
 def test_matrix_notes_flag_a_cell_far_below_its_row_and_give_remote_local_ratios():
     """The notes' MLC SNC3 matrix: two cells at 28 and 45 GB/s among ~94 GB/s peers."""
-    from rigtui.analysis.membench import _matrix_notes
+    from rigtui.analysis.membench_notes import matrix_notes as _matrix_notes
     from rigtui.model.analysis import MemBandwidth
 
     def bw(c, m, gbs):
@@ -143,6 +184,34 @@ def test_matrix_notes_flag_a_cell_far_below_its_row_and_give_remote_local_ratios
     assert len(flagged) == 2 and flagged[0].startswith("node 0 -> node 4 reads 28.0 GB/s")
     assert "node 1 -> node 5 reads 45.0" in flagged[1] and "DIMMs missing" in flagged[1]
     assert notes[-1].startswith("remote:local read: 0->1 0.52, ") and "0->4 0.16" in notes[-1]
+
+
+def test_latency_notes_flag_a_slow_pair_and_name_the_likely_cause():
+    """MLC's latency matrix on the notes' 2 x 6980P: 130.7 ns local, ~449 ns remote; one pair far
+    slower than its row's others names the link, a node short of memory its DIMMs."""
+    from rigtui.analysis.membench_notes import latency_notes as _latency_notes
+    from rigtui.analysis.membench_notes import link_cause as _link_cause
+    from rigtui.model.analysis import LatencyCell
+
+    top = epyc(cores_per_socket=8, nodes_per_socket=2)  # 4 nodes: 0, 1 on socket 0; 2, 3 on 1
+
+    def grid(slow):
+        return [LatencyCell(c, m, 0, slow.get((c, m), 130.7 if c == m else 449.2), 1 << 28, 1)
+                for c in range(4) for m in range(4)]  # fmt: skip
+
+    notes = _latency_notes(grid({(0, 3): 900.0}), top)
+    flagged = [n for n in notes if "far above" in n]
+    assert len(flagged) == 1 and flagged[0].startswith("node 0 -> node 3 takes 900 ns")
+    assert "xGMI" in flagged[0]  # an AMD part across sockets: the socket link
+    assert notes[-1].startswith("remote:local latency: 0->1 3.44, ") and "0->3 6.89" in notes[-1]
+    assert _latency_notes(grid({}), top) == [notes[-1].replace("0->3 6.89", "0->3 3.44")]
+    intel = replace(top, cpu=replace(top.cpu, vendor="GenuineIntel"))
+    assert "UPI" in _link_cause(intel, 0, 2)
+    assert "inside socket 0" in _link_cause(top, 0, 1)  # two nodes of one socket
+    short = replace(top, nodes=tuple(replace(n, mem_total_bytes=64 * GiB) if n.id == 3 else n
+                                     for n in top.nodes))  # fmt: skip
+    assert _link_cause(short, 0, 3).startswith("node 3 holds 64 GiB where the other nodes hold ~192")
+    assert "DIMMs missing" in _link_cause(None, 0, 3)
 
 
 def test_plan_uses_the_interleaved_figure_for_one_model_over_every_node(live):
@@ -164,7 +233,9 @@ def test_plan_uses_the_interleaved_figure_for_one_model_over_every_node(live):
 
 
 def test_cache_round_trip_keyed_by_fingerprint(live, tmp_path):
-    res = run_membench(live, bytes_per_thread=8 * MiB, reps=1)
+    res = run_membench(live, bytes_per_thread=8 * MiB, reps=1, latency_bytes=16 * MiB,
+                       latency_seconds=0.02)  # fmt: skip
+    assert res.latency and res.nodes[0].copy_gbs
     save_membench(res, tmp_path)
     back = load_cached_membench(live, tmp_path)
     assert back == res
@@ -193,11 +264,19 @@ def test_cli_bench_mem(tmp_path, live):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     node = data["nodes"][0]
-    assert {"read_gbs", "triad_gbs", "theoretical_gbs", "read_pct"} <= set(node)
+    assert {"read_gbs", "triad_gbs", "copy_gbs", "theoretical_gbs", "read_pct"} <= set(node)
     assert data["machine"]["read_gbs"] > 0 and "matrix" in data
+    assert data["latency"] and all(c["ns"] > 0 for c in data["latency"])
     assert load_cached_membench(live, tmp_path / "rigtui") is not None
-    text = _cli("bench", "mem", "--size", "16", "--reps", "1", "--no-cache", cache=tmp_path)
+    text = _cli("bench", "mem", "--size", "16", "--reps", "1", "--no-cache", "--latency-size",
+                "16", cache=tmp_path)  # fmt: skip
     assert text.returncode == 0 and "read" in text.stdout and "triad" in text.stdout
+    assert "copy" in text.stdout and "idle latency matrix ns" in text.stdout
+    assert "in 16 MiB per memory node" in text.stdout
+    quick = _cli("bench", "mem", "--size", "16", "--reps", "1", "--no-cache", "--no-latency",
+                 "--json", cache=tmp_path)  # fmt: skip
+    assert quick.returncode == 0 and json.loads(quick.stdout)["latency"] == []
+    assert _cli("bench", "mem", "--latency-size", "0", cache=tmp_path).returncode == 2
     root = _cli("bench", "mem", "--root", "/tmp", cache=tmp_path)
     assert root.returncode == 2 and "captured tree" in root.stderr
     assert _cli("bench", "mem", "--reps", "0", cache=tmp_path).returncode == 2

@@ -24,7 +24,7 @@ from ui_helpers import (
 
 from rigtui.commands.tui import _checks
 from rigtui.hostfs import HostFS
-from rigtui.model.analysis import MemBandwidth, MemBenchResult
+from rigtui.model.analysis import LatencyCell, MemBandwidth, MemBenchResult
 from rigtui.ui.app import RigApp
 from rigtui.ui.services import Services
 
@@ -52,9 +52,11 @@ memory_policy = "bind"
 def _membench() -> MemBenchResult:
     def bw(label: str, c: tuple[int, ...], m: tuple[int, ...], read: float) -> MemBandwidth:
         theory = 51.2 * len(set(c))
-        return MemBandwidth(
-            label, c, m, 4, 2**27, read, read * 0.85, theory, "test: 4 ch DDR4-1600"
-        )
+        return MemBandwidth(label, c, m, 4, 2**27, read, read * 0.85, theory,
+                            "test: 4 ch DDR4-1600", copy_gbs=read * 0.7)  # fmt: skip
+
+    lat = tuple(LatencyCell(c, m, 0, 92.4 if c == m else 141.8, 2**28, 10**6)
+                for c in (0, 1) for m in (0, 1))  # fmt: skip
 
     return MemBenchResult(
         t=0.0, kernel="c:cc -O3", fingerprint={},
@@ -63,6 +65,9 @@ def _membench() -> MemBenchResult:
         matrix=(bw("0->0", (0,), (0,), 38.5), bw("0->1", (0,), (1,), 21.2),
                 bw("1->0", (1,), (0,), 20.8), bw("1->1", (1,), (1,), 37.9)),
         machine=bw("machine", (0, 1), (0, 1), 75.1), seconds=12.5,
+        interleaved=bw("interleaved", (0, 1), (0, 1), 52.3), latency=lat,
+        latency_note="idle latency: one thread chasing a random cycle of 64 B lines in 256 MiB "
+                     "per memory node, ns per load",
     )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ CHECKS: tuple[tuple[str, Runner], ...] = (
     ("dimm_speed", lambda t, c: mem.dimm_speed(t)),
     ("memory_fabric", lambda t, c: mem.memory_fabric(t)),
     ("numa_mode", mem.numa_mode),
+    ("memory_links", mem.memory_links),
     ("numa_balancing", lambda t, c: mem.numa_balancing(t)),
     ("transparent_hugepages", lambda t, c: mem.transparent_hugepages(t)),
     ("cpu_governor", lambda t, c: sysc.cpu_governor(t)),

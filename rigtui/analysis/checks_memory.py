@@ -1,7 +1,8 @@
-"""Checks about the memory system: channels and DIMM speeds, NUMA layout and balancing, THP.
+"""Checks about the memory system: channels and DIMM speeds, NUMA layout and balancing, THP, and
+the links between nodes as `rigtui bench mem` measured them.
 
 Inputs come from the probed Topology (SMBIOS type 17 via the memory probe, `numactl -H`'s files,
-/sys/kernel/mm/transparent_hugepage, /proc/sys/kernel/numa_balancing).
+/sys/kernel/mm/transparent_hugepage, /proc/sys/kernel/numa_balancing) and the cached bench.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rigtui.analysis.checks_common import (
     gib,
     reason,
 )
+from rigtui.analysis.membench_notes import latency_notes, matrix_notes
 from rigtui.model.analysis import Check, CheckContext
 from rigtui.model.topology import Topology
 
@@ -219,6 +221,43 @@ def numa_mode(top: Topology, ctx: CheckContext | None = None) -> Check:
     if problem:
         return check(cid, title, "warn", f"{summary}: {problem}", ev, why, fix)
     return check(cid, title, "pass", f"{summary}: {verdict}", ev, why)
+
+
+def memory_links(top: Topology, ctx: CheckContext | None = None) -> Check:
+    """The node x node read and latency matrices of the cached `rigtui bench mem`: a pair far
+    off its row is a link (xGMI/UPI width or speed, a die-to-die path) or a node short of DIMMs."""
+    title, cid = "Links between NUMA nodes (measured)", "memory_links"
+    why = ("A model interleaved or spread over nodes reads across the links between them every "
+           "token: one slow pair (a narrow xGMI/UPI link, a node short of DIMMs) holds back "
+           "every thread that waits on it at the next barrier.")  # fmt: skip
+    ctx = ctx or CheckContext()
+    nodes_with_cpus = [n for n in top.nodes if n.cpus]
+    if len(top.nodes) < 2:
+        return check(cid, title, "pass", "one NUMA node: no links between nodes",
+                     [(F_NODES, f"{len(top.nodes)} node(s)")], why)  # fmt: skip
+    res = ctx.membench
+    if res is None or not (res.matrix or res.latency):
+        live = "" if ctx.live else " (a captured tree: it measures the live machine only)"
+        return check(cid, title, "unknown", f"not measured{live}",
+                     [(F_NODES, f"{len(top.nodes)} nodes, {len(nodes_with_cpus)} with CPUs")],
+                     why, "`rigtui bench mem` measures the read and latency matrices "
+                     "(a minute or two; the TUI's Bench screen: b, then m)")  # fmt: skip
+    notes = matrix_notes(res.nodes, res.matrix, top) + latency_notes(res.latency, top)
+    flagged = [n for n in notes if "far below" in n or "far above" in n]
+    ev: list[tuple[str, object]] = [("rigtui bench mem", n) for n in notes]
+    local = [c.ns for c in res.latency if c.cpu_node == c.mem_node and c.ns]
+    remote = [c.ns for c in res.latency if c.cpu_node != c.mem_node and c.ns]
+    parts = [f"{len(res.matrix)} remote read cells"] if res.matrix else []
+    if local and remote:
+        parts.append(f"latency {min(local):.0f}-{max(local):.0f} ns local, "
+                     f"{min(remote):.0f}-{max(remote):.0f} ns remote")  # fmt: skip
+    if flagged:
+        return check(cid, title, "warn", f"{len(flagged)} node pair(s) far off their row: "
+                     + flagged[0].split(":")[0], ev, why,
+                     "look at the cause named for each pair: the BIOS's xGMI/UPI link settings, "
+                     "the DIMMs of the node named (`rigtui probe`), then `rigtui bench mem` "
+                     "again")  # fmt: skip
+    return check(cid, title, "pass", "no node pair far off its row: " + ", ".join(parts), ev, why)
 
 
 def _profile_scope_text(ctx: CheckContext) -> str:

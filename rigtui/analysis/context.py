@@ -62,9 +62,16 @@ def build_context(
     engine_gpu_offload: bool | None = None,
     engine_reason: str | None = None,
     server_build: Mapping[str, Any] | None = None,
+    topology: Any = None,
 ) -> CheckContext:
-    """A CheckContext for `fs` (live when its root is "/")."""
+    """A CheckContext for `fs` (live when its root is "/"); with the live machine's `topology`,
+    its cached `rigtui bench mem` result too."""
     live = fs.is_live
+    membench = None
+    if live and topology is not None:
+        from rigtui.analysis.membench_cache import load_cached_membench
+
+        membench = load_cached_membench(topology)
     some, full = parse_psi(fs.read_text("proc/pressure/memory")) if live else (None, None)
     model_bytes = per_node = None
     page_reason: str | None = None
@@ -95,4 +102,5 @@ def build_context(
         psi_memory_some_avg10=some,
         psi_memory_full_avg10=full,
         is_root=(os.geteuid() == 0) if live else None,
+        membench=membench,
     )

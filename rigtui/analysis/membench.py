@@ -1,13 +1,18 @@
 """`rigtui bench mem`: memory bandwidth per NUMA node, per socket, the local/remote matrix and the
-whole machine, beside the theoretical figure from the probe.
+whole machine, beside the theoretical figure from the probe; and the idle-latency matrix.
 
 How a run works (Intel MLC's method, STREAM's arithmetic): one Python thread per physical core of
 the CPU node(s), each pinned to its CPU (`sched_setaffinity(0)` pins the calling thread), binds
 its memory policy to the memory node (`set_mempolicy(MPOL_BIND)`), first-touches its own arrays
 (so the pages land there; `move_pages` confirms it) and then all threads run the kernel together
 between barriers. A rep's bandwidth is bytes moved by all threads / (last finish - first start);
-the best rep counts, as in STREAM. Read moves 8 B per element; triad 24 B (STREAM's count, no
-write-allocate). Shell equivalent: `numactl --cpunodebind=N --membind=M stream`, `mlc --bandwidth_matrix`.
+the best rep counts, as in STREAM. Three read:write mixes: read 1:0 (8 B per element), triad 2:1
+(24 B) and copy 1:1 (16 B), STREAM's counts (no write-allocate). Shell equivalent:
+`numactl --cpunodebind=N --membind=M stream`, `mlc --bandwidth_matrix`.
+
+Latency (`mlc --latency_matrix`): per memory node, one buffer well past the L3 is bound there and
+chained into one random cycle of its cache lines; a thread on each CPU node then follows the chain
+alone, every load waiting for the one before, and ns per load is the idle latency.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
+from rigtui.analysis.membench_notes import latency_notes, matrix_notes
 from rigtui.analysis.membw_kernel import Kernel, load_kernel
-from rigtui.model.analysis import MemBandwidth, MemBenchResult
+from rigtui.model.analysis import LatencyCell, MemBandwidth, MemBenchResult
 from rigtui.model.topology import Topology
 from rigtui.syscalls import numa, pages
 
@@ -28,6 +35,8 @@ GB = 1e9
 MiB = 1 << 20
 Progress = Callable[[int, int, str], None]  # (step done, steps, what is running)
 _MADV_HUGEPAGE = 14  # include/uapi/asm-generic/mman-common.h
+MIXES = ("read", "triad", "copy")  # read:write 1:0, 2:1, 1:1
+LINE = 64  # bytes per link of the latency chain: one cache line
 
 
 class MemBenchError(Exception):
@@ -42,7 +51,7 @@ class RunSpec:
     cpu_nodes: tuple[int, ...]
     mem_nodes: tuple[int, ...]
     bytes_per_thread: int
-    ops: tuple[str, ...]  # "read", "triad"
+    ops: tuple[str, ...]  # "read", "triad", "copy"
     theoretical_gbs: float | None
     theoretical_basis: str | None
     note: str | None = None
@@ -142,6 +151,8 @@ def run_one(
             t0 = time.perf_counter()
             if key[0] == "read":
                 kernel.read(a, 3 * n)
+            elif key[0] == "copy":
+                kernel.copy(a, b, n)
             else:
                 kernel.triad(a, b, c, 3.0, n)
             t1 = time.perf_counter()
@@ -184,8 +195,96 @@ def run_one(
         label=spec.label, cpu_nodes=spec.cpu_nodes, mem_nodes=spec.mem_nodes, threads=nthreads,
         bytes_per_thread=3 * n * 8, read_gbs=best("read", 24), triad_gbs=best("triad", 24),
         theoretical_gbs=spec.theoretical_gbs, theoretical_basis=spec.theoretical_basis,
-        placement_ok=placement, note=spec.note,
+        placement_ok=placement, note=spec.note, copy_gbs=best("copy", 16),
     )  # fmt: skip
+
+
+# -- idle latency ----------------------------------------------------------------------------
+def _pinned(cpu: int, fn: Callable[[], Any]) -> Any:
+    """fn() in a new thread pinned to `cpu` (the caller's own affinity is left alone)."""
+    box: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            box.append((True, fn()))
+        except BaseException as exc:  # raised again on the caller's thread
+            box.append((False, exc))
+
+    t = threading.Thread(target=target, name=f"membench-cpu{cpu}", daemon=True)
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _chase_ns(kernel: Kernel, start: int, n_lines: int, seconds: float) -> tuple[float, int]:
+    """(ns per load, loads timed): a warm-up stretch, then chunks of the chain until `seconds`."""
+    chunk = 20_000
+    p = kernel.chase(start, min(n_lines, 4 * chunk))  # TLB and page walks warmed
+    hops = 0
+    t0 = time.perf_counter()
+    while True:
+        p = kernel.chase(p, chunk)
+        hops += chunk
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds and hops >= 2 * chunk:
+            return elapsed / hops * 1e9, hops
+
+
+def measure_latency(
+    kernel: Kernel, mem_node: int, chain_cpu: int, chase_cpus: Mapping[int, int], size: int,
+    *, bind: bool = True, huge_pages: bool = True, seconds: float = 0.25,
+) -> list[LatencyCell]:  # fmt: skip
+    """One chain of `size` bytes bound to `mem_node` (built from `chain_cpu`, near it), chased
+    from each CPU node's CPU in `chase_cpus` (node -> cpu) in turn, alone."""
+    n_lines = max(1024, size // LINE)
+    n = n_lines * LINE // 24 + 1  # _Buffer's three arrays of doubles cover the lines
+
+    def build() -> _Buffer:
+        if bind:
+            numa.set_mempolicy("bind", [mem_node])
+        try:
+            buf = _Buffer(n, huge_pages)
+            try:
+                kernel.chain(buf.addr, n_lines, 0x9E3779B97F4A7C15 ^ mem_node)
+            except BaseException:
+                buf.close()
+                raise
+            return buf
+        finally:
+            if bind:
+                numa.set_mempolicy("default")
+
+    buf = _pinned(chain_cpu, build)
+    try:
+        placed = _placement_ok([buf], [mem_node]) if bind else None
+        out = []
+        for cpu_node, cpu in sorted(chase_cpus.items()):
+            ns, hops = _pinned(cpu, lambda c=cpu: _chase_ns(kernel, buf.addr, n_lines, seconds))
+            out.append(LatencyCell(cpu_node, mem_node, cpu, round(ns, 2), n_lines * LINE, hops,
+                                   placed))  # fmt: skip
+        return out
+    finally:
+        buf.close()
+
+
+def _distance(top: Topology, a: int, b: int) -> int:
+    node = top.node(a)
+    return (node.distances.get(b, 255) if node else 255) if a != b else 0
+
+
+def default_latency_bytes(top: Topology) -> int:
+    """The chain: 4x the largest L3 and at least 256 MiB (so nearly every load misses the
+    caches), at most a quarter of the smallest node's free memory."""
+    l3 = max((d.size_bytes or 0 for d in top.l3_domains), default=0)
+    size = max(256 * MiB, 4 * l3)
+    frees = [n.mem_free_bytes for n in top.nodes if n.mem_free_bytes]
+    if frees:
+        size = min(size, min(frees) // 4)
+    return max(16 * MiB, size)
 
 
 # -- planning the runs -----------------------------------------------------------------------
@@ -271,7 +370,7 @@ def plan_runs(
             note = f"node {nid} has no memory: its CPUs read node {local[nid]} (nearest)"
             notes.append(note)
         theo, basis = _node_theoretical(top, local[nid])
-        per_node.append(spec(f"node {nid}", [nid], local, ("read", "triad"), theo, basis, note))
+        per_node.append(spec(f"node {nid}", [nid], local, MIXES, theo, basis, note))
 
     sockets: list[RunSpec] = []
     for sock in top.sockets:
@@ -283,7 +382,7 @@ def plan_runs(
                     f"socket {sock.id}",
                     nids,
                     local,
-                    ("read", "triad"),
+                    MIXES,
                     theo,
                     top.memory.source if theo else None,
                 )
@@ -306,7 +405,7 @@ def plan_runs(
         # one model interleaved over the nodes (memory_policy = "interleave"): on two sockets
         # half of every thread's reads cross the socket link
         inter = spec("interleaved", sorted(threads), {n: None for n in threads},
-                     ("read", "triad"), top.memory.theoretical_bandwidth_gbs,
+                     MIXES, top.memory.theoretical_bandwidth_gbs,
                      top.memory.source if top.memory.theoretical_bandwidth_gbs else None,
                      f"memory interleaved over nodes {','.join(map(str, cpu_mem))}")  # fmt: skip
         extra.append(replace(inter, interleave=tuple(cpu_mem), mem_nodes=tuple(cpu_mem)))
@@ -331,38 +430,11 @@ def plan_runs(
             "machine",
             sorted(threads),
             local,
-            ("read", "triad"),
+            MIXES,
             theo,
             top.memory.source if theo else None,
         )
     return per_node, sockets, cells, machine, notes, extra
-
-
-def _matrix_notes(nodes: Sequence[MemBandwidth], cells: Sequence[MemBandwidth]) -> list[str]:
-    """Remote:local per cell, and the cells far below their row's other remote cells (MLC's SNC
-    matrices show two such cells among their peers: a narrow or slow link, or a node with
-    missing DIMMs)."""
-    local = {b.cpu_nodes[0]: b.read_gbs for b in nodes if len(b.cpu_nodes) == 1 and b.read_gbs}
-    out: list[str] = []
-    rows: dict[int, list[MemBandwidth]] = {}
-    for c in cells:
-        rows.setdefault(c.cpu_nodes[0], []).append(c)
-    for cn, row in sorted(rows.items()):
-        peers = sorted(c.read_gbs for c in row if c.read_gbs)
-        for c in row:
-            if not c.read_gbs:
-                continue
-            others = [v for v in peers if v != c.read_gbs] or peers
-            median = others[len(others) // 2]
-            if len(row) > 2 and c.read_gbs < 0.6 * median:
-                out.append(f"node {cn} -> node {c.mem_nodes[0]} reads {c.read_gbs:.1f} GB/s, "
-                           f"far below the row's other remote cells (~{median:.1f}): a narrow "
-                           "or slow link between them, or DIMMs missing on that node")  # fmt: skip
-    ratios = [f"{c.cpu_nodes[0]}->{c.mem_nodes[0]} {c.read_gbs / local[c.cpu_nodes[0]]:.2f}"
-              for c in cells if c.read_gbs and local.get(c.cpu_nodes[0])]  # fmt: skip
-    if ratios:
-        out.append("remote:local read: " + ", ".join(ratios))
-    return out
 
 
 def default_bytes_per_thread(top: Topology, threads: int) -> int:
@@ -387,9 +459,13 @@ def run_membench(
     kernel: Kernel | None = None,
     progress: Progress | None = None,
     huge_pages: bool = True,
+    latency: bool = True,
+    latency_bytes: int | None = None,
+    latency_seconds: float = 0.25,
 ) -> MemBenchResult:
     """Measure the live machine described by `top`. Raises MemBenchError with a clear reason.
-    `huge_pages`: ask for 2 MiB pages (MADV_HUGEPAGE), the hardware's figure without TLB misses."""
+    `huge_pages`: ask for 2 MiB pages (MADV_HUGEPAGE), the hardware's figure without TLB misses.
+    `latency`: also the idle-latency matrix (a chain of `latency_bytes` per memory node)."""
     started = time.time()
     kernel = kernel or load_kernel()
     probe_threads = max((len(top.first_thread_per_core(n.cpus)) for n in top.nodes), default=1)
@@ -400,7 +476,14 @@ def run_membench(
         top, size, threads_per_node, matrix
     )
     bind = len(top.nodes) > 1  # one node: nothing to bind, and set_mempolicy may be blocked
-    steps = len(per_node) + len(per_socket) + len(cells) + (1 if machine else 0) + len(extra)
+    chase_cpus = {s.cpu_nodes[0]: s.cpus[0] for s in per_node}
+    mem_nodes = [n.id for n in top.nodes if (n.mem_total_bytes or 0) > 0] if latency else []
+    latency_note = None
+    if latency and not kernel.can_chase:
+        latency_note = f"no latency matrix: the {kernel.name} kernel cannot chase pointers"
+        mem_nodes = []
+    steps = (len(per_node) + len(per_socket) + len(cells) + (1 if machine else 0) + len(extra)
+             + len(mem_nodes))  # fmt: skip
     done = 0
 
     def go(s: RunSpec) -> MemBandwidth:
@@ -418,7 +501,22 @@ def run_membench(
     matrix_out = tuple(go(s) for s in cells)
     machine_out = go(machine) if machine else None
     extra_out = {s.label: go(s) for s in extra}
-    notes += _matrix_notes(nodes, matrix_out)
+    lat: list[LatencyCell] = []
+    lat_size = latency_bytes or default_latency_bytes(top)
+    for mn in mem_nodes:
+        if progress:
+            progress(done, steps, f"latency -> node {mn}")
+        near = min(chase_cpus, key=lambda cn: (_distance(top, cn, mn), cn))
+        lat += measure_latency(kernel, mn, chase_cpus[near], chase_cpus, lat_size, bind=bind,
+                               huge_pages=huge_pages, seconds=latency_seconds)  # fmt: skip
+        done += 1
+        if progress:
+            progress(done, steps, f"latency -> node {mn}")
+    if lat:
+        latency_note = (f"idle latency: one thread chasing a random cycle of 64 B lines in "
+                        f"{lat_size / MiB:.0f} MiB per memory node, ns per load")  # fmt: skip
+    notes += matrix_notes(nodes, matrix_out, top)
+    notes += latency_notes(lat, top)
     if machine_out is None and len(nodes) == 1:
         only = nodes[0]
         theo = top.memory.theoretical_bandwidth_gbs
@@ -434,6 +532,7 @@ def run_membench(
             top.memory.source if theo else None,
             only.placement_ok,
             "one NUMA node: the machine figure is the node figure",
+            copy_gbs=only.copy_gbs,
         )
     return MemBenchResult(
         t=started,
@@ -447,4 +546,6 @@ def run_membench(
         seconds=time.time() - started,
         interleaved=extra_out.get("interleaved"),
         cross_socket=extra_out.get("cross-socket"),
+        latency=tuple(lat),
+        latency_note=latency_note,
     )

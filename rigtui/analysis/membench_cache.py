@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rigtui.analysis.membw_kernel import cache_dir
-from rigtui.model.analysis import MemBandwidth, MemBenchResult
+from rigtui.model.analysis import LatencyCell, MemBandwidth, MemBenchResult
 from rigtui.model.common import to_jsonable
 from rigtui.model.topology import Topology
 
@@ -38,7 +38,15 @@ def bandwidth_from_json(obj: dict[str, Any]) -> MemBandwidth:
         bytes_per_thread=int(obj["bytes_per_thread"]), read_gbs=obj.get("read_gbs"),
         triad_gbs=obj.get("triad_gbs"), theoretical_gbs=obj.get("theoretical_gbs"),
         theoretical_basis=obj.get("theoretical_basis"), placement_ok=obj.get("placement_ok"),
-        note=obj.get("note"),
+        note=obj.get("note"), copy_gbs=obj.get("copy_gbs"),
+    )  # fmt: skip
+
+
+def latency_from_json(obj: dict[str, Any]) -> LatencyCell:
+    return LatencyCell(
+        cpu_node=int(obj["cpu_node"]), mem_node=int(obj["mem_node"]), cpu=int(obj["cpu"]),
+        ns=obj.get("ns"), bytes=int(obj["bytes"]), hops=int(obj["hops"]),
+        placement_ok=obj.get("placement_ok"),
     )  # fmt: skip
 
 
@@ -54,6 +62,8 @@ def membench_from_json(obj: dict[str, Any]) -> MemBenchResult:
         notes=tuple(obj.get("notes", [])), seconds=obj.get("seconds"),
         interleaved=bandwidth_from_json(obj["interleaved"]) if obj.get("interleaved") else None,
         cross_socket=bandwidth_from_json(obj["cross_socket"]) if obj.get("cross_socket") else None,
+        latency=tuple(latency_from_json(c) for c in obj.get("latency", [])),
+        latency_note=obj.get("latency_note"),
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The memory-bandwidth kernels of `rigtui bench mem`: a read reduction and a STREAM triad.
+"""The memory kernels of `rigtui bench mem`: a read reduction, STREAM's triad and copy (the
+read:write mixes 1:0, 2:1 and 1:1) and a pointer chase (idle latency).
 
 A tiny C file compiled on first use with `cc -O3 -march=native -shared` into the user cache dir
 (`$XDG_CACHE_HOME/rigtui/`, else ~/.cache/rigtui/), loaded with ctypes and called from pinned
@@ -42,6 +43,32 @@ void rig_triad(double *restrict a, const double *restrict b, const double *restr
     for (size_t i = 0; i < n; i++) a[i] = b[i] + s * c[i];
 }
 
+/* STREAM copy: a = b (16 bytes per element: one read, one write). */
+void rig_copy(double *restrict a, const double *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = b[i];
+}
+
+/* The chase's chain: one random cycle through the buffer's 64-byte lines (Sattolo's shuffle),
+   the first word of each line holding the address of the next. Every load then depends on the
+   one before and no prefetcher can guess the next line: MLC's idle-latency method. */
+void rig_chain(uint64_t *a, size_t n_lines, uint64_t seed) {
+    const size_t w = 8;
+    for (size_t i = 0; i < n_lines; i++) a[i * w] = i;
+    uint64_t x = seed | 1;
+    for (size_t i = n_lines - 1; i > 0; i--) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        size_t j = (size_t)(x % i);
+        uint64_t t = a[i * w]; a[i * w] = a[j * w]; a[j * w] = t;
+    }
+    for (size_t i = 0; i < n_lines; i++) a[i * w] = (uint64_t)(uintptr_t)(a + a[i * w] * w);
+}
+
+/* Follow the chain `hops` times from `p`; returns where it stopped (the next call's start). */
+uint64_t rig_chase(const uint64_t *p, size_t hops) {
+    for (size_t i = 0; i < hops; i++) p = (const uint64_t *)(uintptr_t)*p;
+    return (uint64_t)(uintptr_t)p;
+}
+
 /* First touch: allocates the pages under the calling thread's memory policy. */
 void rig_fill(double *restrict a, size_t n, double v) {
     for (size_t i = 0; i < n; i++) a[i] = v;
@@ -71,6 +98,18 @@ class Kernel:
     def fill(self, addr: int, n: int, value: float) -> None:
         raise NotImplementedError
 
+    def copy(self, a: int, b: int, n: int) -> None:
+        raise NotImplementedError
+
+    # the pointer chase; a kernel without it (numpy) has can_chase False
+    can_chase = False
+
+    def chain(self, addr: int, n_lines: int, seed: int) -> None:
+        raise NotImplementedError
+
+    def chase(self, start: int, hops: int) -> int:
+        raise NotImplementedError
+
 
 class CKernel(Kernel):
     def __init__(self, lib: ctypes.CDLL, name: str) -> None:
@@ -90,6 +129,17 @@ class CKernel(Kernel):
         self._fill = lib.rig_fill
         self._fill.restype = None
         self._fill.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_double]
+        self._copy = lib.rig_copy
+        self._copy.restype = None
+        self._copy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        self._chain = lib.rig_chain
+        self._chain.restype = None
+        self._chain.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64]
+        self._chase = lib.rig_chase
+        self._chase.restype = ctypes.c_uint64
+        self._chase.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+    can_chase = True
 
     def read(self, addr: int, n_words: int) -> int:
         return int(self._read(addr, n_words))
@@ -99,6 +149,15 @@ class CKernel(Kernel):
 
     def fill(self, addr: int, n: int, value: float) -> None:
         self._fill(addr, n, value)
+
+    def copy(self, a: int, b: int, n: int) -> None:
+        self._copy(a, b, n)
+
+    def chain(self, addr: int, n_lines: int, seed: int) -> None:
+        self._chain(addr, n_lines, seed)
+
+    def chase(self, start: int, hops: int) -> int:
+        return int(self._chase(start, hops))
 
 
 class NumpyKernel(Kernel):
@@ -122,6 +181,9 @@ class NumpyKernel(Kernel):
 
     def fill(self, addr: int, n: int, value: float) -> None:
         self._view(addr, n, ctypes.c_double).fill(value)
+
+    def copy(self, a: int, b: int, n: int) -> None:
+        self._np.copyto(self._view(a, n, ctypes.c_double), self._view(b, n, ctypes.c_double))
 
 
 def _compiler() -> str | None:

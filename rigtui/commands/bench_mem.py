@@ -30,6 +30,11 @@ def register(subparsers) -> None:
         "--threads", type=int, metavar="N", help="threads per node (default: one per physical core)"
     )
     p.add_argument("--no-matrix", action="store_true", help="skip the local/remote matrix")
+    p.add_argument("--no-latency", action="store_true", help="skip the idle-latency matrix")
+    p.add_argument(
+        "--latency-size", metavar="MiB", type=int,
+        help="the latency chain's buffer per memory node in MiB (default: 4x the L3, at least 256)",
+    )  # fmt: skip
     p.add_argument(
         "--kernel",
         choices=("c", "numpy"),
@@ -60,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         args.reps < 1
         or (args.size is not None and args.size < 1)
         or (args.threads is not None and args.threads < 1)
+        or (args.latency_size is not None and args.latency_size < 1)
     ):
-        err("--reps, --size and --threads take positive numbers")
+        err("--reps, --size, --latency-size and --threads take positive numbers")
         return EXIT_USAGE
     topology = detect_topology(fs)
     kernel = load_kernel(args.kernel)
@@ -83,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_membench(
             topology, bytes_per_thread=args.size * (1 << 20) if args.size else None,
             reps=args.reps, threads_per_node=args.threads, matrix=not args.no_matrix,
-            kernel=kernel, progress=progress,
+            kernel=kernel, progress=progress, latency=not args.no_latency,
+            latency_bytes=args.latency_size * (1 << 20) if args.latency_size else None,
         )  # fmt: skip
     except (MemBenchError, OSError, ValueError) as exc:
         if show:
@@ -113,35 +120,45 @@ def _pct(b) -> str:
     return f"you get {pct:.0f}% of {b.theoretical_gbs:.1f} GB/s{of}" if pct is not None else ""
 
 
+def _g(v: float | None) -> str:
+    return f"{v:7.1f}" if v is not None else "      -"
+
+
 def print_result(result) -> None:
-    print(f"kernel: {result.kernel}; best of the repetitions; GB/s = 1e9 bytes/s")
+    print(f"kernel: {result.kernel}; best of the repetitions; GB/s = 1e9 bytes/s; "
+          "read:write read 1:0, triad 2:1, copy 1:1")  # fmt: skip
     rows = [*result.nodes, *result.sockets]
     if result.machine is not None:
         rows.append(result.machine)
     rows += [b for b in (result.interleaved, result.cross_socket) if b is not None]
     for b in rows:
-        triad = f"{b.triad_gbs:7.1f}" if b.triad_gbs is not None else "      -"
-        read = f"{b.read_gbs:7.1f}" if b.read_gbs is not None else "      -"
         placed = {True: "", False: " (pages NOT where asked)", None: ""}[b.placement_ok]
         pct = _pct(b) if b.label != "cross-socket" else "the socket link, both ways at once"
-        print(f"  {b.label:<12} read {read}  triad {triad}  {b.threads:3d} threads  {pct}{placed}")
+        print(f"  {b.label:<12} read {_g(b.read_gbs)}  triad {_g(b.triad_gbs)}  copy "
+              f"{_g(b.copy_gbs)}  {b.threads:3d} threads  {pct}{placed}")  # fmt: skip
         if b.note:
             print(f"             {b.note}")
     if result.matrix:
         cpu_nodes = sorted({c for b in result.nodes for c in b.cpu_nodes})
         mem_nodes = sorted({m for b in (*result.nodes, *result.matrix) for m in b.mem_nodes})
         print("  read matrix GB/s (rows: CPUs of node, columns: memory of node)")
-        print("           " + "".join(f"{'node ' + str(m):>10}" for m in mem_nodes))
-        for c in cpu_nodes:
-            cells = []
-            for m in mem_nodes:
-                b = result.cell(c, m)
-                if b is None:
-                    nb = result.node(c)
-                    b = nb if nb is not None and nb.mem_nodes == (m,) else None
-                cells.append(f"{b.read_gbs:10.1f}" if b and b.read_gbs else f"{'-':>10}")
-            print(f"  node {c:<4}" + "".join(cells))
+        _grid(cpu_nodes, mem_nodes, lambda c, m: getattr(result.read_cell(c, m), "read_gbs", None))
+    if result.latency:
+        cpu_nodes = sorted({c.cpu_node for c in result.latency})
+        mem_nodes = sorted({c.mem_node for c in result.latency})
+        moved = " (pages NOT where asked)" if any(c.placement_ok is False for c in result.latency) else ""
+        print(f"  idle latency matrix ns (rows: CPUs of node, columns: memory of node){moved}")
+        _grid(cpu_nodes, mem_nodes, result.latency_ns)
+    if result.latency_note:
+        print(f"  {result.latency_note}")
     for n in result.notes:
         print(f"  note: {n}")
     if result.seconds is not None:
         print(f"  ({result.seconds:.1f} s)")
+
+
+def _grid(rows, cols, value) -> None:
+    print("           " + "".join(f"{'node ' + str(m):>10}" for m in cols))
+    for c in rows:
+        cells = [value(c, m) for m in cols]
+        print(f"  node {c:<4}" + "".join(f"{v:10.1f}" if v else f"{'-':>10}" for v in cells))

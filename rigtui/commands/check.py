@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         engine_gpu_offload=offload,
         engine_reason=reason,
         server_build=server,
+        topology=topology,
     )
     checks = run_checks(topology, ctx, only=args.only)
     if args.json:

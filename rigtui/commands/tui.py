@@ -157,6 +157,7 @@ def _checks(fs: Any) -> Callable[[Any], list[Any]] | None:
             engine_system_info=info,
             engine_gpu_offload=offload,
             engine_reason=reason,
+            topology=topology,
         )
         return list(run_checks(topology, ctx))
 

@@ -72,6 +72,7 @@ class CheckContext:
     psi_memory_some_avg10: float | None = None  # /proc/pressure/memory "some avg10"
     psi_memory_full_avg10: float | None = None
     is_root: bool | None = None  # effective uid 0 (perf and resctrl need it or caps)
+    membench: MemBenchResult | None = None  # the cached `rigtui bench mem` of this machine
 
 
 # -- memory bandwidth --------------------------------------------------------------------------
@@ -90,6 +91,8 @@ class MemBandwidth:
     theoretical_basis: str | None  # "smbios: 12 channels x DDR5-4800 per socket / 4 nodes"
     placement_ok: bool | None = None  # move_pages confirmed the buffers sit on mem_nodes
     note: str | None = None
+    # STREAM copy, a = b: the 1:1 read:write mix (read is 1:0, triad 2:1); 16 B per element
+    copy_gbs: float | None = None
 
     __json_extra__ = ("read_pct", "triad_pct")
 
@@ -104,6 +107,21 @@ class MemBandwidth:
         if self.triad_gbs is None or not self.theoretical_gbs:
             return None
         return 100.0 * self.triad_gbs / self.theoretical_gbs
+
+
+@dataclass(frozen=True)
+class LatencyCell:
+    """Idle load-to-use latency from the CPUs of `cpu_node` to the memory of `mem_node`: one
+    thread chasing pointers through a random cycle of the buffer's cache lines, so each load
+    waits for the one before (MLC --latency_matrix's method)."""
+
+    cpu_node: int
+    mem_node: int
+    cpu: int  # the CPU the chase ran on
+    ns: float | None  # nanoseconds per load
+    bytes: int  # the chain's buffer (well past the L3, so the loads go to DRAM)
+    hops: int  # loads timed
+    placement_ok: bool | None = None  # move_pages: the chain's pages sit on mem_node
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,9 @@ class MemBenchResult:
     interleaved: MemBandwidth | None = None
     # every node's threads reading a node of another socket, all at once: the socket link
     cross_socket: MemBandwidth | None = None
+    # idle latency, cpu node x memory node (the diagonal included); () when not measured
+    latency: tuple[LatencyCell, ...] = ()
+    latency_note: str | None = None  # why there is no latency matrix, or how it was measured
 
     def node(self, node_id: int) -> MemBandwidth | None:
         return next((b for b in self.nodes if b.cpu_nodes == (node_id,)), None)
@@ -133,6 +154,18 @@ class MemBenchResult:
             (b for b in self.matrix if b.cpu_nodes == (cpu_node,) and b.mem_nodes == (mem_node,)),
             None,
         )
+
+    def read_cell(self, cpu_node: int, mem_node: int) -> MemBandwidth | None:
+        """The matrix cell, or on the diagonal the node's own local run."""
+        cell = self.cell(cpu_node, mem_node)
+        if cell is None:
+            own = self.node(cpu_node)
+            cell = own if own is not None and own.mem_nodes == (mem_node,) else None
+        return cell
+
+    def latency_ns(self, cpu_node: int, mem_node: int) -> float | None:
+        return next((c.ns for c in self.latency
+                     if c.cpu_node == cpu_node and c.mem_node == mem_node), None)  # fmt: skip
 
 
 # -- GGUF facts and plans ----------------------------------------------------------------------

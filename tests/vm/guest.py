@@ -163,7 +163,7 @@ def scenario_tmpfs(work: Path) -> None:
 
 def scenario_bench_mem(work: Path) -> None:
     r = rigtui("bench", "mem", "--json", "--size", "8", "--reps", "1", "--threads", "1",
-               "--no-cache", "--kernel", "c", timeout=900)  # fmt: skip
+               "--no-cache", "--kernel", "c", "--latency-size", "16", timeout=900)  # fmt: skip
     emit("bench_mem", {"rc": r.returncode, "stderr": r.stderr[-2000:],
                        "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
 

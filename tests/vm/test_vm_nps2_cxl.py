@@ -51,3 +51,10 @@ def test_bench_mem_matrix_4x4(nps2_cxl):
     assert inter["mem_nodes"] == [0, 1, 2, 3] and inter["read_gbs"] > 0, inter
     assert res["cross_socket"]["cpu_nodes"] == [0, 1, 2, 3], res["cross_socket"]
     assert res["cross_socket"]["mem_nodes"] == [0, 2], res["cross_socket"]  # the nearest remote
+    # the idle-latency matrix: every CPU node to every memory node (the CXL-like one too), each
+    # chain's pages bound where asked (one thread per chain, as the per-node runs)
+    lat = {(c["cpu_node"], c["mem_node"]): c for c in res["latency"]}
+    assert set(lat) == {(a, b) for a in range(4) for b in range(5)}, sorted(lat)
+    assert all(c["ns"] > 0 and c["placement_ok"] is True for c in lat.values()), lat
+    assert all(c["cpu"] in TOPO.node_cpus[c["cpu_node"]] for c in lat.values()), lat
+    assert any(n.startswith("remote:local latency: 0->1 ") for n in res["notes"]), res["notes"]

@@ -183,6 +183,11 @@ def test_bench_mem_matrix_2x2(two_socket):
     assert cross["cpu_nodes"] == [0, 1] and cross["mem_nodes"] == [0, 1], cross
     assert cross["read_gbs"] > 0, cross
     assert any(n.startswith("remote:local read: 0->1 ") for n in res["notes"]), res["notes"]
+    lat = {(c["cpu_node"], c["mem_node"]): c for c in res["latency"]}
+    assert set(lat) == {(0, 0), (0, 1), (1, 0), (1, 1)}, sorted(lat)
+    assert all(c["ns"] > 0 and c["placement_ok"] is True for c in lat.values()), lat
+    assert [lat[(n, n)]["cpu"] in TOPO.node_cpus[n] for n in (0, 1)] == [True, True], lat
+    assert "16 MiB per memory node" in res["latency_note"]
 
 
 def _llama_server(two_socket) -> dict:

@@ -1,5 +1,6 @@
-"""Bench: memory bandwidth per node / socket / machine, the node x node read matrix, and the
-per-node figures as a small bar plot against the theoretical ceiling."""
+"""Bench: memory bandwidth per node / socket / machine (read, triad and copy: read:write 1:0,
+2:1, 1:1), the node x node read matrix, the idle-latency matrix, and the per-node figures as a
+small bar plot against the theoretical ceiling."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class BenchScreen(RigScreen):
                 "[b]read matrix [/b]GB/s: rows = CPU node, columns = memory node", id="matrix-title"
             )
             yield DataTable(id="bench-matrix", cursor_type="cell")
+            yield Static("", id="latency-title")
+            yield DataTable(id="bench-latency", cursor_type="cell")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -105,7 +108,8 @@ class BenchScreen(RigScreen):
                     "no measurement for this machine yet: m measures (or `rigtui bench mem`)"
                 )
             self.query_one("#bench-plot", Static).update("")
-            for hidden in ("#matrix-title", "#bench-matrix", "#bench-runs"):
+            for hidden in ("#matrix-title", "#bench-matrix", "#bench-runs", "#latency-title",
+                           "#bench-latency"):  # fmt: skip
                 self.query_one(hidden).display = False
             return
         self.bench_result = msg.result
@@ -126,28 +130,41 @@ class BenchScreen(RigScreen):
         runs = self.query_one("#bench-runs", DataTable)
         runs.display = True
         runs.clear(columns=True)
-        runs.add_columns("run", "threads", "read GB/s", "triad GB/s", "theory GB/s", "read %")
-        for b in [*r.nodes, *r.sockets, *([r.machine] if r.machine else [])]:
+        runs.add_columns("run", "threads", "read GB/s", "triad GB/s", "copy GB/s", "theory GB/s",
+                         "read %")  # fmt: skip
+        extra = [b for b in (r.interleaved, r.cross_socket) if b is not None]
+        for b in [*r.nodes, *r.sockets, *([r.machine] if r.machine else []), *extra]:
             runs.add_row(
-                escape(b.label),
+                escape(b.label) + (" [$warning](pages not where asked)[/]"
+                                   if b.placement_ok is False else ""),  # fmt: skip
                 str(b.threads),
                 num(b.read_gbs),
                 num(b.triad_gbs),
+                num(b.copy_gbs),
                 num(b.theoretical_gbs, ".0f"),
                 num(b.read_pct, ".0f"),
             )
         matrix = self.query_one("#bench-matrix", DataTable)
         matrix.clear(columns=True)
-        cpu_nodes = sorted({b.cpu_nodes[0] for b in r.matrix if b.cpu_nodes})
-        mem_nodes = sorted({b.mem_nodes[0] for b in r.matrix if b.mem_nodes})
         title = self.query_one("#matrix-title", Static)
         title.display = matrix.display = bool(r.matrix)
-        if not r.matrix:
-            return
-        matrix.add_columns("cpu\\mem", *(f"n{m}" for m in mem_nodes))
-        for c in cpu_nodes:
-            row = []
-            for m in mem_nodes:
-                cell = r.cell(c, m)
-                row.append(num(cell.read_gbs) if cell else "–")
-            matrix.add_row(f"n{c}", *row)
+        if r.matrix:
+            cpu_nodes = sorted({b.cpu_nodes[0] for b in r.matrix if b.cpu_nodes})
+            mem_nodes = sorted({b.mem_nodes[0] for b in r.matrix if b.mem_nodes})
+            matrix.add_columns("cpu\\mem", *(f"n{m}" for m in mem_nodes))
+            for c in cpu_nodes:
+                cells = [r.read_cell(c, m) for m in mem_nodes]
+                matrix.add_row(f"n{c}", *(num(cell.read_gbs) if cell else "–" for cell in cells))
+        lat = self.query_one("#bench-latency", DataTable)
+        lat.clear(columns=True)
+        lat_title = self.query_one("#latency-title", Static)
+        lat.display = bool(r.latency)
+        lat_title.display = bool(r.latency or r.latency_note)
+        lat_title.update("[b]idle latency [/b]ns: rows = CPU node, columns = memory node"
+                         if r.latency else f"[$text-muted]{escape(r.latency_note or '')}[/]")  # fmt: skip
+        if r.latency:
+            cpu_nodes = sorted({c.cpu_node for c in r.latency})
+            mem_nodes = sorted({c.mem_node for c in r.latency})
+            lat.add_columns("cpu\\mem", *(f"n{m}" for m in mem_nodes))
+            for c in cpu_nodes:
+                lat.add_row(f"n{c}", *(num(r.latency_ns(c, m), ".0f") for m in mem_nodes))
