@@ -127,11 +127,7 @@ def _g(v: float | None) -> str:
 def print_result(result) -> None:
     print(f"kernel: {result.kernel}; best of the repetitions; GB/s = 1e9 bytes/s; "
           "read:write read 1:0, triad 2:1, copy 1:1")  # fmt: skip
-    rows = [*result.nodes, *result.sockets]
-    if result.machine is not None:
-        rows.append(result.machine)
-    rows += [b for b in (result.interleaved, result.cross_socket) if b is not None]
-    for b in rows:
+    for b in result.runs():
         placed = {True: "", False: " (pages NOT where asked)", None: ""}[b.placement_ok]
         pct = _pct(b) if b.label != "cross-socket" else "the socket link, both ways at once"
         print(f"  {b.label:<12} read {_g(b.read_gbs)}  triad {_g(b.triad_gbs)}  copy "

@@ -155,6 +155,12 @@ class MemBenchResult:
             None,
         )
 
+    def runs(self) -> list[MemBandwidth]:
+        """Every bandwidth run but the matrix cells, in the order shown: nodes, sockets, the
+        machine, interleaved, cross-socket."""
+        extra = (self.machine, self.interleaved, self.cross_socket)
+        return [*self.nodes, *self.sockets, *(b for b in extra if b is not None)]
+
     def read_cell(self, cpu_node: int, mem_node: int) -> MemBandwidth | None:
         """The matrix cell, or on the diagonal the node's own local run."""
         cell = self.cell(cpu_node, mem_node)

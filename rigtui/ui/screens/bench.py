@@ -19,10 +19,7 @@ from rigtui.ui.screens.base import RigScreen
 
 def bench_plot(result: Any, width: int) -> str:
     """One bar per run (node, socket, machine): read GB/s against the theoretical figure."""
-    runs = [*result.nodes, *result.sockets]
-    if result.machine is not None:
-        runs.append(result.machine)
-    runs += [b for b in (result.interleaved, result.cross_socket) if b is not None]
+    runs = result.runs()
     top = max([v for r in runs for v in (r.read_gbs, r.triad_gbs, r.theoretical_gbs) if v] or [1.0])
     label_w = max((len(r.label) for r in runs), default=6)
     bar_w = max(8, width - label_w - 32)
@@ -132,8 +129,7 @@ class BenchScreen(RigScreen):
         runs.clear(columns=True)
         runs.add_columns("run", "threads", "read GB/s", "triad GB/s", "copy GB/s", "theory GB/s",
                          "read %")  # fmt: skip
-        extra = [b for b in (r.interleaved, r.cross_socket) if b is not None]
-        for b in [*r.nodes, *r.sockets, *([r.machine] if r.machine else []), *extra]:
+        for b in r.runs():
             runs.add_row(
                 escape(b.label) + (" [$warning](pages not where asked)[/]"
                                    if b.placement_ok is False else ""),  # fmt: skip
