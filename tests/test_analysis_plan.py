@@ -196,7 +196,7 @@ def test_gpu_fit_and_largest_n_gpu_layers(demos):
     unknown = epyc(gpus=(replace(gpu(0), name="NVIDIA Mystery 9000"),))
     none = make_plan(facts, unknown, n_ctx=1024, n_gpu_layers=-1,
                      vram_free={0: all_layers + facts.output_bytes})  # fmt: skip
-    assert none.predicted_tg_tok_s.value is None and "no bandwidth in rigtui's table" in (
+    assert none.predicted_tg_tok_s.value is None and "no memory bandwidth from NVML nor in rigtui's table" in (
         none.predicted_tg_tok_s.detail)
     # half the layers on the GPU: the CPU side's time, then the GPU's, per token
     half = make_plan(facts, top, n_ctx=1024, n_gpu_layers=facts.n_layers // 2)

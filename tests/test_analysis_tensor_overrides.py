@@ -18,16 +18,17 @@ TENSORS = [("token_embd.weight", 100), ("blk.0.attn_q.weight", 10), ("blk.0.ffn_
 
 
 def test_first_match_wins_and_layers_moved_to_the_cpu():
-    groups, moved = place_tensors(TENSORS, ["blk\\.1\\.=CUDA0", "exps=CPU"])
+    groups, moved, experts = place_tensors(TENSORS, ["blk\\.1\\.=CUDA0", "exps=CPU"])
     by = {g.pattern: g for g in groups}
     # blk.1's expert matched the first pattern, so "exps" does not take it
     assert by["blk\\.1\\.=CUDA0".rpartition("=")[0]].tensors == 2
     assert by["exps"].tensors == 4 and by["exps"].bytes == 160 and by["exps"].to_cpu
     assert moved == {0: 120, 10: 40}
+    assert experts == moved  # every tensor "exps" took is a routed expert
 
 
 def test_n_cpu_moe_is_llama_cpps_per_layer_patterns():
-    groups, moved = place_tensors(TENSORS, [], n_cpu_moe=2)
+    groups, moved, _ = place_tensors(TENSORS, [], n_cpu_moe=2)
     (g,) = groups
     assert g.source == "n_cpu_moe" and g.tensors == 4 and g.buffer_type == "CPU"
     assert moved == {0: 120, 1: 40}  # blk.10 is not layer 1: "blk\.1\.ffn" needs the dot

@@ -295,6 +295,10 @@ def test_gpu_nvml_enrichment_with_a_fake_driver(tmp_path, monkeypatch):
         nvmlDeviceGetCurrPcieLinkWidth=lambda h: 16,
         nvmlDeviceGetMaxPcieLinkWidth=lambda h: 16,
         nvmlDeviceGetTemperature=lambda h, kind: 61,
+        NVML_CLOCK_MEM=2,
+        nvmlDeviceGetMemoryBusWidth=lambda h: 384,
+        # nvidia-smi -q on a 4090: "Max Clocks ... Memory : 10501 MHz"
+        nvmlDeviceGetMaxClockInfo=lambda h, clock: {2: 10501}[clock],
     )
 
     def no_numa(h):
@@ -307,6 +311,11 @@ def test_gpu_nvml_enrichment_with_a_fake_driver(tmp_path, monkeypatch):
     assert g.source == "pci+nvml" and g.name == "NVIDIA GeForce RTX 4090"
     assert g.memory_total_bytes == 24 * 1024**3 and g.compute_capability == "8.9"
     assert g.numa_node == 1 and g.nvml_index == 0  # sysfs affinity kept when NVML has none
+    assert (g.memory_bus_width, g.memory_max_clock_mhz) == (384, 10501)
+    from rigtui.analysis.gpu_specs import vram_bandwidth
+
+    gbs, basis, how = vram_bandwidth(g)
+    assert round(gbs) == 1008 and basis == "read" and "384-bit" in how  # NVIDIA's 1008 GB/s
     temps = sensors.SensorReader(fs, None, gpus=(g,), nvml=True).read()
     assert [(s.chip, s.kind, s.temp_c, s.device) for s in temps] == [
         ("nvml", "gpu", 61.0, "0000:41:00.0")

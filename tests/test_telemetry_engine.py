@@ -87,6 +87,7 @@ def test_placement_of_a_real_engine(engine):
     resident = sum(placement.model_file_bytes_per_node.values())
     # the weights were all touched by generation; numa_maps counts mapped pages
     assert 0.5 * size <= resident <= size + 4096
+    assert placement.model_file_bytes == size  # what "% of the file" divides by
     assert set(placement.model_file_bytes_per_node) <= {n for n in range(64)}
     assert sum(placement.anon_bytes_per_node.values()) > 1 << 20  # KV cache, buffers, heap
     # without the known path the largest .gguf mapping is found

@@ -235,3 +235,48 @@ def test_every_shipped_profile_renders_as_valid_markup():
         plain = Content.from_markup(render_profile(text, [])).plain
         assert '["exps=CPU"]' in plain or "exps" not in text, path.name
         assert all(line.split(" ", 1)[-1].strip() in plain for line in text.splitlines()[:5])
+
+
+@aio
+async def test_the_profile_shows_its_plan_on_this_machine(cfg, topo, fixture_root):
+    """Under the file: `rigtui plan --profile`'s fit and ceilings; a demo model not generated
+    yet is planned once it exists (selecting a profile does not generate gigabytes)."""
+    from rigtui.commands.tui import _plan_profile
+    from rigtui.engine.demo_model import ensure_demo_model
+    from rigtui.hostfs import HostFS
+
+    fs = HostFS(str(fixture_root("8em64t-2s4c-asymcaches")))
+    app = RigApp(make_services(topo, profiles=profiles_api(), plan_profile=_plan_profile(fs, topo)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(app, pilot, "mine")
+
+        async def plan_text() -> str:
+            for _ in range(60):
+                await pilot.pause(0.05)
+                text = str(screen.query_one("#profile-plan", Static).render())
+                if text.strip():
+                    return text
+            return ""
+
+        assert "demo:8M is generated on first launch" in await plan_text()
+        ensure_demo_model("8M")
+        await pilot.press("v")
+        text = await plan_text()
+        assert "Plan on this machine" in text and "rigtui plan --profile mine" in text
+        assert "generation ≤" in text and "tok/s" in text and "GB read per token" in text
+
+
+def test_render_plan_lists_the_placements(tmp_path):
+    from analysis_helpers import epyc, gpu
+
+    from rigtui.analysis.gguf_facts import read_gguf_facts
+    from rigtui.analysis.plan import make_plan
+    from rigtui.engine.demo_model import write_demo_model
+    from rigtui.ui.plan_view import render_plan
+
+    facts = read_gguf_facts(write_demo_model(tmp_path / "m.gguf", size="40M", experts=4).path)
+    full = make_plan(facts, epyc(gpus=(gpu(),)), n_ctx=512, placements=False)
+    need = full.fit["cpu_bytes"] // 2  # about half the model's bytes fit the GPU
+    text = render_plan(make_plan(facts, epyc(gpus=(gpu(),)), n_ctx=512, vram_free={0: need}), "m")
+    assert "placements" in text and "[b]*[/] MoE hybrid" in text and "--override-tensor exps=CPU" in text
+    assert "does not fit" in text  # full offload

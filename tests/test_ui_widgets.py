@@ -100,3 +100,33 @@ async def test_parts_does_not_keep_a_lookup_made_before_the_children_mounted():
         found = parts(box, Static)
         assert len(found) == 1 and found[0] is box.query_one(Static)
         assert parts(box, Static) is found  # kept once there is something to keep
+
+
+def test_engine_panel_says_how_much_of_the_model_is_resident():
+    """A cold mmap'd model warms up: the share of its CPU-side weights the engine has in memory,
+    from the placement's pages per node; nothing once whole; the CPU_Mapped buffer (llama.cpp's
+    log) as the whole where GPU layers took the rest."""
+    from types import MappingProxyType
+
+    from rigtui.engine.stats import fold
+    from rigtui.model.engine import EngineState, EngineStats, Loaded, Placement
+    from rigtui.ui.engine_panel import _resident
+
+    gib = 1 << 30
+    stats = fold(EngineStats(instance="a", profile="p", state=EngineState.STARTING),
+                 Loaded("a", 0.0, load_s=1.0, model_path="/m.gguf", model_bytes=4 * gib,
+                        n_params=None, n_ctx=512, n_threads=2, n_gpu_layers=0))  # fmt: skip
+
+    def pl(per_node, buffers=None):
+        return Placement("a", 0.0, pid=1, cpus_allowed=(0,), mems_allowed=(0,),
+                         model_file_bytes_per_node=MappingProxyType(per_node),
+                         anon_bytes_per_node=MappingProxyType({}),
+                         model_buffers=MappingProxyType(buffers or {}))  # fmt: skip
+
+    assert "25% resident" in _resident(pl({0: gib // 2, 1: gib // 2}), stats)
+    assert "$warning" in _resident(pl({0: gib}), stats)
+    assert _resident(pl({0: 2 * gib, 1: 2 * gib}), stats) == ""
+    gpu = fold(stats, Loaded("a", 0.0, load_s=1.0, model_path="/m.gguf", model_bytes=4 * gib,
+                             n_params=None, n_ctx=512, n_threads=2, n_gpu_layers=20))  # fmt: skip
+    assert _resident(pl({0: gib}), gpu) == ""  # the GPU layers' share of the file is unknown
+    assert "50% resident" in _resident(pl({0: gib}, {"CPU_Mapped": 2 * gib, "CUDA0": 2 * gib}), gpu)

@@ -3,10 +3,13 @@
 The vendors' published figures (memory bus width x memory clock: an RTX 4090's 384-bit GDDR6X
 at 21 Gbit/s is 1008 GB/s). `lookup("NVIDIA GeForce RTX 4090")` matches the longest table name
 whose words are all in a probed or typed name, so "NVIDIA A100-PCIE-40GB" is the A100 40GB and
-"RTX 3090 Ti" is not taken for the 3090.
+"RTX 3090 Ti" is not taken for the 3090. `vram_bandwidth(gpu)` prefers what the driver says
+(NVML's bus width and top memory clock) and falls back on the table.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 # name -> (VRAM GB, memory bandwidth GB/s)
 GPUS: dict[str, tuple[float, float]] = {
@@ -36,3 +39,18 @@ def lookup(name: str | None) -> tuple[str, float, float] | None:
         return None
     key = _ALIASES.get(best, best)
     return (key, *GPUS[key])
+
+
+def vram_bandwidth(gpu: Any) -> tuple[float, str, str] | None:
+    """(GB/s, basis, where from) of a probed Gpu's memory: NVML's bus width x top memory clock x
+    2 (double data rate: nvidia-smi's "Max Clocks Memory" is half the transfer rate; a 4090's
+    384 bits at 10501 MHz is 1008 GB/s) when the driver told, else rigtui's table; None when
+    neither knows the card."""
+    bits, mhz = getattr(gpu, "memory_bus_width", None), getattr(gpu, "memory_max_clock_mhz", None)
+    if bits and mhz:
+        gbs = bits / 8 * mhz * 2 / 1000
+        return gbs, "read", f"NVML: {bits}-bit bus x {mhz} MHz x 2 = {gbs:.0f} GB/s"
+    spec = lookup(getattr(gpu, "name", None))
+    if spec is None:
+        return None
+    return spec[2], "table", f"{spec[0]} {spec[2]:g} GB/s (table)"

@@ -26,7 +26,7 @@ from rigtui.analysis.plan_sizes import (
     kv_row_bytes,
     max_gpu_layers,
 )
-from rigtui.model.analysis import Figure, GgufFacts, MemBenchResult, NodeFit, Plan
+from rigtui.model.analysis import Figure, GgufFacts, MemBenchResult, NodeFit, Placement, Plan
 from rigtui.model.topology import Topology
 
 # Re-exported: callers import the sizes from here too.
@@ -65,21 +65,25 @@ def _flops_per_cycle(
     return 8, "scalar/SSE: 8 fp32 FLOP/cycle"
 
 
-def _gpu_seconds(fits: Sequence[Any], gpu_read: float) -> tuple[float | None, str]:
+def _gpu_seconds(fits: Sequence[Any], gpu_read: float, gpus: Sequence[Any]
+                 ) -> tuple[float | None, str]:  # fmt: skip
     """(seconds per token on the GPUs, in words): layer split runs the GPUs one after another,
-    so each reads its share (in proportion to the bytes it holds) at its own bandwidth, from
-    rigtui's table (analysis/gpu_specs); None when a GPU is not in it."""
-    from rigtui.analysis.gpu_specs import lookup
+    so each reads its share (in proportion to the bytes it holds) at its own bandwidth: NVML's
+    bus width x memory clock, else rigtui's table (analysis/gpu_specs); None when neither
+    knows a GPU."""
+    from rigtui.analysis.gpu_specs import vram_bandwidth
 
+    by_index = {g.index: g for g in gpus}
     held = sum(f.needed_bytes for f in fits) or 1
     seconds, parts = 0.0, []
     for f in fits:
-        spec = lookup(f.name)
+        spec = vram_bandwidth(by_index.get(f.gpu)) if f.gpu in by_index else None
         if spec is None:
-            return None, f"GPU {f.gpu} ({f.name or 'unnamed'}) has no bandwidth in rigtui's table"
+            return None, (f"GPU {f.gpu} ({f.name or 'unnamed'}): no memory bandwidth from NVML "
+                          "nor in rigtui's table")  # fmt: skip
         share = gpu_read * f.needed_bytes / held
-        seconds += share / (spec[2] * GB)
-        parts.append(f"GPU {f.gpu} {spec[0]} {spec[2]:g} GB/s (table)")
+        seconds += share / (spec[0] * GB)
+        parts.append(f"GPU {f.gpu} {spec[2]}")
     return seconds, ", ".join(parts) + f": {seconds * 1000:.2f} ms one GPU after another"
 
 
@@ -195,9 +199,11 @@ def make_plan(
     profile: str | None = None,
     override_tensors: Sequence[str] = (),
     n_cpu_moe: int | None = None,
+    placements: bool = True,
 ) -> Plan:
     """The plan for `facts` on `topology`. `nodes`: the NUMA nodes a profile binds to (None:
-    all). Raises PlanError for impossible inputs."""
+    all). `placements`: also plan CPU only / full offload / MoE hybrid / partial and suggest
+    one (rigtui.analysis.placements). Raises PlanError for impossible inputs."""
     ctx = n_ctx or DEFAULT_CTX
     if ctx <= 0:
         raise PlanError(f"--ctx {ctx}: give a positive context length")
@@ -222,12 +228,13 @@ def make_plan(
         else ""
     )
 
+    from rigtui.analysis.tensor_overrides import layer_expert_bytes, place_tensors
+
     overrides: list = []
     moved: dict[int, int] = {}
+    moved_experts: dict[int, int] = {}
     if override_tensors or n_cpu_moe:
-        from rigtui.analysis.tensor_overrides import place_tensors
-
-        overrides, moved = place_tensors(facts.tensors, override_tensors, n_cpu_moe)
+        overrides, moved, moved_experts = place_tensors(facts.tensors, override_tensors, n_cpu_moe)
     fits_gpu = gpu_fits(facts, topology, n_gpu_layers, kv_layers, compute, tensor_split, vram_free,
                         cpu_layer_bytes=moved)  # fmt: skip
     on_gpu = sum(f.needed_bytes for f in fits_gpu)
@@ -295,13 +302,18 @@ def make_plan(
     max_ngl = max_gpu_layers(facts, topology, kv_layers, compute, tensor_split, vram_free)
 
     bw = cpu_bandwidth(topology, membench, nodes)
-    full_gpu = bool(fits_gpu) and off > n_layer
-    cpu_bytes = bpt - (gpu_weight + gpu_kv if fits_gpu else 0)
-    # what a token reads on the GPUs (their layers' active share + their KV), GPU after GPU
-    # (the embedding table stays on the CPU: what scales the GPU layers is the experts' share)
-    layers_total = facts.weights_bytes - (0 if facts.output_tied else facts.token_embd_bytes)
-    gpu_read = (gpu_weight * active / layers_total if layers_total > 0 else 0) + gpu_kv
-    t_gpu, gpu_text = _gpu_seconds(fits_gpu, gpu_read) if fits_gpu else (0.0, "")
+    # every layer offloaded and no override keeping a tensor in RAM: nothing read on the CPU
+    full_gpu = bool(fits_gpu) and off > n_layer and not any(moved.values())
+    # What a token reads on the GPUs, GPU after GPU: their tensors whole, except the routed
+    # experts they hold (n_used of n_experts of those), plus their KV. The CPU side reads the
+    # rest of the bytes per token: in a MoE hybrid its experts' active share.
+    unread = (1 - facts.n_experts_used / facts.n_experts
+              if facts.n_experts and facts.n_experts_used else 0.0)  # fmt: skip
+    exps = layer_expert_bytes(facts.tensors) if unread else {}
+    gpu_experts = sum(exps.get(i, 0) - moved_experts.get(i, 0) for i in offloaded)
+    gpu_read = gpu_weight - gpu_experts * unread + gpu_kv
+    cpu_bytes = bpt - (gpu_read if fits_gpu else 0)
+    t_gpu, gpu_text = _gpu_seconds(fits_gpu, gpu_read, topology.gpus) if fits_gpu else (0.0, "")
     if full_gpu:
         tg = Figure(
             1 / t_gpu if t_gpu else None,
@@ -368,7 +380,21 @@ def make_plan(
         return 1 / t if t > 0 else None
 
     use_cases = verdicts(pp.value, tg_at, max_ctx=facts.n_ctx_train or None)
-    suggestion = suggest_profile(facts, topology, ctx, cpu_need, max_ngl, kv_type_k)
+    options: tuple[Placement, ...] = ()
+    if placements:
+        from rigtui.analysis.placements import find_placements
+
+        def plan_for(ngl: int, ot: Sequence[str], ncm: int | None) -> Plan:
+            return make_plan(facts, topology, n_ctx=ctx, kv_type_k=kv_type_k,
+                             kv_type_v=kv_type_v, n_gpu_layers=ngl, tensor_split=tensor_split,
+                             flash_attn=flash_attn, n_ubatch=n_ubatch, threads=threads,
+                             nodes=nodes, membench=membench, vram_free=vram_free,
+                             override_tensors=ot, n_cpu_moe=ncm, placements=False)  # fmt: skip
+
+        options = find_placements(facts, topology, kv_layers=kv_layers, compute=compute,
+                                  split=tensor_split, vram_free=vram_free, plan_for=plan_for)  # fmt: skip
+    best = next((p for p in options if p.suggested), None)
+    suggestion = suggest_profile(facts, topology, ctx, cpu_need, max_ngl, kv_type_k, best)
     return Plan(
         model=facts, n_ctx=ctx, kv_type_k=kv_type_k, kv_type_v=kv_type_v,
         n_gpu_layers=n_gpu_layers,
@@ -390,14 +416,16 @@ def make_plan(
                                         " layer + KV + compute buffer sizes")
              if max_ngl is not None else None},
         suggested_profile=suggestion, warnings=tuple(warnings), profile=profile,
-        tensor_overrides=tuple(overrides),
+        tensor_overrides=tuple(overrides), placements=options,
     )  # fmt: skip
 
 
 def suggest_profile(
-    facts: GgufFacts, topology: Topology, ctx: int, cpu_need: int, max_ngl: int | None, kv_type: str
+    facts: GgufFacts, topology: Topology, ctx: int, cpu_need: int, max_ngl: int | None,
+    kv_type: str, placement: Placement | None = None,
 ) -> dict[str, Any]:
-    """Profile keys (as in a profile TOML) for this model on this machine, with the reasons."""
+    """Profile keys (as in a profile TOML) for this model on this machine, with the reasons.
+    `placement`: the suggested one of the plan's placements (its keys win over max_ngl's)."""
     reasons: list[str] = []
     cpu_nodes = [n for n in topology.nodes if n.cpus]
     out: dict[str, Any] = {
@@ -419,7 +447,10 @@ def suggest_profile(
         )
     else:
         out.update(numa="disabled", memory_policy="default", physical_cores_only=True)
-    if max_ngl:
+    if placement is not None and placement.kind != "cpu":
+        out.update(placement.profile)
+        reasons.append(f"{placement.title}: {placement.why}")
+    elif max_ngl:
         n_layer = len(facts.layer_bytes)
         out["gpu_layers"] = -1 if max_ngl > n_layer else max_ngl
         reasons.append(

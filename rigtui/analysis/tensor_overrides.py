@@ -46,12 +46,32 @@ def override_patterns(override_tensors: Sequence[str], n_cpu_moe: int | None
     return out
 
 
+def is_routed_expert(name: str) -> bool:
+    """A routed-expert tensor (`blk.N.ffn_up_exps.weight`): only n_used of n_experts of it is
+    read per token. Shared experts (`_shexp`) and the router (`ffn_gate_inp`) are read whole.
+    The same test as GgufFacts.expert_bytes."""
+    return "_exps." in name
+
+
+def layer_expert_bytes(tensors: Sequence[tuple[str, int]]) -> dict[int, int]:
+    """{layer: bytes of its routed experts}, only layers that have some."""
+    out: dict[int, int] = {}
+    for name, nbytes in tensors:
+        m = _LAYER_RE.match(name)
+        if m and is_routed_expert(name):
+            out[int(m.group(1))] = out.get(int(m.group(1)), 0) + nbytes
+    return out
+
+
 def place_tensors(tensors: Sequence[tuple[str, int]], override_tensors: Sequence[str],
-                  n_cpu_moe: int | None = None) -> tuple[list[OverrideGroup], dict[int, int]]:  # fmt: skip
-    """(the groups each pattern took, {layer: bytes an override moved to the CPU})."""
+                  n_cpu_moe: int | None = None
+                  ) -> tuple[list[OverrideGroup], dict[int, int], dict[int, int]]:  # fmt: skip
+    """(the groups each pattern took, {layer: bytes an override moved to the CPU}, {layer: the
+    routed-expert part of those bytes})."""
     patterns = [(re.compile(p), p, b, s) for p, b, s in override_patterns(override_tensors, n_cpu_moe)]
     counts: dict[int, list] = {i: [0, 0, []] for i in range(len(patterns))}
     to_cpu: dict[int, int] = {}
+    experts: dict[int, int] = {}
     for name, nbytes in tensors:
         for i, (rx, _, buft, _) in enumerate(patterns):
             if rx.search(name):
@@ -64,6 +84,8 @@ def place_tensors(tensors: Sequence[tuple[str, int]], override_tensors: Sequence
                 if m and buft.upper().startswith("CPU"):
                     layer = int(m.group(1))
                     to_cpu[layer] = to_cpu.get(layer, 0) + nbytes
+                    if is_routed_expert(name):
+                        experts[layer] = experts.get(layer, 0) + nbytes
                 break
     groups = []
     for i, (_, pattern, buft, source) in enumerate(patterns):
@@ -80,4 +102,4 @@ def place_tensors(tensors: Sequence[tuple[str, int]], override_tensors: Sequence
                                       "n_cpu_moe", sum(g.tensors for g in moe),
                                       sum(g.bytes for g in moe), names))  # fmt: skip
         groups = rest
-    return groups, to_cpu
+    return groups, to_cpu, experts

@@ -157,9 +157,8 @@ def print_what_if(plan) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rigtui.analysis.gguf_facts import GgufError, read_gguf_facts
-    from rigtui.analysis.membench_cache import load_cached_membench
-    from rigtui.analysis.plan import PlanError, make_plan
+    from rigtui.analysis.gguf_facts import GgufError
+    from rigtui.analysis.plan import PlanError
     from rigtui.commands._analysis import detect_topology, err, missing_root, resolve_model
     from rigtui.commands._common import print_json
 
@@ -183,39 +182,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     prof = choice.profile
     try:
-        split = (
-            tuple(float(x) for x in args.tensor_split.split(","))
-            if args.tensor_split
-            else (prof.tensor_split if prof else None)
-        )
+        split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
     except ValueError:
         err(f"--tensor-split {args.tensor_split!r}: write ratios like 3,1")
         return EXIT_USAGE
-    try:
-        facts = read_gguf_facts(choice.path)
-    except GgufError as exc:
-        err(str(exc))
-        return EXIT_USAGE
     topology = detect_topology(fs)
-    kv_k = args.kv_type or (prof.cache_type_k if prof else "f16")
-    kv_v = args.kv_type or (prof.cache_type_v if prof else "f16")
-    ngl = args.n_gpu_layers if args.n_gpu_layers is not None else (prof.gpu_layers if prof else 0)
-    nodes = None
-    if prof is not None and prof.memory_policy == "bind":
-        nodes = prof.memory_nodes or prof.nodes
     try:
-        plan = make_plan(
-            facts, topology, n_ctx=args.ctx or (prof.ctx if prof else None), kv_type_k=kv_k,
-            kv_type_v=kv_v, n_gpu_layers=ngl, tensor_split=split,
-            flash_attn=bool(prof.flash_attn) if prof else False,
-            n_ubatch=prof.ubatch if prof else 512, threads=prof.threads if prof else None,
-            nodes=nodes, membench=load_cached_membench(topology),
-            vram_free=_vram_free(fs, topology),
-            profile=prof.name if prof else None,
-            override_tensors=prof.override_tensors if prof else (),
-            n_cpu_moe=prof.n_cpu_moe if prof else None,
-        )  # fmt: skip
-    except PlanError as exc:
+        plan = plan_model(choice.path, prof, topology, fs, ctx=args.ctx, kv_type=args.kv_type,
+                          n_gpu_layers=args.n_gpu_layers, tensor_split=split)  # fmt: skip
+    except (GgufError, PlanError) as exc:
         err(str(exc))
         return EXIT_USAGE
     if args.json:
@@ -224,6 +199,37 @@ def run(args: argparse.Namespace) -> int:
         print_plan(plan)
     too_big = any(w.startswith("too big") for w in plan.warnings)
     return EXIT_FAILURE if too_big else EXIT_OK
+
+
+def plan_model(path: str, prof, topology, fs, *, ctx: int | None = None,
+               kv_type: str | None = None, n_gpu_layers: int | None = None,
+               tensor_split: tuple[float, ...] | None = None):  # fmt: skip
+    """The plan of the model at `path` on `topology`, with the profile's keys (`prof` may be
+    None) unless an argument overrides one; the measured bandwidth from the bench cache, free
+    VRAM from NVML. Raises GgufError (not a GGUF) and PlanError (impossible inputs)."""
+    from rigtui.analysis.gguf_facts import read_gguf_facts
+    from rigtui.analysis.membench_cache import load_cached_membench
+    from rigtui.analysis.plan import make_plan
+
+    facts = read_gguf_facts(path)
+    split = tensor_split if tensor_split is not None else (prof.tensor_split if prof else None)
+    kv_k = kv_type or (prof.cache_type_k if prof else "f16")
+    kv_v = kv_type or (prof.cache_type_v if prof else "f16")
+    ngl = n_gpu_layers if n_gpu_layers is not None else (prof.gpu_layers if prof else 0)
+    nodes = None
+    if prof is not None and prof.memory_policy == "bind":
+        nodes = prof.memory_nodes or prof.nodes
+    return make_plan(
+        facts, topology, n_ctx=ctx or (prof.ctx if prof else None), kv_type_k=kv_k,
+        kv_type_v=kv_v, n_gpu_layers=ngl, tensor_split=split,
+        flash_attn=bool(prof.flash_attn) if prof else False,
+        n_ubatch=prof.ubatch if prof else 512, threads=prof.threads if prof else None,
+        nodes=nodes, membench=load_cached_membench(topology),
+        vram_free=_vram_free(fs, topology),
+        profile=prof.name if prof else None,
+        override_tensors=prof.override_tensors if prof else (),
+        n_cpu_moe=prof.n_cpu_moe if prof else None,
+    )  # fmt: skip
 
 
 def _vram_free(fs, topology) -> dict[int, int] | None:
@@ -314,6 +320,8 @@ def print_plan(plan) -> None:
     fig("memory bandwidth", plan.bandwidth_gbs, lambda v: f"{v:.1f} GB/s")
     fig("generation", plan.predicted_tg_tok_s, lambda v: f"{v:.1f} tok/s")
     fig("prompt", plan.predicted_pp_tok_s, lambda v: f"{v:.0f} tok/s")
+    if len(plan.placements) > 1:
+        print_placements(con, plan.placements, width)
     if plan.use_cases:
         con.print("\n[bold]Use cases[/] (the hardware guide's; at these ceilings, estimated)")
         for u in plan.use_cases:
@@ -337,6 +345,26 @@ def print_plan(plan) -> None:
     for w in plan.warnings:
         for i, line in enumerate(textwrap.wrap(w, width=width - 9, subsequent_indent="  ")):
             con.print(("[yellow]warning:[/] " if i == 0 else "         ") + escape(line))
+
+
+def print_placements(con, placements, width: int) -> None:
+    """One line per placement (the suggested one starred): fit, bytes on the GPUs and in RAM,
+    the generation ceiling; beneath it the llama-server flags that give it."""
+    import textwrap
+
+    from rich.markup import escape
+
+    con.print("\n[bold]Placements[/] (generation ceiling of each; * suggested)")
+    for p in placements:
+        tg = f"{p.tg_tok_s.value:.1f} tok/s" if p.tg_tok_s.value else "? tok/s"
+        fit = "[green]fits[/]" if p.fits else "[red]does not fit[/]"
+        star = "[bold]*[/]" if p.suggested else " "
+        for i, line in enumerate(textwrap.wrap(p.title, width=width - 4, subsequent_indent="  ")):
+            con.print(f"  {star if i == 0 else ' '} {escape(line)}")
+        con.print(f"      {fit}  GPUs {_b(p.gpu_bytes)}  RAM {_b(p.cpu_bytes)}  {tg}")
+        for line in textwrap.wrap(" ".join(p.flags), width=width, initial_indent=" " * 6,
+                                  subsequent_indent=" " * 8, break_on_hyphens=False):  # fmt: skip
+            con.print(f"[dim]{escape(line)}[/]")
 
 
 def _toml_value(v: object) -> str:

@@ -286,7 +286,11 @@ def format_sample(s, shown: set[str] | None = None) -> str:
     if p is not None:
         if p.available and p.model_file_bytes_per_node:
             per = " ".join(f"N{k} {_gib(v)}" for k, v in p.model_file_bytes_per_node.items())
-            lines.append(f"  model pages (GiB): {per}  [{os.path.basename(p.model_path or '')}]")
+            share = ""
+            if p.model_file_bytes:
+                pct = 100 * sum(p.model_file_bytes_per_node.values()) / p.model_file_bytes
+                share = f", {min(pct, 100.0):.0f}% of the file"
+            lines.append(f"  model pages (GiB): {per}{share}  [{os.path.basename(p.model_path or '')}]")
         else:
             lines.append(f"  placement: {p.reason}")
     for e in s.engines:

@@ -264,6 +264,7 @@ def build_services(args: argparse.Namespace) -> Any:
         run_membench=run_mb,
         read_fleet=_fleet_reader(),
         launch=getattr(args, "launch", None),
+        plan_profile=_plan_profile(fs, topology),
     )
     if live:
         services.engine_factory = _engine_factory(topology)
@@ -275,6 +276,32 @@ def build_services(args: argparse.Namespace) -> Any:
     elif services.launch:
         raise ValueError("--launch needs the live machine: drop --root to start an engine")
     return services
+
+
+def _plan_profile(fs, topology):
+    """The Profiles screen's plan of a loaded profile: `rigtui plan --profile`'s figures."""
+
+    def plan(profile) -> tuple[object, str | None]:
+        from rigtui.analysis.gguf_facts import GgufError
+        from rigtui.analysis.plan import PlanError
+        from rigtui.commands.plan import plan_model
+
+        path = profile.model
+        if profile.is_demo:
+            from rigtui.engine.demo_model import profile_demo_path
+
+            demo = profile_demo_path(profile)
+            if not demo.exists():  # generating it is the launch's job, not a list's
+                return None, f"{profile.model} is generated on first launch; plan it then"
+            path = str(demo)
+        if not os.path.exists(path):
+            return None, f"no model file at {path}"
+        try:
+            return plan_model(path, profile, topology, fs), None
+        except (GgufError, PlanError, OSError) as exc:
+            return None, str(exc)
+
+    return plan
 
 
 WEB_PARENT_ENV = "RIGTUI_WEB_PARENT"  # set by `rigtui web` for the apps it runs

@@ -42,7 +42,8 @@ def fold(stats: EngineStats | None, ev: EngineEvent) -> EngineStats:
         return r(s, state=EngineState.LOADING, load_progress=ev.progress)
     if isinstance(ev, Loaded):
         return r(s, state=EngineState.READY, load_progress=1.0, model_path=ev.model_path,
-                 model_bytes=ev.model_bytes, extra=MappingProxyType({**s.extra, "load_s": ev.load_s}))  # fmt: skip
+                 model_bytes=ev.model_bytes, extra=MappingProxyType({**s.extra, "load_s": ev.load_s,
+                                                             "n_gpu_layers": ev.n_gpu_layers}))  # fmt: skip
     if isinstance(ev, Placement):  # where its threads compute, once they exist
         return r(s, placement=ev, cpus=tuple(ev.thread_cpus_allowed or ev.cpus_allowed) or s.cpus)
     if isinstance(ev, PromptDone):

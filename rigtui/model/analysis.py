@@ -257,6 +257,28 @@ class GpuFit:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """One way to place a model on this machine's CPU and GPUs (`rigtui plan`'s placements):
+    CPU only, full offload, MoE hybrid (routed experts in RAM, the rest on the GPUs) or a
+    partial offload of whole layers; with its fit, its generation ceiling, the llama-server
+    flags that give it and the same as profile keys."""
+
+    kind: str  # "cpu" | "full" | "moe-hybrid" | "partial"
+    title: str  # "MoE hybrid: experts of layers 0-11 in RAM"
+    gpu_layers: int  # -1: all
+    n_cpu_moe: int | None
+    override_tensors: tuple[str, ...]
+    fits: bool | None  # every GPU and the CPU side fit (None: a size is unknown)
+    gpu_bytes: int
+    cpu_bytes: int
+    tg_tok_s: Figure
+    flags: tuple[str, ...]  # llama-server argv for it
+    profile: Mapping[str, Any]  # profile TOML keys for it
+    suggested: bool = False
+    why: str = ""  # why it is (not) the suggestion
+
+
+@dataclass(frozen=True)
 class Plan:
     """`rigtui plan MODEL.gguf`: what a model needs, where it fits, how fast it can possibly go."""
 
@@ -283,3 +305,5 @@ class Plan:
     tensor_overrides: tuple[Any, ...] = ()
     # the hardware guide's use cases at these ceilings (rigtui.analysis.use_cases)
     use_cases: tuple[Any, ...] = ()
+    # CPU only / full offload / MoE hybrid / partial, one suggested (rigtui.analysis.placements)
+    placements: tuple[Placement, ...] = ()

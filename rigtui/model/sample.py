@@ -70,6 +70,7 @@ class ModelPlacement:
     model_path: str | None = None
     t: float | None = None  # when numa_maps was last read (it is polled slowly)
     reason: str | None = None
+    model_file_bytes: int | None = None  # the model file's size: pages / size = share resident
 
 
 @dataclass(frozen=True)

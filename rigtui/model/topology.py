@@ -201,6 +201,10 @@ class Gpu:
     nvml_index: int | None
     source: str  # "pci" | "pci+nvml"
     unknown: Mapping[str, str] = field(default_factory=_ro)
+    # NVML: the memory bus (bits) and its top clock (MHz, as nvidia-smi's "Max Clocks Memory");
+    # bandwidth = bits / 8 x MHz x 2 (double data rate): 384 x 10501 -> 1008 GB/s, a 4090
+    memory_bus_width: int | None = None
+    memory_max_clock_mhz: int | None = None
 
 
 @dataclass(frozen=True)

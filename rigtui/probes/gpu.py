@@ -5,7 +5,8 @@ Files read (shell equivalents `lspci -d ::03xx -vv`, `nvidia-smi -q`):
   current_link_width,max_link_speed,max_link_width,driver ->,mem_info_vram_total}
 - usr/share/misc/pci.ids or usr/share/hwdata/pci.ids for names without a driver (as `lspci`)
 - NVML (nvidia-ml-py, module `pynvml`) on the live machine only: name, memory, compute
-  capability, PCIe generation/width, matched to the PCI device by bus id.
+  capability, PCIe generation/width, memory bus width and top memory clock (the VRAM
+  bandwidth), matched to the PCI device by bus id.
 
 Display controllers of BMCs and hypervisors (ASPEED, Matrox G200, QEMU/VMware/virtio) are not
 inference devices: `read_display_adapters` lists them apart so nobody offloads layers to a BMC.
@@ -181,6 +182,8 @@ def _merge(g: Gpu, info: dict[str, dict[str, Any]], why: str | None) -> Gpu:
         link_width=d.get("link_width") or g.link_width,
         link_max_width=d.get("link_max_width") or g.link_max_width,
         nvml_index=d.get("nvml_index"), source="pci+nvml", unknown=unknown,
+        memory_bus_width=d.get("memory_bus_width"),
+        memory_max_clock_mhz=d.get("memory_max_clock_mhz"),
     )  # fmt: skip
 
 
@@ -211,6 +214,9 @@ def nvml_devices() -> tuple[dict[str, dict[str, Any]], str | None]:
                 ("link_width", lambda h=h: pynvml.nvmlDeviceGetCurrPcieLinkWidth(h)),
                 ("link_max_width", lambda h=h: pynvml.nvmlDeviceGetMaxPcieLinkWidth(h)),
                 ("numa_node", lambda h=h: pynvml.nvmlDeviceGetNumaNodeId(h)),
+                ("memory_bus_width", lambda h=h: pynvml.nvmlDeviceGetMemoryBusWidth(h)),
+                ("memory_max_clock_mhz",
+                 lambda h=h: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_MEM)),
             ):  # fmt: skip
                 try:
                     v = fn()

@@ -135,6 +135,9 @@ def families(s: Sample | None, topology: Topology, counters: Counters,
                     "the followed engine's model file pages resident on a NUMA node")  # fmt: skip
         for node, b in sorted(pl.model_file_bytes_per_node.items()):
             pages.add(b, node=node, pid=pl.pid)
+        if pl.model_file_bytes is not None:  # sum(pages) / this: the share of the model resident
+            fam("rigtui_model_file_bytes", "gauge",
+                "size of the followed engine's model file").add(pl.model_file_bytes, pid=pl.pid)  # fmt: skip
         anon = fam("rigtui_engine_anon_bytes", "gauge",
                    "the followed engine's anonymous memory (KV cache, buffers) on a NUMA node")  # fmt: skip
         for node, b in sorted(pl.anon_bytes_per_node.items()):

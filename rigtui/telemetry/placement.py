@@ -9,6 +9,7 @@ polled slowly (`placement_interval_s`), not every sample. Shell: `numastat -p PI
 
 from __future__ import annotations
 
+import os
 import time
 from types import MappingProxyType
 
@@ -45,7 +46,14 @@ def read_placement(fs: HostFS, pid: int, model_path: str | None = None) -> Model
         )
     maps = parse_numa_maps(data)
     model = model_mapping(maps, model_path)
+    size = None
+    if model:
+        try:  # the path as the engine sees it, under its root: / for a live process
+            size = os.stat(fs.path(f"proc/{pid}/root{model}")).st_size
+        except OSError:
+            size = None
     return ModelPlacement(
+        model_file_bytes=size,
         pid=pid,
         available=True,
         model_file_bytes_per_node=MappingProxyType(

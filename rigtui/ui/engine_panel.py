@@ -198,7 +198,7 @@ class EnginePanel(Vertical):
             pages = " · ".join(
                 f"n{n} {human_bytes(b)}" for n, b in sorted(pl.model_file_bytes_per_node.items())
             )
-            lines.append(f"model pages {pages}")
+            lines.append(f"model pages {pages}" + _resident(pl, stats))
         elif stats.model_bytes:
             lines.append(
                 f"model {human_bytes(stats.model_bytes)} [$text-muted]pages per node: not read yet[/]"
@@ -223,3 +223,21 @@ class EnginePanel(Vertical):
             lines.append("[$text-muted]output:[/]")
             lines.extend(escape(line) for line in out)
         return "\n".join(lines)
+
+
+def _resident(pl, stats) -> str:
+    """" · 64% resident": the share of the model's CPU-side weights in the engine's memory when
+    its pages were last read (after load and after each request), so a cold mmap'd model is
+    seen warming up. The CPU side: llama.cpp's CPU_Mapped buffer where its log said (GPU layers
+    are copied out and their part of the mapping dropped), the whole file without GPU layers;
+    "" when whole or unknown."""
+    cpu_side = pl.model_buffers.get("CPU_Mapped")
+    if cpu_side is None and not stats.extra.get("n_gpu_layers"):
+        cpu_side = stats.model_bytes
+    if not cpu_side:
+        return ""
+    share = min(1.0, sum(pl.model_file_bytes_per_node.values()) / cpu_side)
+    if share >= 0.995:
+        return ""
+    style = "$warning" if share < 0.9 else "$text-muted"
+    return f" · [{style}]{share * 100:.0f}% resident[/]"

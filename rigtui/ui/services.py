@@ -98,6 +98,9 @@ class Services:
     load_membench: Callable[[], Any] | None = None
     run_membench: Callable[[Callable[[str], None]], Any] | None = None
     bytes_per_token: Callable[[str, int], float | None] | None = None
+    # plan_profile(profile) -> (Plan, None) | (None, why not): `rigtui plan --profile` for the
+    # Profiles screen (reads the GGUF header: call it in a thread)
+    plan_profile: Callable[[Any], tuple[Any, str | None]] | None = None
     # set on the live sampler so it can compute roofline/placement (no-ops for replays)
     set_pid: Callable[[int | None], None] | None = None
     set_bytes_per_token: Callable[[float | None], None] | None = None

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from rigtui.model.profile import ProfileIssue
 from rigtui.ui.fmt import escape
 from rigtui.ui.modals import ConfirmModal, Field, FormModal
+from rigtui.ui.plan_view import render_plan
 from rigtui.ui.screens.base import RigScreen
 
 MEMORY_POLICIES = ("default", "interleave", "bind", "preferred")
@@ -134,6 +135,7 @@ class ProfilesScreen(RigScreen):
             yield table
             with ScrollableContainer(id="profile-view"):
                 yield Static("", id="profile-text")
+                yield Static("", id="profile-plan")
         yield Static("", id="profile-status")
         yield Footer(compact=True)
 
@@ -194,6 +196,20 @@ class ProfilesScreen(RigScreen):
             except Exception:  # issues already say why
                 profile = None
         self.app.call_from_thread(self._shown, ref, text, issues, profile)
+        plan_text = ""
+        planner = self.rig.services.plan_profile
+        if profile is not None and planner is not None:
+            try:
+                plan, why = planner(profile)
+                plan_text = (render_plan(plan, profile.name) if plan is not None
+                             else f"[$text-muted]plan: {escape(why or 'unavailable')}[/]")  # fmt: skip
+            except Exception as exc:  # a plan that fails must not take the screen with it
+                plan_text = f"[$error]plan failed: {escape(str(exc))}[/]"
+        self.app.call_from_thread(self._planned, ref, plan_text)
+
+    def _planned(self, ref: Any, markup: str) -> None:
+        if ref is self.current:
+            self.query_one("#profile-plan", Static).update(markup)
 
     def _shown(self, ref: Any, text: str, issues: list[Any], profile: Any) -> None:
         if ref is not self.current:
@@ -201,6 +217,7 @@ class ProfilesScreen(RigScreen):
         self.loaded = profile
         self.file_values = parse_toml(text)
         self.query_one("#profile-text", Static).update(render_profile(text, issues))
+        self.query_one("#profile-plan", Static).update("")
         errors = sum(1 for i in issues if getattr(i, "severity", "error") == "error")
         warnings = len(issues) - errors
         verdict = (

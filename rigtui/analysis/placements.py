@@ -1,0 +1,137 @@
+"""Where a model's tensors can go on this machine's CPU and GPUs, and what each choice gives
+(pure): CPU only, full offload, the MoE hybrid, a partial offload of whole layers.
+
+The MoE hybrid is what llama-server users run on a GPU too small for the model: every layer
+"offloaded" (`--n-gpu-layers all`), so attention, the shared experts, the router and the KV
+cache sit in VRAM, while the routed experts of the first N layers stay in RAM
+(`--n-cpu-moe N`; `--override-tensor exps=CPU` for all of them). Only n_used of n_experts of
+those are read per token, so the CPU side reads little and the GPU does the rest. rigtui picks
+the smallest N that fits the VRAM it finds (the most whole layers' experts on the GPUs); where
+even all experts in RAM do not fit, the last layers' remainder that fits goes to the GPUs.
+
+Each placement's ceiling comes from the plan itself (`plan_for`), so the figures here are the
+ones `rigtui plan -ngl ... --profile` would print for it. The split across several GPUs is
+llama.cpp's default (layers in proportion to free memory), which does not see the experts a
+placement keeps in RAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rigtui.analysis.plan_sizes import gpu_fits
+from rigtui.analysis.tensor_overrides import layer_expert_bytes
+from rigtui.model.analysis import GgufFacts, Placement, Plan
+from rigtui.model.topology import Topology
+
+ALL_EXPERTS = "exps=CPU"
+# when ceilings cannot rank them (a GPU not in rigtui's bandwidth table), prefer in this order
+_PREFERENCE = ("full", "moe-hybrid", "partial", "cpu")
+
+PlanFor = Callable[[int, Sequence[str], int | None], Plan]
+
+
+def _gpus_fit(facts: GgufFacts, topology: Topology, ngl: int, moved: Mapping[int, int],
+              kv_layers: Sequence[int], compute: int, split: Sequence[float] | None,
+              vram_free: Mapping[int, int] | None) -> bool:  # fmt: skip
+    fits = gpu_fits(facts, topology, ngl, kv_layers, compute, split, vram_free,
+                    cpu_layer_bytes=moved)  # fmt: skip
+    return bool(fits) and all(f.fits for f in fits)
+
+
+def _placement(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
+               override_tensors: tuple[str, ...], plan_for: PlanFor) -> Placement:  # fmt: skip
+    plan = plan_for(ngl, override_tensors, n_cpu_moe)
+    gpus = plan.fit["gpus"]
+    gpu_ok = all(f.fits for f in gpus) if gpus else ngl == 0
+    ram_ok = not any(w.startswith("too big") for w in plan.warnings)
+    flags = ["--n-gpu-layers", "all" if ngl < 0 else str(ngl)]
+    keys: dict[str, Any] = {}
+    if override_tensors or n_cpu_moe:
+        keys["engine"] = "llama-server"  # the embedded engine has no tensor overrides
+    keys["gpu_layers"] = ngl
+    for entry in override_tensors:
+        flags += ["--override-tensor", entry]
+    if override_tensors:
+        keys["override_tensors"] = list(override_tensors)
+    if n_cpu_moe:
+        flags += ["--n-cpu-moe", str(n_cpu_moe)]
+        keys["n_cpu_moe"] = n_cpu_moe
+    return Placement(kind=kind, title=title, gpu_layers=ngl, n_cpu_moe=n_cpu_moe,
+                     override_tensors=override_tensors, fits=gpu_ok and ram_ok,
+                     gpu_bytes=plan.fit["gpu_bytes"], cpu_bytes=plan.fit["cpu_bytes"],
+                     tg_tok_s=plan.predicted_tg_tok_s, flags=tuple(flags), profile=keys)  # fmt: skip
+
+
+def find_placements(
+    facts: GgufFacts,
+    topology: Topology,
+    *,
+    kv_layers: Sequence[int],
+    compute: int,
+    split: Sequence[float] | None,
+    vram_free: Mapping[int, int] | None,
+    plan_for: PlanFor,
+) -> tuple[Placement, ...]:
+    """The placements worth comparing on this machine, the best fitting one `suggested`."""
+    n_layer = len(facts.layer_bytes)
+    out = [_placement("cpu", "CPU only", 0, None, (), plan_for)]
+    if not [g for g in topology.gpus if g.memory_total_bytes]:
+        return _suggest(out)
+    full = _placement("full", "full offload: every layer on the GPUs", -1, None, (), plan_for)
+    out.append(full)
+    if full.fits:
+        return _suggest(out)
+
+    def fit(ngl: int, moved: Mapping[int, int]) -> bool:
+        return _gpus_fit(facts, topology, ngl, moved, kv_layers, compute, split, vram_free)
+
+    exps = layer_expert_bytes(facts.tensors)
+    if exps:
+        layers = sorted(exps)
+        # the smallest N whose first N layers' experts in RAM let every layer's rest fit
+        n = next((k for k in range(1, layers[-1] + 2)
+                  if fit(-1, {i: b for i, b in exps.items() if i < k})), None)  # fmt: skip
+        if n is not None and n <= layers[-1]:
+            held = sum(1 for i in layers if i < n)
+            which = f"layer {n - 1}" if n == 1 else f"layers 0-{n - 1}"
+            out.append(_placement(
+                "moe-hybrid", f"MoE hybrid: experts of {which} in RAM ({held} of {len(layers)} "
+                "MoE layers), the rest on the GPUs", -1, n, (), plan_for))  # fmt: skip
+        elif n is not None:
+            out.append(_placement(
+                "moe-hybrid", "MoE hybrid: all routed experts in RAM, the rest on the GPUs", -1,
+                None, (ALL_EXPERTS,), plan_for))  # fmt: skip
+        else:
+            k = next((k for k in range(n_layer, 0, -1) if fit(k, exps)), 0)
+            if k:
+                out.append(_placement(
+                    "moe-hybrid", f"MoE hybrid: all routed experts in RAM, the rest of the last "
+                    f"{k} of {n_layer} layers on the GPUs", k, None, (ALL_EXPERTS,), plan_for))  # fmt: skip
+    k = next((k for k in range(n_layer, 0, -1) if fit(k, {})), 0)
+    if k:
+        out.append(_placement("partial", f"partial offload: the last {k} of {n_layer + 1} layers "
+                              "on the GPUs", k, None, (), plan_for))  # fmt: skip
+    return _suggest(out)
+
+
+def _suggest(options: list[Placement]) -> tuple[Placement, ...]:
+    """Mark the fitting placement with the highest generation ceiling; where a ceiling is
+    unknown, the one furthest along _PREFERENCE's order."""
+    from dataclasses import replace
+
+    fitting = [p for p in options if p.fits]
+    if not fitting:
+        return tuple(options)
+    known = all(p.tg_tok_s.value for p in fitting)
+    if known:
+        best = max(fitting, key=lambda p: p.tg_tok_s.value or 0.0)
+        why = "fits, with the highest generation ceiling of these"
+    else:
+        best = min(fitting, key=lambda p: _PREFERENCE.index(p.kind))
+        why = "fits, with the most of the model on the GPUs (no ceiling to rank by: a GPU " \
+              "without a bandwidth figure)"
+    if len(options) == 1:
+        why = "no GPU with known memory"
+    return tuple(replace(p, suggested=True, why=why) if p is best else p for p in options)
