@@ -208,6 +208,9 @@ def make_plan(
     if ctx <= 0:
         raise PlanError(f"--ctx {ctx}: give a positive context length")
     warnings: list[str] = []
+    if kv_type_v not in ("f32", "f16", "bf16") and not flash_attn:
+        warnings.append(f"a {kv_type_v} V cache needs flash attention: llama.cpp refuses to "
+                        "create the context without it (flash_attn = true in the profile)")  # fmt: skip
     if facts.n_ctx_train and ctx > facts.n_ctx_train:
         warnings.append(f"ctx {ctx} exceeds the {facts.n_ctx_train} the model was trained for")
     kv_layers = kv_bytes_per_layer(facts, ctx, kv_type_k, kv_type_v)

@@ -8,6 +8,7 @@ Exit code: 0 planned, 1 the model does not fit this machine's memory (RAM + the 
 from __future__ import annotations
 
 import argparse
+import os
 
 from rigtui.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_root_arg, make_fs
 
@@ -34,6 +35,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tensor-split", metavar="A,B", help="GPU split ratios, e.g. 3,1")
     p.add_argument("--json", action="store_true", help="the plan as JSON")
+    p.add_argument("--no-llama-fit", action="store_true",
+                   help="skip llama.cpp's own estimate (llama-fit-params) beside rigtui's")
     w = p.add_argument_group("what-if sizing (no GGUF: a model and a rig that may not exist yet)")
     w.add_argument("--params", metavar="N", help="parameters, e.g. 405e9 or 405B")
     w.add_argument("--bits", metavar="B", help="bits per weight (6, 4.5) or a quant (Q4_K_M)")
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
     except (GgufError, PlanError) as exc:
         err(str(exc))
         return EXIT_USAGE
+    if fs.is_live and not args.no_llama_fit:
+        plan = with_llama_fit(plan, choice.path, prof, topology)
     if args.json:
         print_json(plan)
     else:
@@ -230,6 +235,32 @@ def plan_model(path: str, prof, topology, fs, *, ctx: int | None = None,
         override_tensors=prof.override_tensors if prof else (),
         n_cpu_moe=prof.n_cpu_moe if prof else None,
     )  # fmt: skip
+
+
+def with_llama_fit(plan, path: str, prof, topology):
+    """The plan with llama.cpp's own estimate of the same arguments beside it, where a
+    llama-fit-params is found (next to the profile's `binary`, on PATH, rigtui's build); the
+    plan unchanged otherwise (`llama_fit` None: nothing to compare with is not a finding)."""
+    from dataclasses import replace
+
+    from rigtui.analysis.llama_fit_compare import compare
+    from rigtui.engine.llama_fit import llama_fit
+    from rigtui.engine.llama_server import find_binary
+    from rigtui.engine.server_build import FIT_NAME
+
+    sibling = None
+    if prof is not None and prof.binary:
+        sibling = os.path.join(os.path.dirname(os.path.expanduser(prof.binary)), FIT_NAME)
+    found = find_binary(FIT_NAME, sibling if sibling and os.path.exists(sibling) else None)
+    if found.path is None:
+        return plan
+    fit = llama_fit(found.path, path, ctx=plan.n_ctx, n_gpu_layers=plan.n_gpu_layers,
+                    override_tensors=prof.override_tensors if prof else (),
+                    n_cpu_moe=prof.n_cpu_moe if prof else None, cache_type_k=plan.kv_type_k,
+                    cache_type_v=plan.kv_type_v, ubatch=prof.ubatch if prof else 512,
+                    flash_attn=bool(prof.flash_attn) if prof else False,
+                    fit_gpu=bool(plan.fit["gpus"] or topology.gpus))  # fmt: skip
+    return replace(plan, llama_fit=fit, llama_fit_notes=compare(plan, fit))
 
 
 def _vram_free(fs, topology) -> dict[int, int] | None:
@@ -333,6 +364,19 @@ def print_plan(plan) -> None:
                       f"  gen {gen:>12}  [{style}]{u.verdict}[/]  [dim]{escape(u.what)}[/]")  # fmt: skip
             if u.basis != "estimated":
                 con.print(f"      [dim]{escape(u.basis)}[/]")
+    if plan.llama_fit is not None:
+        fit = plan.llama_fit
+        con.print("\n[bold]llama.cpp's own estimate[/] (llama-fit-params, the same arguments)")
+        for d in fit.devices:
+            con.print(f"  {escape(d.name):<8} weights {_b(d.model_bytes)}, KV {_b(d.context_bytes)}, "
+                      f"compute {_b(d.compute_bytes)}")  # fmt: skip
+        if fit.fitted:
+            con.print(f"  its fit for the GPUs: {escape(fit.fitted)}")
+        elif fit.fit_reason:
+            con.print(f"  [dim]{escape(fit.fit_reason)}[/]")
+        for note in plan.llama_fit_notes:
+            for i, line in enumerate(textwrap.wrap(note, width=width - 4, subsequent_indent="  ")):
+                con.print(f"  [dim]{escape(line)}[/]" if i else f"  {escape(line)}")
     sugg = {k: v for k, v in plan.suggested_profile.items() if k != "reasons" and v is not None}
     # One `key = value` per line, as a profile file spells it, so the block can be pasted.
     con.print("\n[bold]Suggested profile[/] (profile TOML)")

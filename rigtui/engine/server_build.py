@@ -6,8 +6,11 @@ interrupted build continues and a finished one costs a few seconds.
     pip download --no-binary :all: --no-deps llama-cpp-python==VERSION
     tar x .../vendor/llama.cpp                       -> engines/llama.cpp-VERSION[-native]/src
     cmake -S src -B build -DGGML_RPC=ON ...           (variant flags below)
-    cmake --build build --target llama-server rpc-server -j N
-    build/bin/{llama-server,rpc-server}               -> bin/, and rigtui-build.json
+    cmake --build build --target llama-server rpc-server llama-fit-params -j N
+    build/bin/{llama-server,rpc-server,llama-fit-params} -> bin/, and rigtui-build.json
+
+llama-fit-params (llama.cpp's own memory estimate per device and fitted -ngl/-ot, which
+`rigtui plan` shows beside its own) is built where the source has it (tools/fit-params).
 
 Variants: "portable" (AVX2/FMA/F16C, no -march=native: what llama-cpp-python's generic wheel
 runs, so the two engines compare like for like, and what runs in the test guest) and "native"
@@ -31,6 +34,8 @@ from pathlib import Path
 
 from rigtui.engine.demo_model import cache_dir
 from rigtui.engine.llama_server import LLAMA_CPP_PYTHON_VERSION, RPC_NAME, SERVER_NAME
+
+FIT_NAME = "llama-fit-params"
 
 VARIANTS = ("portable", "native")
 _COMMON_FLAGS = {
@@ -151,10 +156,13 @@ def build(variant: str = "portable", *, cuda: bool = False, jobs: int | None = N
         (tree / "rigtui-flags.json").write_text(json.dumps(flags, sort_keys=True))
     jobs = jobs or max(1, len(os.sched_getaffinity(0)))
     rpc_target = rpc_target_name(src)
-    _run(["cmake", "--build", str(tree), "--target", SERVER_NAME, rpc_target, "-j", str(jobs)],
+    targets = [(SERVER_NAME, SERVER_NAME), (RPC_NAME, rpc_target)]
+    if (src / "tools" / "fit-params" / "CMakeLists.txt").is_file():
+        targets.append((FIT_NAME, FIT_NAME))
+    _run(["cmake", "--build", str(tree), "--target", *(t for _, t in targets), "-j", str(jobs)],
          log, progress, "compile")  # fmt: skip
     bin_dir.mkdir(exist_ok=True)
-    for name, target in ((SERVER_NAME, SERVER_NAME), (RPC_NAME, rpc_target)):
+    for name, target in targets:
         built = tree / "bin" / target
         if not built.is_file():
             raise BuildError(f"the build finished but left no {built}")

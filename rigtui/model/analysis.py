@@ -257,6 +257,28 @@ class GpuFit:
 
 
 @dataclass(frozen=True)
+class LlamaFitDevice:
+    """What llama.cpp's own estimate (`llama-fit-params --fit-print on`) puts on one device;
+    "Host" is system memory. Whole MiB, as it prints them."""
+
+    name: str  # "CUDA0", "Host"
+    model_bytes: int
+    context_bytes: int  # the KV cache (and recurrent state)
+    compute_bytes: int
+
+
+@dataclass(frozen=True)
+class LlamaFit:
+    """llama.cpp's own sizing of a plan's arguments, beside rigtui's."""
+
+    binary: str
+    devices: tuple[LlamaFitDevice, ...]
+    fitted: str | None  # the arguments its fit chose for the GPUs ("-c 4096 -ngl 99 -ot ...")
+    reason: str | None = None  # why there is no estimate
+    fit_reason: str | None = None  # why there are no fitted arguments (asked for)
+
+
+@dataclass(frozen=True)
 class Placement:
     """One way to place a model on this machine's CPU and GPUs (`rigtui plan`'s placements):
     CPU only, full offload, MoE hybrid (routed experts in RAM, the rest on the GPUs) or a
@@ -307,3 +329,7 @@ class Plan:
     use_cases: tuple[Any, ...] = ()
     # CPU only / full offload / MoE hybrid / partial, one suggested (rigtui.analysis.placements)
     placements: tuple[Placement, ...] = ()
+    # llama.cpp's own estimate for the same arguments (llama-fit-params), and where the two
+    # differ; None: not asked or no binary (rigtui.analysis.llama_fit_compare)
+    llama_fit: LlamaFit | None = None
+    llama_fit_notes: tuple[str, ...] = ()
