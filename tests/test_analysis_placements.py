@@ -164,3 +164,26 @@ def test_the_gpu_ceiling_takes_nvmls_bandwidth_over_the_table(dense):
     plan = make_plan(dense, epyc(gpus=(unknown,)), n_ctx=CTX, n_gpu_layers=-1, placements=False)
     assert plan.predicted_tg_tok_s.value is None
     assert "no memory bandwidth from NVML" in plan.predicted_tg_tok_s.detail
+
+
+def test_prompts_on_a_hybrid_stream_the_ram_side_over_pcie(moe):
+    """llama.cpp runs a prompt's ubatches on the GPU and copies the RAM-side weights over PCIe
+    each time: ubatch x link GB/s / those bytes (not the token embedding, read row by row)."""
+    from dataclasses import replace
+
+    from rigtui.analysis.gpu_specs import pcie_bandwidth
+
+    exps = layer_expert_bytes(moe.tensors)
+    plan = _plan(moe, _need(moe, -1, exps), n_ubatch=512)
+    hybrid = _by_kind(plan)["moe-hybrid"]
+    gbs, words = pcie_bandwidth(gpu())
+    assert round(gbs, 2) == 31.51 and words == "PCIe Gen4 x16 31.5 GB/s"
+    streamed = moe.expert_bytes  # every routed expert is in RAM, nothing else of the layers
+    assert hybrid.pp_tok_s.value == pytest.approx(512 * gbs * 1e9 / streamed)
+    assert "streamed over GPU 0's PCIe Gen4 x16" in hybrid.pp_tok_s.detail
+    assert _by_kind(plan)["cpu"].pp_tok_s is None
+    full = _by_kind(_plan(moe))["full"]
+    assert full.pp_tok_s.value is None and "nothing streamed" in full.pp_tok_s.detail
+    # a riser trained down to x4 at Gen 3, an idle card reporting Gen 1 but able to do 4
+    assert pcie_bandwidth(replace(gpu(), link_width=4, pcie_gen_max=3))[0] == pytest.approx(3.94, 0.01)
+    assert pcie_bandwidth(replace(gpu(), pcie_gen=1))[1].startswith("PCIe Gen4 x16")

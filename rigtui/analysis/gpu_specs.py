@@ -54,3 +54,21 @@ def vram_bandwidth(gpu: Any) -> tuple[float, str, str] | None:
     if spec is None:
         return None
     return spec[2], "table", f"{spec[0]} {spec[2]:g} GB/s (table)"
+
+
+# PCIe transfer rate per lane (GT/s) and line-code efficiency, by generation
+_PCIE = {1: (2.5, 0.8), 2: (5.0, 0.8), 3: (8.0, 128 / 130), 4: (16.0, 128 / 130),
+         5: (32.0, 128 / 130), 6: (64.0, 242 / 256)}  # fmt: skip
+
+
+def pcie_bandwidth(gpu: Any) -> tuple[float, str] | None:
+    """(GB/s one way, in words) of a probed Gpu's PCIe link: the card's top generation (an idle
+    NVIDIA card trains its link down to Gen 1 and reports that as current) at its current
+    width (a riser that trained x4 stays x4); None when neither is known."""
+    gen = getattr(gpu, "pcie_gen_max", None) or getattr(gpu, "pcie_gen", None)
+    width = getattr(gpu, "link_width", None) or getattr(gpu, "link_max_width", None)
+    if gen not in _PCIE or not width:
+        return None
+    gts, eff = _PCIE[gen]
+    gbs = gts * width * eff / 8
+    return gbs, f"PCIe Gen{gen} x{width} {gbs:.1f} GB/s"

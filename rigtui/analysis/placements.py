@@ -9,6 +9,9 @@ those are read per token, so the CPU side reads little and the GPU does the rest
 the smallest N that fits the VRAM it finds (the most whole layers' experts on the GPUs); where
 even all experts in RAM do not fit, the last layers' remainder that fits goes to the GPUs.
 
+With GPUs, llama.cpp processes prompts on them even for the weights kept in RAM, copying those
+over PCIe once per ubatch: each placement with GPU layers carries that prompt-speed bound.
+
 Each placement's ceiling comes from the plan itself (`plan_for`), so the figures here are the
 ones `rigtui plan -ngl ... --profile` would print for it. The split across several GPUs is
 llama.cpp's default (layers in proportion to free memory), which does not see the experts a
@@ -22,7 +25,7 @@ from typing import Any
 
 from rigtui.analysis.plan_sizes import gpu_fits
 from rigtui.analysis.tensor_overrides import layer_expert_bytes
-from rigtui.model.analysis import GgufFacts, Placement, Plan
+from rigtui.model.analysis import Figure, GgufFacts, Placement, Plan
 from rigtui.model.topology import Topology
 
 ALL_EXPERTS = "exps=CPU"
@@ -40,8 +43,31 @@ def _gpus_fit(facts: GgufFacts, topology: Topology, ngl: int, moved: Mapping[int
     return bool(fits) and all(f.fits for f in fits)
 
 
-def _placement(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
-               override_tensors: tuple[str, ...], plan_for: PlanFor) -> Placement:  # fmt: skip
+def prompt_stream(facts: GgufFacts, topology: Topology, ram_weights: int, n_ubatch: int
+                  ) -> Figure:  # fmt: skip
+    """Prompt speed bound of a placement with GPUs: llama.cpp runs a batch of >= 32 tokens on
+    the GPU even where the weights sit in RAM (ggml's op offload), copying those weights over
+    PCIe for every ubatch, so tok/s <= ubatch x PCIe GB/s / the RAM side's weights (the token
+    embedding table is read row by row and stays). A larger --ubatch-size amortizes it."""
+    from rigtui.analysis.gpu_specs import pcie_bandwidth
+
+    gpus = [g for g in topology.gpus if g.memory_total_bytes]
+    streamed = ram_weights - facts.token_embd_bytes
+    if streamed <= 0:
+        return Figure(None, "estimated", "nothing streamed: every weight is on the GPUs (GPU "
+                      "compute bounds the prompt; rigtui has no GPU FLOPS figure)", "tok/s")  # fmt: skip
+    link = pcie_bandwidth(gpus[0]) if gpus else None
+    if link is None:
+        return Figure(None, "estimated", "PCIe link of GPU 0 unknown", "tok/s")
+    gbs, words = link
+    return Figure(n_ubatch * gbs * 1e9 / streamed, "estimated",
+                  f"{n_ubatch}-token ubatches on the GPU, {streamed / 1e9:.2f} GB of RAM-side "
+                  f"weights streamed over GPU {gpus[0].index}'s {words} each", "tok/s")  # fmt: skip
+
+
+def _one(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
+         override_tensors: tuple[str, ...], plan_for: PlanFor,
+         stream: Callable[[int], Figure] | None = None) -> Placement:  # fmt: skip
     plan = plan_for(ngl, override_tensors, n_cpu_moe)
     gpus = plan.fit["gpus"]
     gpu_ok = all(f.fits for f in gpus) if gpus else ngl == 0
@@ -61,7 +87,8 @@ def _placement(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
     return Placement(kind=kind, title=title, gpu_layers=ngl, n_cpu_moe=n_cpu_moe,
                      override_tensors=override_tensors, fits=gpu_ok and ram_ok,
                      gpu_bytes=plan.fit["gpu_bytes"], cpu_bytes=plan.fit["cpu_bytes"],
-                     tg_tok_s=plan.predicted_tg_tok_s, flags=tuple(flags), profile=keys)  # fmt: skip
+                     tg_tok_s=plan.predicted_tg_tok_s, flags=tuple(flags), profile=keys,
+                     pp_tok_s=stream(plan.fit["cpu_weight_bytes"]) if stream and ngl else None)  # fmt: skip
 
 
 def find_placements(
@@ -73,13 +100,21 @@ def find_placements(
     split: Sequence[float] | None,
     vram_free: Mapping[int, int] | None,
     plan_for: PlanFor,
+    n_ubatch: int = 512,
 ) -> tuple[Placement, ...]:
     """The placements worth comparing on this machine, the best fitting one `suggested`."""
     n_layer = len(facts.layer_bytes)
-    out = [_placement("cpu", "CPU only", 0, None, (), plan_for)]
+    out = [_one("cpu", "CPU only", 0, None, (), plan_for)]
     if not [g for g in topology.gpus if g.memory_total_bytes]:
         return _suggest(out)
-    full = _placement("full", "full offload: every layer on the GPUs", -1, None, (), plan_for)
+
+    def stream(ram_weights: int) -> Figure:
+        return prompt_stream(facts, topology, ram_weights, n_ubatch)
+
+    def place(*args: Any) -> Placement:
+        return _one(*args, stream=stream)
+
+    full = place("full", "full offload: every layer on the GPUs", -1, None, (), plan_for)
     out.append(full)
     if full.fits:
         return _suggest(out)
@@ -96,23 +131,23 @@ def find_placements(
         if n is not None and n <= layers[-1]:
             held = sum(1 for i in layers if i < n)
             which = f"layer {n - 1}" if n == 1 else f"layers 0-{n - 1}"
-            out.append(_placement(
+            out.append(place(
                 "moe-hybrid", f"MoE hybrid: experts of {which} in RAM ({held} of {len(layers)} "
                 "MoE layers), the rest on the GPUs", -1, n, (), plan_for))  # fmt: skip
         elif n is not None:
-            out.append(_placement(
+            out.append(place(
                 "moe-hybrid", "MoE hybrid: all routed experts in RAM, the rest on the GPUs", -1,
                 None, (ALL_EXPERTS,), plan_for))  # fmt: skip
         else:
             k = next((k for k in range(n_layer, 0, -1) if fit(k, exps)), 0)
             if k:
-                out.append(_placement(
+                out.append(place(
                     "moe-hybrid", f"MoE hybrid: all routed experts in RAM, the rest of the last "
                     f"{k} of {n_layer} layers on the GPUs", k, None, (ALL_EXPERTS,), plan_for))  # fmt: skip
     k = next((k for k in range(n_layer, 0, -1) if fit(k, {})), 0)
     if k:
-        out.append(_placement("partial", f"partial offload: the last {k} of {n_layer + 1} layers "
-                              "on the GPUs", k, None, (), plan_for))  # fmt: skip
+        out.append(place("partial", f"partial offload: the last {k} of {n_layer + 1} layers "
+                         "on the GPUs", k, None, (), plan_for))  # fmt: skip
     return _suggest(out)
 
 

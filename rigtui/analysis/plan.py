@@ -395,7 +395,8 @@ def make_plan(
                              override_tensors=ot, n_cpu_moe=ncm, placements=False)  # fmt: skip
 
         options = find_placements(facts, topology, kv_layers=kv_layers, compute=compute,
-                                  split=tensor_split, vram_free=vram_free, plan_for=plan_for)  # fmt: skip
+                                  split=tensor_split, vram_free=vram_free, plan_for=plan_for,
+                                  n_ubatch=n_ubatch)  # fmt: skip
     best = next((p for p in options if p.suggested), None)
     suggestion = suggest_profile(facts, topology, ctx, cpu_need, max_ngl, kv_type_k, best)
     return Plan(
@@ -413,6 +414,7 @@ def make_plan(
                                f"{ctx} tokens {_gib(kv_total)} read once per token", "B"),
         bandwidth_gbs=bw, predicted_tg_tok_s=tg, predicted_pp_tok_s=pp, use_cases=use_cases,
         fit={"nodes": node_fits, "gpus": fits_gpu, "cpu_bytes": cpu_need, "gpu_bytes": on_gpu,
+             "cpu_weight_bytes": facts.weights_bytes - (gpu_weight if fits_gpu else 0),
              "max_n_gpu_layers": Figure(max_ngl, "estimated",
                                         ("free VRAM now (NVML)" if vram_free else "total VRAM")
                                         + f" minus {CUDA_RESERVE // MiB} MiB CUDA reserve per GPU;"

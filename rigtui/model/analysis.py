@@ -298,6 +298,9 @@ class Placement:
     profile: Mapping[str, Any]  # profile TOML keys for it
     suggested: bool = False
     why: str = ""  # why it is (not) the suggestion
+    # prompt processing: with GPUs llama.cpp runs big batches there and streams the weights
+    # kept in RAM over PCIe once per ubatch (None: CPU only, see the plan's prompt ceiling)
+    pp_tok_s: Figure | None = None
 
 
 @dataclass(frozen=True)

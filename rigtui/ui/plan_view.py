@@ -33,7 +33,9 @@ def render_plan(plan: Any, name: str) -> str:
             ok = "[$success]fits[/]" if p.fits else "[$error]does not fit[/]"
             star = "[b]*[/]" if p.suggested else " "
             lines.append(f"  {star} {escape(p.title)}")
-            lines.append(f"      {ok} · {_rate(p.tg_tok_s)} · [$text-muted]"
+            pp = (f" · prompt ≤ {_rate(p.pp_tok_s, 0)} (PCIe)"
+                  if p.pp_tok_s is not None and p.pp_tok_s.value else "")  # fmt: skip
+            lines.append(f"      {ok} · {_rate(p.tg_tok_s)}{pp} · [$text-muted]"
                          f"{escape(' '.join(p.flags))}[/]")  # fmt: skip
     for w in plan.warnings:
         lines.append(f"  [$warning]{escape(w)}[/]")
