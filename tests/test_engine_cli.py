@@ -129,6 +129,32 @@ def test_bench_at_depth_reads_a_deeper_context(demo8m, capsys):
     assert all(r["avg_ts"] > 0 and "energy" in r and "tok_per_j" in r for r in rows)
 
 
+def test_bench_concurrent_runs_the_instances_at_once_and_sums_them(prof, tmp_path, demo8m, capsys):
+    """--concurrent: both engines load, then run the same tests together; the totals are the
+    sum of the instances' rates, and each instance says where it ran."""
+    other = write_profile(tmp_path, "other", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
+    assert main(["bench", str(prof), "--concurrent", str(other), "-p", "16", "-n", "4", "-r", "2",
+                 "--json"]) == EXIT_OK  # fmt: skip
+    got = json.loads(capsys.readouterr().out)
+    rows, totals = got["instances"], got["totals"]
+    assert [(r["profile"], r["test"]) for r in rows] == [
+        ("tiny", "pp16"), ("tiny", "tg4"), ("other", "pp16"), ("other", "tg4")]  # fmt: skip
+    assert all(r["avg_ts"] > 0 and r["cpus_allowed"] for r in rows)
+    by_test = {t["test"]: t for t in totals}
+    tg = [r["avg_ts"] for r in rows if r["test"] == "tg4"]
+    assert by_test["tg4"]["instances"] == 2
+    assert by_test["tg4"]["avg_ts"] == pytest.approx(sum(tg))
+    assert by_test["tg4"]["min_ts"] == min(tg)
+    assert main(["bench", str(prof), "--concurrent", str(other), "-p", "0", "-n", "4", "-r", "1"]) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "# 2 engines at once: tiny, other" in table and "| **all 2** |" in table
+    # one node here: --per-node says why not; a sweep with it is refused
+    assert main(["bench", str(prof), "--per-node"]) == 2
+    assert "needs two NUMA nodes" in capsys.readouterr().err
+    assert main(["bench", str(prof), "--per-node", "-t", "1,2"]) == 2
+    assert main(["bench", str(prof), "--concurrent", "no-such-profile"]) == EXIT_BAD_PROFILE
+
+
 def test_profiles_commands(xdg, capsys):
     assert main(["profiles", "new", "mine", "--model", "demo:8M"]) == EXIT_OK
     assert main(["profiles", "list", "--json"]) == EXIT_OK

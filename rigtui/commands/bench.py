@@ -60,9 +60,16 @@ def register(subparsers) -> None:
                    help="GPU layers to sweep, e.g. 0,20,-1")  # fmt: skip
     p.add_argument("--numa", default="", metavar="LIST",
                    help="llama.cpp NUMA strategies to sweep: disabled,distribute,isolate,numactl")  # fmt: skip
+    together = p.add_mutually_exclusive_group()
+    together.add_argument("--per-node", action="store_true",
+                          help="one instance per NUMA node (its CPUs, its memory), all at once: "
+                          "the total tok/s of one model per node")  # fmt: skip
+    together.add_argument("--concurrent", default="", metavar="P2,P3",
+                          help="other profiles to run at the same time as PROFILE (total tok/s)")
     out = p.add_mutually_exclusive_group()
     out.add_argument(
-        "--json", action="store_true", help="rows as a JSON list (llama-bench field names)"
+        "--json", action="store_true", help="rows as a JSON list (llama-bench field names; with "
+        "--per-node/--concurrent an object of instances and totals)"
     )
     out.add_argument("--csv", action="store_true", help="rows as CSV")
     add_root_arg(p)
@@ -142,10 +149,17 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"rigtui bench: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    others = [x.strip() for x in args.concurrent.split(",") if x.strip()]
+    if (args.per_node or others) and (args.threads or args.gpu_layers or numa):
+        print("rigtui bench: --per-node/--concurrent run one configuration per instance; sweep "
+              "-t/-ngl/--numa in a separate run", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     topology = detect(make_fs(args), nvml=None)
     profile, code = _load(args, topology)
     if profile is None:
         return code or EXIT_BAD_PROFILE
+    if args.per_node or others:
+        return run_together(args, profile, others, topology)
     table = not (args.json or args.csv)
     if table:
         fp = topology.fingerprint()
@@ -203,3 +217,60 @@ def run(args: argparse.Namespace) -> int:
             )
             writer.writerow(d)
     return code
+
+
+def run_together(args: argparse.Namespace, profile, others: list[str], topology) -> int:
+    """--per-node / --concurrent: the instances at once, their rows, then the totals."""
+    from rigtui.engine.bench import BenchError, bench_together, per_node_profiles, totals
+
+    if args.per_node:
+        profiles = per_node_profiles(profile, topology)
+        if len(profiles) < 2:
+            print(f"rigtui bench: --per-node needs two NUMA nodes with CPUs and memory; this "
+                  f"machine has {len(profiles)}", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+    else:
+        profiles = [profile]
+        for name in others:
+            other, code = _load(argparse.Namespace(model=None, profile=name), topology)
+            if other is None:
+                return code or EXIT_BAD_PROFILE
+            profiles.append(other)
+    table = not (args.json or args.csv)
+    if table:
+        names = ", ".join(p.name for p in profiles)
+        print(f"# {len(profiles)} engines at once: {names}")
+        print("| instance | threads | CPUs | model pages | test | t/s |")
+        print("| --- | ---: | --- | --- | --- | ---: |")
+    try:
+        groups = bench_together(profiles, topology, n_prompt=args.n_prompt, n_gen=args.n_gen,
+                                reps=args.reps, depths=args.depths)  # fmt: skip
+    except BenchError as exc:
+        print(f"rigtui bench: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    except (OSError, ValueError) as exc:
+        print(f"rigtui bench: cannot start the engines: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    sums = totals(groups)
+    rows = [r for g in groups for r in g]
+    if args.json:
+        from rigtui.commands._common import print_json
+
+        print_json({"instances": rows, "totals": sums})
+    elif args.csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**vars(row), **row.fingerprint, "gpus": ";".join(row.fingerprint.get("gpus") or [])})
+    else:
+        for r in rows:
+            pages = (pages_by_node(r.model_bytes_per_node) if r.use_mmap
+                     else f"no mmap: {pages_by_node(r.anon_bytes_per_node)} of its memory")  # fmt: skip
+            print(f"| {r.profile} | {r.n_threads} | {r.cpus_allowed or '?'} | "
+                  f"{pages} | {r.test} | {r.avg_ts:.2f} ± {r.stddev_ts:.2f} |")  # fmt: skip
+        for t in sums:
+            print(f"| **all {t.instances}** | | | | {t.test} | **{t.avg_ts:.2f}** "
+                  f"(slowest {t.min_ts:.2f}) |")  # fmt: skip
+    return EXIT_OK

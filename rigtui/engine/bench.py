@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import queue
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,8 @@ class BenchRow:
     # per NUMA node (numa_maps), and its compute threads' CPUs (/proc/self/task/*/status).
     model_bytes_per_node: dict[int, int] = field(default_factory=dict)
     cpus_allowed: str = ""
+    # its anonymous memory per node: the weights themselves with mmap = false (+ KV, buffers)
+    anon_bytes_per_node: dict[int, int] = field(default_factory=dict)
     # RAPL energy over the timed repetitions (read by the worker around each): the packages'
     # (+ DRAM's where metered) joules, so idle cores and other processes count too
     energy_j: float | None = None
@@ -91,50 +94,109 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
     """Run pp and tg (at each of `depths`) for one profile in one engine process; raises
     BenchError on failure and ValueError when there is nothing to measure (both tests at 0
     tokens, reps < 1, a negative depth)."""
+    (rows,) = bench_together([profile], topology, n_prompt=n_prompt, n_gen=n_gen, reps=reps,
+                             timeout=timeout, depths=depths, on_row=on_row)  # fmt: skip
+    return rows
+
+
+def bench_together(profiles: Sequence[Profile], topology: Topology, *, n_prompt: int = 512,
+                   n_gen: int = 128, reps: int = 5, timeout: float = 3600.0,
+                   depths: Sequence[int] = (0,),
+                   on_row: Callable[[BenchRow], None] | None = None) -> list[list[BenchRow]]:  # fmt: skip
+    """The same tests in one engine process per profile, all at the same time: every engine
+    loads, then all are handed the tests at once (one model per NUMA node, the owners' GNU
+    parallel test of NPS modes). Rows per profile, in order. Raises BenchError when any fails
+    (every engine is stopped) and ValueError when there is nothing to measure."""
     depths = tuple(depths) or (0,)
     if n_prompt < 0 or n_gen < 0 or n_prompt + n_gen == 0 or reps < 1 or min(depths) < 0:
         raise ValueError(f"nothing to measure: n_prompt {n_prompt}, n_gen {n_gen}, reps {reps}, "
                          f"depths {list(depths)}")  # fmt: skip
     need = max(depths) + max(n_prompt, n_gen + 1)
     ctx = max(256, -(-need // 256) * 256)
-    profile = dataclasses.replace(profile, ctx=ctx)
-    engine = EngineProcess(
-        profile, instance=f"bench-{profile.name}", topology=topology, log_events=False
-    )
-    engine.start()
-    rows: list[BenchRow] = []
-    loaded: Loaded | None = None
+    profiles = [dataclasses.replace(p, ctx=ctx) for p in profiles]
+    events: queue.Queue[tuple[int, Any]] = queue.Queue()
+    engines = [EngineProcess(p, instance=f"bench-{p.name}" + (f"-{i}" if len(profiles) > 1 else ""),
+                             topology=topology, log_events=False,
+                             on_event=lambda ev, i=i: events.put((i, ev)))
+               for i, p in enumerate(profiles)]  # fmt: skip
+    rows: list[list[BenchRow]] = [[] for _ in profiles]
+    loaded: list[Loaded | None] = [None] * len(profiles)
+    placed = [False] * len(profiles)
     wanted = ((n_prompt > 0) + (n_gen > 0)) * len(depths)
     deadline = time.monotonic() + timeout
+
+    def where(p: Profile) -> str:
+        return f"{p.name} (threads {p.threads}, ngl {p.gpu_layers}, numa {p.numa})"
+
     try:
-        for ev in engine.events(timeout=max(1.0, deadline - time.monotonic())):
+        for engine in engines:
+            engine.start()
+        while not all(placed):
+            try:
+                i, ev = events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise BenchError(f"{', '.join(p.name for p in profiles)}: no result within "
+                                 f"{timeout:.0f} s") from None  # fmt: skip
+            profile, engine = profiles[i], engines[i]
             if isinstance(ev, Loaded):
-                loaded = ev
-                for depth in depths:  # queued: the worker runs them one after another
-                    engine.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps, n_depth=depth)
+                loaded[i] = ev
+                if all(loaded):  # together: no engine's tests run beside another's load
+                    for e in engines:
+                        for depth in depths:  # queued: the worker runs them one after another
+                            e.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps, n_depth=depth)
             elif isinstance(ev, Error):
-                raise BenchError(f"{profile.name} (threads {profile.threads}, ngl {profile.gpu_layers}, "
-                                 f"numa {profile.numa}): {ev.message}")  # fmt: skip
+                raise BenchError(f"{where(profile)}: {ev.message}")
             elif isinstance(ev, Exit):
                 tail = " / ".join(ev.stderr_tail[-3:])
-                raise BenchError(
-                    f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})"
-                )
-            elif isinstance(ev, BenchResult) and loaded is not None:
-                rows.append(_row(profile, engine, loaded, ev, topology))
-                if len(rows) == wanted:  # the weights are paged in: where did they land?
+                raise BenchError(f"{profile.name}: the engine {ev.reason} during the benchmark ({tail})")
+            elif isinstance(ev, BenchResult) and loaded[i] is not None:
+                rows[i].append(_row(profile, engine, loaded[i], ev, topology))  # type: ignore[arg-type]
+                if len(rows[i]) == wanted:  # the weights are paged in: where did they land?
                     engine.request_placement()
-            elif isinstance(ev, Placement) and len(rows) == wanted:
-                rows = [_placed(r, ev) for r in rows]
-                break
-        else:
-            raise BenchError(f"{profile.name}: no result within {timeout:.0f} s")
+            elif isinstance(ev, Placement) and len(rows[i]) == wanted and not placed[i]:
+                rows[i] = [_placed(r, ev) for r in rows[i]]
+                placed[i] = True
     finally:
-        engine.stop()
-    for row in rows:
-        if on_row:
-            on_row(row)
+        for engine in engines:
+            engine.stop()
+    for group in rows:
+        for row in group:
+            if on_row:
+                on_row(row)
     return rows
+
+
+@dataclass(frozen=True)
+class BenchTotal:
+    """One test summed over engines that ran it at the same time (`rigtui bench --per-node`)."""
+
+    test: str
+    instances: int
+    avg_ts: float  # the sum of the instances' means
+    min_ts: float  # the slowest instance
+    max_ts: float
+
+
+def totals(groups: Sequence[Sequence[BenchRow]]) -> list[BenchTotal]:
+    """Per test, the instances' tok/s summed: what the machine gives with all of them busy."""
+    by_test: dict[str, list[float]] = {}
+    for group in groups:
+        for row in group:
+            by_test.setdefault(row.test, []).append(row.avg_ts)
+    return [BenchTotal(t, len(v), sum(v), min(v), max(v)) for t, v in by_test.items()]
+
+
+def per_node_profiles(profile: Profile, topology: Topology) -> list[Profile]:
+    """One copy of `profile` per NUMA node with CPUs and memory: its CPUs, its memory bound
+    there, ggml's own NUMA mode off (rigtui pins), and mmap off, so each instance reads the
+    weights into its own node's memory (one file's page cache lives on one node only): the
+    Genoa notes' `numactl -N n -m n llama-cli --no-mmap --numa numactl`, once per node. A
+    `threads` the profile fixes is kept; else one per core of the node."""
+    nodes = [n for n in topology.nodes if n.cpus and n.mem_total_bytes]
+    return [dataclasses.replace(profile, name=f"{profile.name}@node{n.id}", nodes=(n.id,), cpus=None,
+                                memory_policy="bind", memory_nodes=(n.id,), numa="disabled",
+                                mmap=False)
+            for n in nodes]  # fmt: skip
 
 
 def _placed(row: BenchRow, pl: Placement) -> BenchRow:
@@ -143,6 +205,7 @@ def _placed(row: BenchRow, pl: Placement) -> BenchRow:
     return dataclasses.replace(
         row,
         model_bytes_per_node={int(k): v for k, v in sorted(pl.model_file_bytes_per_node.items())},
+        anon_bytes_per_node={int(k): v for k, v in sorted(pl.anon_bytes_per_node.items())},
         cpus_allowed=format_cpulist(pl.thread_cpus_allowed or pl.cpus_allowed),
     )
 

@@ -146,6 +146,15 @@ def scenario_two_instances(work: Path) -> None:
     emit("two_instances", out)
 
 
+def scenario_bench_per_node(work: Path) -> None:
+    """`rigtui bench --per-node`: one engine per node, the same tests at the same time."""
+    prof = profile(work, "per_node", model=str(disk(work) / "per_node.gguf"), ctx=256, threads=1)
+    r = rigtui("bench", str(prof), "--per-node", "--json", "-p", "16", "-n", "8", "-r", "1",
+               timeout=900)  # fmt: skip
+    emit("bench_per_node", {"rc": r.returncode, "stderr": r.stderr[-2000:],
+                            "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
+
+
 def scenario_tmpfs(work: Path) -> None:
     """The model on a RAM file system: its pages are placed when the file is written, by the
     writer's policy; a reader bound to node 1 does not move them. Written on node 0, then bound
@@ -311,6 +320,7 @@ SCENARIOS = {
     "tmpfs": scenario_tmpfs,
     "llama_server": scenario_llama_server,
     "two_instances": scenario_two_instances,
+    "bench_per_node": scenario_bench_per_node,
     "bench_mem": scenario_bench_mem,
     "sample_load": scenario_sample_load,
 }

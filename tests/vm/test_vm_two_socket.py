@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import vm_harness as harness
 
+from rigtui.model.cpulist import parse_cpulist
+
 pytestmark = pytest.mark.timeout(2400)
 TOPO = harness.TWO_SOCKETS
 MIB = 1 << 20
@@ -138,6 +140,25 @@ def test_two_instances_one_per_node(two_socket):
         assert set(last["thread_cpus_allowed"]) <= set(TOPO.node_cpus[node]), last
     a, b = r["0"]["gen_window"], r["1"]["gen_window"]
     assert a[0] < b[1] and b[0] < a[1], "the two instances did not generate at the same time"
+
+
+def test_bench_per_node_runs_one_engine_per_node_and_sums_them(two_socket):
+    """The Genoa notes' test of NPS modes: one model per node at once (no mmap, so each reads
+    its own copy into its node), the same tests together, the machine's total."""
+    r = _ok(two_socket, "bench_per_node")
+    assert r["rc"] == 0, r["stderr"]
+    rows, totals = r["result"]["instances"], r["result"]["totals"]
+    assert sorted({row["profile"] for row in rows}) == ["per_node@node0", "per_node@node1"]
+    for row in rows:
+        node = int(row["profile"][-1])
+        assert set(parse_cpulist(row["cpus_allowed"])) <= set(TOPO.node_cpus[node]), row
+        assert not row["use_mmap"] and row["memory_policy"] == "bind"
+        anon = {int(k): v for k, v in row["anon_bytes_per_node"].items()}
+        assert anon.get(node, 0) >= 0.9 * sum(anon.values()), row  # its copy is on its node
+    by_test = {t["test"]: t for t in totals}
+    assert set(by_test) == {"pp16", "tg8"} and all(t["instances"] == 2 for t in totals)
+    tg = [row["avg_ts"] for row in rows if row["test"] == "tg8"]
+    assert by_test["tg8"]["avg_ts"] == pytest.approx(sum(tg))
 
 
 def test_tmpfs_pages_stay_where_the_writer_put_them_and_rigtui_says_so(two_socket):
