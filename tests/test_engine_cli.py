@@ -155,6 +155,24 @@ def test_bench_concurrent_runs_the_instances_at_once_and_sums_them(prof, tmp_pat
     assert main(["bench", str(prof), "--concurrent", "no-such-profile"]) == EXIT_BAD_PROFILE
 
 
+def test_bench_use_cases_times_each_and_gives_its_verdict(demo8m, capsys):
+    """--use-cases: the guide's four use cases timed (the prompt from an empty context, a short
+    generation at the middle of the answer), each verdict from the measured speeds."""
+    assert main(["bench", "--model", str(demo8m), "--use-cases", "-r", "1", "--json"]) == EXIT_OK
+    got = json.loads(capsys.readouterr().out)
+    cases, rows = got["use_cases"], got["rows"]
+    assert [c["measured"]["id"] for c in cases] == ["UC1", "UC2", "UC3", "UC4"]
+    assert [r["test"] for r in rows[:2]] == ["pp1024", "tg16 @ d1032"]  # UC1: 1024 in, 16 out
+    assert rows[3]["test"] == "tg32 @ d4224"  # UC2: 4096 + 256 / 2, 32 tokens timed
+    for c in cases:
+        m = c["measured"]
+        assert m["basis"].startswith("measured: pp") and m["ttft_s"] > 0 and m["gen_tok_s"] > 0
+        assert m["verdict"] in ("interactive", "background", "offline", "non-viable")
+        assert m["total_s"] == pytest.approx(m["ttft_s"] + m["gen_tokens"] / m["gen_tok_s"])
+        assert c["predicted"]["id"] == m["id"]  # the plan's, beside it
+    assert main(["bench", "--model", str(demo8m), "--use-cases", "-d", "512"]) == 2
+
+
 def test_profiles_commands(xdg, capsys):
     assert main(["profiles", "new", "mine", "--model", "demo:8M"]) == EXIT_OK
     assert main(["profiles", "list", "--json"]) == EXIT_OK

@@ -68,3 +68,29 @@ def verdicts(pp_tok_s: float | None, tg_at_depth: Callable[[int], float | None],
         total = ttft + n_g / tg if ttft is not None and tg else None
         out.append(UseCaseVerdict(uc, what, n_p, n_g, ttft, tg, total, level(ttft, tg, total)))
     return tuple(out)
+
+
+GEN_PROBE = 32  # tokens generated to time an answer's speed (the use cases' answers run to 3072)
+
+
+def measurement_tests(gen_probe: int = GEN_PROBE) -> list[tuple[str, tuple[int, int, int],
+                                                             tuple[int, int, int]]]:  # fmt: skip
+    """What `rigtui bench --use-cases` runs per use case: (id, the prompt read from an empty
+    context, a short generation at the depth of the middle of its answer), each as a bench
+    request (n_prompt, n_gen, depth)."""
+    return [(uc, (n_p, 0, 0), (0, min(n_g, gen_probe), n_p + n_g // 2))
+            for uc, _what, n_p, n_g in USE_CASES]  # fmt: skip
+
+
+def measured_verdicts(speeds: dict[str, tuple[float | None, float | None]],
+                      detail: Callable[[str], str]) -> tuple[UseCaseVerdict, ...]:  # fmt: skip
+    """Verdicts from measured speeds: {id: (prompt tok/s, generation tok/s at mid-answer)};
+    `detail(id)` says what was timed."""
+    out = []
+    for uc, what, n_p, n_g in USE_CASES:
+        pp, tg = speeds.get(uc, (None, None))
+        ttft = n_p / pp if pp else None
+        total = ttft + n_g / tg if ttft is not None and tg else None
+        out.append(UseCaseVerdict(uc, what, n_p, n_g, ttft, tg, total, level(ttft, tg, total),
+                                  f"measured: {detail(uc)}"))  # fmt: skip
+    return tuple(out)

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                    help="GPU layers to sweep, e.g. 0,20,-1")  # fmt: skip
     p.add_argument("--numa", default="", metavar="LIST",
                    help="llama.cpp NUMA strategies to sweep: disabled,distribute,isolate,numactl")  # fmt: skip
+    p.add_argument("--use-cases", action="store_true",
+                   help="time the hardware guide's use cases (prompt, then generation at the "
+                   "middle of the answer) and give each its verdict beside rigtui plan's")  # fmt: skip
     together = p.add_mutually_exclusive_group()
     together.add_argument("--per-node", action="store_true",
                           help="one instance per NUMA node (its CPUs, its memory), all at once: "
@@ -158,6 +161,12 @@ def run(args: argparse.Namespace) -> int:
     profile, code = _load(args, topology)
     if profile is None:
         return code or EXIT_BAD_PROFILE
+    if args.use_cases:
+        if args.per_node or others or args.threads or args.gpu_layers or numa or args.depths != [0]:
+            print("rigtui bench: --use-cases sets its own tests; run it without sweeps, -d or "
+                  "--per-node/--concurrent", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        return run_use_cases(args, profile, topology)
     if args.per_node or others:
         return run_together(args, profile, others, topology)
     table = not (args.json or args.csv)
@@ -274,3 +283,68 @@ def run_together(args: argparse.Namespace, profile, others: list[str], topology)
             print(f"| **all {t.instances}** | | | | {t.test} | **{t.avg_ts:.2f}** "
                   f"(slowest {t.min_ts:.2f}) |")  # fmt: skip
     return EXIT_OK
+
+
+def run_use_cases(args: argparse.Namespace, profile, topology) -> int:
+    """--use-cases: each use case's prompt timed from an empty context and a short generation
+    at the middle of its answer; measured verdicts beside the plan's predicted ones."""
+    from rigtui.analysis.use_cases import measured_verdicts, measurement_tests
+    from rigtui.engine.bench import BenchError, bench_together
+
+    plan = measurement_tests()
+    tests = [t for _, pp, tg in plan for t in (pp, tg)]
+    try:
+        (rows,) = bench_together([profile], topology, reps=args.reps, tests=tests)
+    except BenchError as exc:
+        print(f"rigtui bench: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    except (OSError, ValueError) as exc:
+        print(f"rigtui bench: cannot start the engine: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    speeds: dict[str, tuple[float | None, float | None]] = {}
+    what: dict[str, str] = {}
+    it = iter(rows)
+    for uc, (n_p, _, _), (_, n_g, depth) in plan:
+        pp, tg = next(it), next(it)  # the worker answers in request order, pp then tg
+        speeds[uc] = (pp.avg_ts or None, tg.avg_ts or None)
+        what[uc] = f"pp{n_p} {pp.avg_ts:.1f} tok/s, tg{n_g} @ d{depth} {tg.avg_ts:.1f} tok/s"
+    measured = measured_verdicts(speeds, what.__getitem__)
+    predicted = _predicted_use_cases(rows[0].model_filename, profile, topology, args)
+    if args.json:
+        from rigtui.commands._common import print_json
+
+        print_json({"use_cases": [{"measured": m, "predicted": p}
+                                  for m, p in zip(measured, predicted or [None] * len(measured),
+                                                  strict=True)],
+                    "rows": rows})  # fmt: skip
+        return EXIT_OK
+    print(f"# profile {profile.name}: {profile.model}; measured with rigtui bench, predicted by "
+          "rigtui plan (its ceilings)")  # fmt: skip
+    print("| use case | prompt / answer | TTFT | gen t/s | verdict | predicted |")
+    print("| --- | ---: | ---: | ---: | --- | --- |")
+    for i, m in enumerate(measured):
+        p = predicted[i] if predicted else None
+        pred = (f"{p.verdict} ({_s(p.ttft_s)}, {_ts(p.gen_tok_s)})" if p is not None else "?")
+        print(f"| {m.id} {m.what} | {m.prompt_tokens} / {m.gen_tokens} | {_s(m.ttft_s)} | "
+              f"{_ts(m.gen_tok_s)} | **{m.verdict}** | {pred} |")  # fmt: skip
+    return EXIT_OK
+
+
+def _s(v: float | None) -> str:
+    return "?" if v is None else f"{v:.2f} s"
+
+
+def _ts(v: float | None) -> str:
+    return "?" if v is None else f"{v:.1f} tok/s"
+
+
+def _predicted_use_cases(model_path: str, profile, topology, args):
+    """The plan's verdicts for the same model and profile (None when it cannot plan it)."""
+    from rigtui.analysis.gguf_facts import GgufError
+    from rigtui.analysis.plan import PlanError
+    from rigtui.commands.plan import plan_model
+
+    try:
+        return plan_model(model_path, profile, topology, make_fs(args)).use_cases
+    except (GgufError, PlanError, OSError):
+        return None

@@ -102,16 +102,19 @@ def bench_profile(profile: Profile, topology: Topology, *, n_prompt: int = 512, 
 def bench_together(profiles: Sequence[Profile], topology: Topology, *, n_prompt: int = 512,
                    n_gen: int = 128, reps: int = 5, timeout: float = 3600.0,
                    depths: Sequence[int] = (0,),
+                   tests: Sequence[tuple[int, int, int]] | None = None,
                    on_row: Callable[[BenchRow], None] | None = None) -> list[list[BenchRow]]:  # fmt: skip
     """The same tests in one engine process per profile, all at the same time: every engine
     loads, then all are handed the tests at once (one model per NUMA node, the owners' GNU
-    parallel test of NPS modes). Rows per profile, in order. Raises BenchError when any fails
-    (every engine is stopped) and ValueError when there is nothing to measure."""
-    depths = tuple(depths) or (0,)
-    if n_prompt < 0 or n_gen < 0 or n_prompt + n_gen == 0 or reps < 1 or min(depths) < 0:
-        raise ValueError(f"nothing to measure: n_prompt {n_prompt}, n_gen {n_gen}, reps {reps}, "
-                         f"depths {list(depths)}")  # fmt: skip
-    need = max(depths) + max(n_prompt, n_gen + 1)
+    parallel test of NPS modes). `tests`: (n_prompt, n_gen, depth) requests in order, instead
+    of n_prompt/n_gen at each of `depths`. Rows per profile, in order. Raises BenchError when
+    any fails (every engine is stopped) and ValueError when there is nothing to measure."""
+    if tests is None:
+        tests = [(n_prompt, n_gen, d) for d in (tuple(depths) or (0,))]
+    tests = list(tests)
+    if (not tests or reps < 1 or any(p < 0 or g < 0 or p + g == 0 or d < 0 for p, g, d in tests)):
+        raise ValueError(f"nothing to measure: tests (n_prompt, n_gen, depth) {tests}, reps {reps}")
+    need = max(d + max(p, g + 1) for p, g, d in tests)
     ctx = max(256, -(-need // 256) * 256)
     profiles = [dataclasses.replace(p, ctx=ctx) for p in profiles]
     events: queue.Queue[tuple[int, Any]] = queue.Queue()
@@ -122,7 +125,7 @@ def bench_together(profiles: Sequence[Profile], topology: Topology, *, n_prompt:
     rows: list[list[BenchRow]] = [[] for _ in profiles]
     loaded: list[Loaded | None] = [None] * len(profiles)
     placed = [False] * len(profiles)
-    wanted = ((n_prompt > 0) + (n_gen > 0)) * len(depths)
+    wanted = sum((p > 0) + (g > 0) for p, g, _ in tests)
     deadline = time.monotonic() + timeout
 
     def where(p: Profile) -> str:
@@ -142,8 +145,8 @@ def bench_together(profiles: Sequence[Profile], topology: Topology, *, n_prompt:
                 loaded[i] = ev
                 if all(loaded):  # together: no engine's tests run beside another's load
                     for e in engines:
-                        for depth in depths:  # queued: the worker runs them one after another
-                            e.bench(n_prompt=n_prompt, n_gen=n_gen, reps=reps, n_depth=depth)
+                        for p, g, d in tests:  # queued: the worker runs them one after another
+                            e.bench(n_prompt=p, n_gen=g, reps=reps, n_depth=d)
             elif isinstance(ev, Error):
                 raise BenchError(f"{where(profile)}: {ev.message}")
             elif isinstance(ev, Exit):
