@@ -280,3 +280,4 @@ def test_render_plan_lists_the_placements(tmp_path):
     text = render_plan(make_plan(facts, epyc(gpus=(gpu(),)), n_ctx=512, vram_free={0: need}), "m")
     assert "placements" in text and "[b]*[/] MoE hybrid" in text and "--override-tensor exps=CPU" in text
     assert "does not fit" in text  # full offload
+    assert "use cases UC1 [$success]interactive[/]" in text

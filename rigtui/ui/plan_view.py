@@ -37,6 +37,12 @@ def render_plan(plan: Any, name: str) -> str:
                   if p.pp_tok_s is not None and p.pp_tok_s.value else "")  # fmt: skip
             lines.append(f"      {ok} · {_rate(p.tg_tok_s)}{pp} · [$text-muted]"
                          f"{escape(' '.join(p.flags))}[/]")  # fmt: skip
+    if plan.use_cases:
+        style = {"interactive": "$success", "background": "$warning", "offline": "$warning",
+                 "non-viable": "$error"}  # fmt: skip
+        cases = " · ".join(f"{u.id} [{style.get(u.verdict, '$text-muted')}]{u.verdict}[/]"
+                           for u in plan.use_cases)  # fmt: skip
+        lines.append(f"  use cases {cases} [$text-muted](rigtui bench --use-cases measures)[/]")
     for w in plan.warnings:
         lines.append(f"  [$warning]{escape(w)}[/]")
     return "\n".join(lines)
