@@ -157,3 +157,26 @@ def test_this_machine_is_sized_with_the_figure_plan_uses():
     assert fig.value == 330.0 and fig.basis == "measured" and rig.startswith("this machine")
     theo, _, _ = rig_bandwidth(topology=top)
     assert theo.value == pytest.approx(921.6)
+
+
+@pytest.mark.parametrize("platform, fclk", [
+    ("EPYC 9005", 2000), ("EPYC 9004", 1800), ("EPYC 8004", 1800), ("EPYC 7003", 1600),
+    ("EPYC 7002", 1467), ("Threadripper PRO 7000WX", 1800), ("Threadripper PRO 9000WX", 2000),
+    ("EPYC 4005", 2000),
+])  # fmt: skip
+def test_the_fabric_cap_takes_the_fclk_of_the_probes_generation_table(platform, fclk):
+    """--ccds uses probes/fabric's generations (one table for the probe and the what-if)."""
+    from rigtui.probes.fabric import BYTES_PER_CLOCK, generation_of_platform
+    from rigtui.probes.platforms import all_platforms
+
+    plat = next(p for p in all_platforms() if p.name.startswith(platform))
+    assert generation_of_platform(plat.name).fclk_mhz == fclk
+    bw, _, _ = rig_bandwidth(platform=platform, sockets=1, ccds=1)
+    assert f"1 CCDs x {BYTES_PER_CLOCK} B x {fclk / 1000:g} GHz FCLK" in bw.detail
+
+
+def test_an_am4_ryzen_is_zen_2_or_3_at_1600():
+    from rigtui.probes.fabric import generation_of_platform
+
+    assert generation_of_platform("Ryzen 3000/5000 (AM4)").fclk_mhz == 1600
+    assert generation_of_platform("Xeon 6 (Granite Rapids)") is None

@@ -25,20 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rigtui.analysis.gpu_specs import GPUS, lookup
+from rigtui.analysis.plan_sizes import CUDA_RESERVE
 from rigtui.model.analysis import Figure, MemBenchResult
 from rigtui.model.topology import Topology
 from rigtui.probes import platforms
-from rigtui.probes.fabric import BYTES_PER_CLOCK
+from rigtui.probes.fabric import BYTES_PER_CLOCK, generation_of_platform
 
 GB = 1e9
-GPU_RESERVE_GB = 0.5  # CUDA context and buffers per GPU, as `plan` reserves (CUDA_RESERVE)
 
-
-# AMD platform names -> their generation's default FCLK (MHz), for `--ccds` (see probes/fabric)
-_FCLK = ((r"9005|Ryzen 9000|Threadripper (PRO )?9", 2000),
-         (r"9004|8004|4004|Ryzen 7000|Threadripper (PRO )?7", 1800),
-         (r"7003|Ryzen 5000|Threadripper PRO 5", 1600),
-         (r"7002|Ryzen 3000|Threadripper (PRO )?3", 1467))  # fmt: skip
 
 _QUANT_BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.5625, "Q5_K_M": 5.69,
                "Q5_0": 5.5, "Q4_K_M": 4.85, "Q4_0": 4.5, "IQ4_XS": 4.25, "Q3_K_M": 3.91,
@@ -131,10 +125,9 @@ class WhatIfPlan:
 
 
 def _fclk_for(platform_name: str) -> int | None:
-    for rx, mhz in _FCLK:
-        if re.search(rx, platform_name, re.IGNORECASE):
-            return mhz
-    return None
+    """The default FCLK of the platform's generation (probes/fabric's table), for --ccds."""
+    gen = generation_of_platform(platform_name)
+    return gen.fclk_mhz if gen is not None else None
 
 
 def rig_bandwidth(*, topology: Topology | None = None, membench: MemBenchResult | None = None,
@@ -204,7 +197,7 @@ def what_if(*, params: float, bits: float, active_params: float | None = None,
         out_notes.append(f"MoE: {frac:.1%} of the weights are read per token; wherever they sit, "
                          "the same share of each part is assumed active (a GGUF plan knows "
                          "shared and routed experts apart)")  # fmt: skip
-    usable = [(n, max(0.0, v - GPU_RESERVE_GB) * GB, bw) for n, v, bw in gpus]
+    usable = [(n, max(0.0, v * GB - CUDA_RESERVE), bw) for n, v, bw in gpus]
     vram = sum(u for _, u, _ in usable)
     bw = bandwidth.value
 
@@ -273,7 +266,7 @@ def what_if(*, params: float, bits: float, active_params: float | None = None,
                              f"{count_text(params)} params x {bits:g} bits / 8", "B"),
         bytes_per_token=Figure(per_token, "estimated", bpt_detail, "B"),
         ram_bytes=ram_fig, bandwidth_gbs=bandwidth, gpus=tuple(gpus),
-        vram_bytes=Figure(vram, "estimated", f"VRAM minus {GPU_RESERVE_GB} GB per GPU", "B"),
+        vram_bytes=Figure(vram, "estimated", f"VRAM minus {CUDA_RESERVE >> 20} MiB per GPU (CUDA context, as plan reserves)", "B"),
         fits=fits, cpu_only_tok_s=cpu, full_offload_tok_s=full, hybrid_tok_s=hybrid,
         disk_s_per_token=disk, notes=tuple(out_notes),
     )  # fmt: skip

@@ -17,6 +17,7 @@ are the limit rigtui computes, and `fabric_note` says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -55,12 +56,30 @@ _AMD: tuple[tuple[int, int, int, Generation | None], ...] = (
     (0x19, 0x60, 0x6F, Generation("Zen 4 (Ryzen 7000 Raphael, EPYC 4004)", 1, 1800)),
     (0x19, 0x70, 0x7F, None),  # Phoenix / Hawk Point APUs
     (0x19, 0xA0, 0xAF, Generation("Zen 4c (EPYC 97x4 Bergamo, EPYC 8004 Siena)", 2, 1800)),
-    (0x1A, 0x00, 0x1F, Generation("Zen 5 (EPYC 9005 Turin)", 1, 2000,
+    (0x1A, 0x00, 0x1F, Generation("Zen 5 (EPYC 9005 Turin, Threadripper 9000)", 1, 2000,
                                   "Zen 5c CCDs hold 16 cores under one L3", 16)),
     (0x1A, 0x20, 0x3F, None),  # Strix Point, Krackan APUs
-    (0x1A, 0x40, 0x4F, Generation("Zen 5 (Ryzen 9000 Granite Ridge)", 1, 2000)),
+    (0x1A, 0x40, 0x4F, Generation("Zen 5 (Ryzen 9000 Granite Ridge, EPYC 4005)", 1, 2000)),
     (0x1A, 0x70, 0x7F, None),  # Strix Halo: its CCDs sit on a wide die-to-die link, not GMI
 )  # fmt: skip
+
+
+_SERIES = re.compile(r"\b(EPYC|Ryzen|Threadripper)(?:\s+PRO)?\s+(\d\dx\d|\d{4})", re.IGNORECASE)
+
+
+def _series(text: str) -> list[tuple[str, str]]:
+    return [(w.lower(), n.lower()) for w, n in _SERIES.findall(text)]
+
+
+def generation_of_platform(name: str) -> Generation | None:
+    """The generation of a platform named in words ("EPYC 9004 (Genoa/Bergamo)", "Threadripper
+    PRO 7000WX"): the first whose own names (in its parentheses) share the platform's first
+    product line and series; None for non-AMD or unknown names (rigtui plan's what-if --ccds)."""
+    want = _series(name)[:1]
+    for *_, gen in _AMD:
+        if gen is not None and want and want[0] in _series(gen.name):
+            return gen
+    return None
 
 
 def amd_generation(family: int | None, model: int | None) -> Generation | None | str:
