@@ -65,3 +65,15 @@ def fixture_root(tmp_path_factory):
         raise FileNotFoundError(f"no fixture named {name} under {SHARED_FIXTURES}")
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _reap_servers():
+    """A serving test that fails before stopping its `rigtui serve` child must not leave it
+    running into the next tests (the fault suite counts orphans)."""
+    yield
+    import sys
+
+    helpers = sys.modules.get("serve_helpers")  # only where a test module imported it
+    if helpers is not None:
+        helpers.Served.reap()

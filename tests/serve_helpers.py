@@ -16,9 +16,26 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class Served:
-    """`python -m rigtui serve PROFILE --json` as a child; its NDJSON events read in a thread."""
+    """`python -m rigtui serve PROFILE --json` as a child; its NDJSON events read in a thread.
+    A test that fails before stopping it leaves it to `reap()` (conftest runs it after every
+    test), so one failure does not leave a server running into the next tests."""
+
+    live: list[Served] = []
+
+    @classmethod
+    def reap(cls) -> None:
+        while cls.live:
+            served = cls.live.pop()
+            if served.proc.poll() is None:
+                served.proc.terminate()
+                try:
+                    served.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    served.proc.kill()
+                    served.proc.wait(timeout=30)
 
     def __init__(self, profile: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        Served.live.append(self)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rigtui", "serve", str(profile), "--json", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

@@ -19,13 +19,15 @@ def render_plan(plan: Any, name: str) -> str:
     where = next((n for n in nodes if n.fits), None)
     ram = (f"fits {escape(where.target)}" if where is not None
            else "[$error]does not fit this machine's memory[/]")  # fmt: skip
+    bw = plan.bandwidth_gbs
+    basis = (f"{bw.basis} {bw.value:.1f} GB/s" if bw.value
+             else "memory bandwidth unknown: rigtui bench mem")  # fmt: skip
     lines = [
         f"[b]Plan on this machine[/] [$text-muted](rigtui plan --profile {escape(name)})[/]",
-        f"  RAM {human_bytes(fit['cpu_bytes'])} ({ram}) · GPUs {human_bytes(fit['gpu_bytes'])}"
-        f" · {plan.bytes_per_token.value / 1e9:.3f} GB read per token",
+        f"  RAM {human_bytes(fit['cpu_bytes'])} ({ram}) · GPUs {human_bytes(fit['gpu_bytes'])}",
+        f"  {plan.bytes_per_token.value / 1e9:.3f} GB read per token · [$text-muted]{basis}[/]",
         f"  generation ≤ {_rate(plan.predicted_tg_tok_s)} · prompt ≤ "
-        f"{_rate(plan.predicted_pp_tok_s, 0)} [$text-muted]({plan.bandwidth_gbs.basis} "
-        f"{plan.bandwidth_gbs.value or 0:.1f} GB/s)[/]",
+        f"{_rate(plan.predicted_pp_tok_s, 0)}",
     ]
     if len(plan.placements) > 1:
         lines.append("  [b]placements[/] [$text-muted](* suggested)[/]")
@@ -42,7 +44,7 @@ def render_plan(plan: Any, name: str) -> str:
                  "non-viable": "$error"}  # fmt: skip
         cases = " · ".join(f"{u.id} [{style.get(u.verdict, '$text-muted')}]{u.verdict}[/]"
                            for u in plan.use_cases)  # fmt: skip
-        lines.append(f"  use cases {cases} [$text-muted](rigtui bench --use-cases measures)[/]")
+        lines.append(f"  use cases {cases}")
     for w in plan.warnings:
         lines.append(f"  [$warning]{escape(w)}[/]")
     return "\n".join(lines)

@@ -134,8 +134,8 @@ class ProfilesScreen(RigScreen):
             table.add_column("profile")
             yield table
             with ScrollableContainer(id="profile-view"):
-                yield Static("", id="profile-text")
                 yield Static("", id="profile-plan")
+                yield Static("", id="profile-text")
         yield Static("", id="profile-status")
         yield Footer(compact=True)
 
@@ -209,7 +209,9 @@ class ProfilesScreen(RigScreen):
 
     def _planned(self, ref: Any, markup: str) -> None:
         if ref is self.current:
-            self.query_one("#profile-plan", Static).update(markup)
+            plan = self.query_one("#profile-plan", Static)
+            plan.update(markup)
+            plan.set_class(bool(markup), "-shown")
 
     def _shown(self, ref: Any, text: str, issues: list[Any], profile: Any) -> None:
         if ref is not self.current:
@@ -218,6 +220,7 @@ class ProfilesScreen(RigScreen):
         self.file_values = parse_toml(text)
         self.query_one("#profile-text", Static).update(render_profile(text, issues))
         self.query_one("#profile-plan", Static).update("")
+        self.query_one("#profile-plan", Static).set_class(False, "-shown")
         errors = sum(1 for i in issues if getattr(i, "severity", "error") == "error")
         warnings = len(issues) - errors
         verdict = (
