@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
                 "system_info": embedded.system_info, "gpu_offload": embedded.gpu_offload,
                 "reason": embedded.reason,
                 "hint": None if embedded.available else "pip install 'llama-cpp-python[server]'"}]  # fmt: skip
-    for name in (SERVER_NAME, RPC_NAME):
+    from rigtui.engine.server_build import FIT_NAME
+
+    for name in (SERVER_NAME, RPC_NAME, FIT_NAME):  # llama-fit-params: plan's llama.cpp estimate
         found = find_binary(name, args.binary if name == SERVER_NAME else None)
         info = binary_info(found.path) if found.path and name == SERVER_NAME else None
         entries.append(info_json(found, info))
