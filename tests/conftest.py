@@ -77,3 +77,13 @@ def _reap_servers():
     helpers = sys.modules.get("serve_helpers")  # only where a test module imported it
     if helpers is not None:
         helpers.Served.reap()
+
+
+def pytest_sessionstart(session):
+    """Started in the background by a script (`./.ci/run &`), this process inherits SIGINT
+    ignored and so would every child it runs: the tests that stop `rigtui serve` with SIGINT
+    (Ctrl-C) need it delivered, as in a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

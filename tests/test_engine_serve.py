@@ -111,6 +111,29 @@ def test_client_disconnect_mid_stream_then_next_request(tmp_path, demo8m):
     assert served.stop(signal.SIGINT)[0] == 0
 
 
+def test_nohup_keeps_serving_through_a_hangup(tmp_path, demo8m):
+    """`nohup rigtui serve ... &` over SSH: the hangup when the session ends must not stop the
+    server (SIGHUP was ignored when it started); SIGTERM still does."""
+    prof = write_profile(tmp_path, "bg", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n')
+    proc = subprocess.Popen([sys.executable, "-m", "rigtui", "serve", str(prof), "--listen",
+                             "127.0.0.1:0", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # fmt: skip
+    try:
+        url = next(json.loads(ln)["url"] for ln in proc.stdout if '"serving"' in ln)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        client = openai.OpenAI(base_url=url, api_key=client_key(), timeout=60)
+        assert client.completions.create(model="bg", prompt="x", max_tokens=2).choices
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_api_key_required_when_named(tmp_path, demo8m):
     prof = write_profile(tmp_path, "keyed", f'model = "{demo8m}"\nctx = 256\nthreads = 1\n'
                          'api_key_env = "TEST_RIGTUI_KEY"\n')  # fmt: skip

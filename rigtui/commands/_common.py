@@ -34,7 +34,9 @@ class StopSignal(KeyboardInterrupt):
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within: SIGTERM and SIGHUP raise StopSignal (a KeyboardInterrupt) in the main thread,
-    once: a second signal while the command cleans up is ignored, not raised into it."""
+    once: a second signal while the command cleans up is ignored, not raised into it. A signal
+    the command was started with ignored stays ignored: `nohup rigtui serve demo &` must keep
+    serving when the SSH session that started it hangs up."""
     raised: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
@@ -42,7 +44,8 @@ def stop_on_signals() -> Iterator[None]:
             raised.append(signum)
             raise StopSignal(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) != signal.SIG_IGN}  # fmt: skip
     try:
         yield
     finally:

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_together(args: argparse.Namespace, profile, others: list[str], topology) -> int:
     """--per-node / --concurrent: the instances at once, their rows, then the totals."""
-    from rigtui.engine.bench import BenchError, bench_together, per_node_profiles, totals
+    from rigtui.engine.bench import per_node_profiles, totals
 
     if args.per_node:
         profiles = per_node_profiles(profile, topology)
@@ -251,14 +251,9 @@ def run_together(args: argparse.Namespace, profile, others: list[str], topology)
         print(f"# {len(profiles)} engines at once: {names}")
         print("| instance | threads | CPUs | model pages | test | t/s |")
         print("| --- | ---: | --- | --- | --- | ---: |")
-    try:
-        groups = bench_together(profiles, topology, n_prompt=args.n_prompt, n_gen=args.n_gen,
-                                reps=args.reps, depths=args.depths)  # fmt: skip
-    except BenchError as exc:
-        print(f"rigtui bench: {exc}", file=sys.stderr)
-        return EXIT_ENGINE
-    except (OSError, ValueError) as exc:
-        print(f"rigtui bench: cannot start the engines: {exc}", file=sys.stderr)
+    groups = _together_or_report(profiles, topology, n_prompt=args.n_prompt, n_gen=args.n_gen,
+                                 reps=args.reps, depths=args.depths)  # fmt: skip
+    if groups is None:
         return EXIT_ENGINE
     sums = totals(groups)
     rows = [r for g in groups for r in g]
@@ -285,22 +280,30 @@ def run_together(args: argparse.Namespace, profile, others: list[str], topology)
     return EXIT_OK
 
 
+def _together_or_report(profiles, topology, **kw):
+    """bench_together's rows, or None after printing why the engines failed."""
+    from rigtui.engine.bench import BenchError, bench_together
+
+    try:
+        return bench_together(profiles, topology, **kw)
+    except BenchError as exc:
+        print(f"rigtui bench: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"rigtui bench: cannot start the engine: {exc}", file=sys.stderr)
+    return None
+
+
 def run_use_cases(args: argparse.Namespace, profile, topology) -> int:
     """--use-cases: each use case's prompt timed from an empty context and a short generation
     at the middle of its answer; measured verdicts beside the plan's predicted ones."""
     from rigtui.analysis.use_cases import measured_verdicts, measurement_tests
-    from rigtui.engine.bench import BenchError, bench_together
 
     plan = measurement_tests()
     tests = [t for _, pp, tg in plan for t in (pp, tg)]
-    try:
-        (rows,) = bench_together([profile], topology, reps=args.reps, tests=tests)
-    except BenchError as exc:
-        print(f"rigtui bench: {exc}", file=sys.stderr)
+    groups = _together_or_report([profile], topology, reps=args.reps, tests=tests)
+    if groups is None:
         return EXIT_ENGINE
-    except (OSError, ValueError) as exc:
-        print(f"rigtui bench: cannot start the engine: {exc}", file=sys.stderr)
-        return EXIT_ENGINE
+    (rows,) = groups
     speeds: dict[str, tuple[float | None, float | None]] = {}
     what: dict[str, str] = {}
     it = iter(rows)
