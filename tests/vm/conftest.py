@@ -41,8 +41,11 @@ def _guest(name: str, tmp_path_factory) -> dict[str, object]:
     if name not in _BOOTS:
         engine = harness.portable_engine() if not harness.missing() else None  # once, up front
         pool = ThreadPoolExecutor(max_workers=len(GUESTS))
+        only = [x for x in os.environ.get("RIGTUI_VM_SCENARIOS", "").split(",") if x]
         for other in sorted((_NEEDED | {name}) - set(_BOOTS)):
             topology, scenarios, prepare = GUESTS[other]
+            if only:  # a development run of one scenario: `RIGTUI_VM_SCENARIOS=bench_mem pytest -k`
+                scenarios = [s for s in scenarios if s in only]
             work = tmp_path_factory.mktemp(f"vm-{topology.name}")  # here: not thread-safe
             _BOOTS[other] = pool.submit(_boot, work, topology, scenarios, prepare, engine)
         pool.shutdown(wait=False)

@@ -154,7 +154,10 @@ def test_bench_per_node_runs_one_engine_per_node_and_sums_them(two_socket):
         assert set(parse_cpulist(row["cpus_allowed"])) <= set(TOPO.node_cpus[node]), row
         assert not row["use_mmap"] and row["memory_policy"] == "bind"
         anon = {int(k): v for k, v in row["anon_bytes_per_node"].items()}
-        assert anon.get(node, 0) >= 0.9 * sum(anon.values()), row  # its copy is on its node
+        # its copy of the weights is on its node; the other holds only what the interpreter
+        # had allocated before the worker set its policy (imports: ~9 MB seen)
+        assert anon.get(node, 0) >= row["model_size"], row
+        assert anon.get(1 - node, 0) < row["model_size"], row
     by_test = {t["test"]: t for t in totals}
     assert set(by_test) == {"pp16", "tg8"} and all(t["instances"] == 2 for t in totals)
     tg = [row["avg_ts"] for row in rows if row["test"] == "tg8"]
