@@ -187,3 +187,31 @@ def test_prompts_on_a_hybrid_stream_the_ram_side_over_pcie(moe):
     # a riser trained down to x4 at Gen 3, an idle card reporting Gen 1 but able to do 4
     assert pcie_bandwidth(replace(gpu(), link_width=4, pcie_gen_max=3))[0] == pytest.approx(3.94, 0.01)
     assert pcie_bandwidth(replace(gpu(), pcie_gen=1))[1].startswith("PCIe Gen4 x16")
+
+
+def test_two_gpus_get_a_split_that_fits_where_llama_cpps_default_does_not(moe):
+    """llama.cpp's default split goes by free memory and cannot see that --n-cpu-moe left the
+    first layers light: rigtui fills the GPUs in layer order and says so with --tensor-split."""
+    from rigtui.analysis.plan_sizes import fill_split
+
+    top = epyc(gpus=(gpu(0), gpu(1)))
+    kv = kv_bytes_per_layer(moe, CTX, "f16", "f16")
+    compute, _ = compute_buffer_estimate(moe, CTX, 32, True)  # small: the layers decide
+    exps = layer_expert_bytes(moe.tensors)
+    light = {i: exps[i] for i in range(4)}  # --n-cpu-moe 4
+    cost = [moe.layer_bytes[i] - light.get(i, 0) + kv[i] for i in range(moe.n_layers)]
+    # GPU 0 holds the four light layers exactly, GPU 1 the three heavy ones and the output
+    free = {0: sum(cost[:4]) + compute, 1: sum(cost[4:]) + moe.output_bytes + compute}
+    assert fill_split(moe, top, -1, kv, compute, free, light) == (4, 4)
+    default = gpu_fits(moe, top, -1, kv, compute, None, free, cpu_layer_bytes=light)
+    assert not all(f.fits for f in default)  # by free memory GPU 1 gets too many layers
+    small = dict(n_ubatch=32, flash_attn=True)
+    plan = make_plan(moe, top, n_ctx=CTX, vram_free=free, **small)
+    hybrid = _by_kind(plan)["moe-hybrid"]
+    assert hybrid.fits and hybrid.n_cpu_moe <= 4
+    assert "--tensor-split" in hybrid.flags and hybrid.profile["tensor_split"]
+    split = tuple(hybrid.profile["tensor_split"])
+    direct = make_plan(moe, top, n_ctx=CTX, vram_free=free, n_gpu_layers=-1, **small,
+                       n_cpu_moe=hybrid.n_cpu_moe, tensor_split=split, placements=False)  # fmt: skip
+    assert all(f.fits for f in direct.fit["gpus"])
+    assert [f.layers for f in direct.fit["gpus"]] == list(split)

@@ -203,10 +203,32 @@ def test_gpu_fit_and_largest_n_gpu_layers(demos):
     cpu_only = make_plan(facts, top, n_ctx=1024)
     assert half.predicted_tg_tok_s.value > cpu_only.predicted_tg_tok_s.value
     assert half.predicted_tg_tok_s.detail.startswith("hybrid ceiling")
-    # two GPUs split 3:1 -> 3 and 1 of the 4 layers
+    # -ngl 4 is the output and the last 3 blocks (llama.cpp counts the output as the top
+    # layer); split 3:1 -> the 3 blocks on GPU 0, the output on GPU 1
     two = gpu_fits(facts, epyc(gpus=(gpu(0), gpu(1))), facts.n_layers, kv, comp, (3.0, 1.0))
     assert [f.layers for f in two] == [3, 1]
-    assert two[1].needed_bytes == facts.layer_bytes[-1] + kv[-1] + comp
+    assert two[1].needed_bytes == facts.output_bytes + comp
+    assert two[0].needed_bytes == sum(facts.layer_bytes[1:]) + sum(kv[1:]) + comp
+
+
+def test_the_layer_layout_is_llama_cpps():
+    """src/llama-model.cpp: i_gpu_start = n_layer + 1 - n_gpu_layers over the n_layer blocks and
+    the output (layer n_layer); each offloaded layer to the first GPU whose cumulative split
+    point exceeds (il - i_gpu_start) / count."""
+    from types import SimpleNamespace
+
+    from rigtui.analysis.plan_sizes import _gpu_layout, offloaded
+
+    assert offloaded(10, 0) == (range(10, 10), False)
+    assert offloaded(10, 1) == (range(10, 10), True)  # -ngl 1: the output matrix alone
+    assert offloaded(10, 4) == (range(7, 10), True)
+    assert offloaded(10, 11) == offloaded(10, -1) == offloaded(10, 99) == (range(0, 10), True)
+    facts = SimpleNamespace(layer_bytes=(1,) * 10)
+    # all 11 over 1:1: positions j = 0..10, GPU 0 while j / 11 < 0.5
+    assert _gpu_layout(facts, -1, 2, (1.0, 1.0)) == [([0, 1, 2, 3, 4, 5], False),
+                                                     ([6, 7, 8, 9], True)]  # fmt: skip
+    assert _gpu_layout(facts, 4, 2, (3.0, 1.0)) == [([7, 8, 9], False), ([], True)]
+    assert _gpu_layout(facts, 3, 3, (0.0, 1.0, 1.0)) == [([], False), ([8, 9], False), ([], True)]
 
 
 def test_free_vram_from_nvml_samples(demos):

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rigtui.analysis.plan_sizes import gpu_fits
+from rigtui.analysis.plan_sizes import fill_split, gpu_fits
 from rigtui.analysis.tensor_overrides import layer_expert_bytes
 from rigtui.model.analysis import Figure, GgufFacts, Placement, Plan
 from rigtui.model.topology import Topology
@@ -32,7 +32,8 @@ ALL_EXPERTS = "exps=CPU"
 # when ceilings cannot rank them (a GPU not in rigtui's bandwidth table), prefer in this order
 _PREFERENCE = ("full", "moe-hybrid", "partial", "cpu")
 
-PlanFor = Callable[[int, Sequence[str], int | None], Plan]
+# (n_gpu_layers, override_tensors, n_cpu_moe, tensor_split or None for the plan's own) -> Plan
+PlanFor = Callable[[int, Sequence[str], int | None, Sequence[float] | None], Plan]
 
 
 def _gpus_fit(facts: GgufFacts, topology: Topology, ngl: int, moved: Mapping[int, int],
@@ -67,8 +68,9 @@ def prompt_stream(facts: GgufFacts, topology: Topology, ram_weights: int, n_ubat
 
 def _one(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
          override_tensors: tuple[str, ...], plan_for: PlanFor,
-         stream: Callable[[int], Figure] | None = None) -> Placement:  # fmt: skip
-    plan = plan_for(ngl, override_tensors, n_cpu_moe)
+         stream: Callable[[int], Figure] | None = None,
+         split: tuple[int, ...] | None = None) -> Placement:  # fmt: skip
+    plan = plan_for(ngl, override_tensors, n_cpu_moe, split)
     gpus = plan.fit["gpus"]
     gpu_ok = all(f.fits for f in gpus) if gpus else ngl == 0
     ram_ok = not any(w.startswith("too big") for w in plan.warnings)
@@ -84,6 +86,9 @@ def _one(kind: str, title: str, ngl: int, n_cpu_moe: int | None,
     if n_cpu_moe:
         flags += ["--n-cpu-moe", str(n_cpu_moe)]
         keys["n_cpu_moe"] = n_cpu_moe
+    if split is not None:
+        flags += ["--tensor-split", ",".join(map(str, split))]
+        keys["tensor_split"] = list(split)
     return Placement(kind=kind, title=title, gpu_layers=ngl, n_cpu_moe=n_cpu_moe,
                      override_tensors=override_tensors, fits=gpu_ok and ram_ok,
                      gpu_bytes=plan.fit["gpu_bytes"], cpu_bytes=plan.fit["cpu_bytes"],
@@ -108,19 +113,31 @@ def find_placements(
     if not [g for g in topology.gpus if g.memory_total_bytes]:
         return _suggest(out)
 
+    # several GPUs and no split asked: where llama.cpp's default (by free memory) does not fit,
+    # a split filled in layer order may (n_cpu_moe leaves the first layers light)
+    tune = len([g for g in topology.gpus if g.memory_total_bytes]) > 1 and not split
+
     def stream(ram_weights: int) -> Figure:
         return prompt_stream(facts, topology, ram_weights, n_ubatch)
 
-    def place(*args: Any) -> Placement:
-        return _one(*args, stream=stream)
+    def default_fits(ngl: int, moved: Mapping[int, int]) -> bool:
+        return _gpus_fit(facts, topology, ngl, moved, kv_layers, compute, split, vram_free)
 
-    full = place("full", "full offload: every layer on the GPUs", -1, None, (), plan_for)
+    def tuned(ngl: int, moved: Mapping[int, int]) -> tuple[int, ...] | None:
+        return fill_split(facts, topology, ngl, kv_layers, compute, vram_free, moved) if tune else None
+
+    def fit(ngl: int, moved: Mapping[int, int]) -> bool:
+        return default_fits(ngl, moved) or tuned(ngl, moved) is not None
+
+    def place(kind: str, title: str, ngl: int, ncm: int | None, ot: tuple[str, ...],
+              moved: Mapping[int, int]) -> Placement:  # fmt: skip
+        sp = None if default_fits(ngl, moved) else tuned(ngl, moved)
+        return _one(kind, title, ngl, ncm, ot, plan_for, stream=stream, split=sp)
+
+    full = place("full", "full offload: every layer on the GPUs", -1, None, (), {})
     out.append(full)
     if full.fits:
         return _suggest(out)
-
-    def fit(ngl: int, moved: Mapping[int, int]) -> bool:
-        return _gpus_fit(facts, topology, ngl, moved, kv_layers, compute, split, vram_free)
 
     exps = layer_expert_bytes(facts.tensors)
     if exps:
@@ -133,21 +150,24 @@ def find_placements(
             which = f"layer {n - 1}" if n == 1 else f"layers 0-{n - 1}"
             out.append(place(
                 "moe-hybrid", f"MoE hybrid: experts of {which} in RAM ({held} of {len(layers)} "
-                "MoE layers), the rest on the GPUs", -1, n, (), plan_for))  # fmt: skip
+                "MoE layers), the rest on the GPUs", -1, n, (),
+                {i: b for i, b in exps.items() if i < n}))  # fmt: skip
         elif n is not None:
             out.append(place(
                 "moe-hybrid", "MoE hybrid: all routed experts in RAM, the rest on the GPUs", -1,
-                None, (ALL_EXPERTS,), plan_for))  # fmt: skip
+                None, (ALL_EXPERTS,), exps))  # fmt: skip
         else:
-            k = next((k for k in range(n_layer, 0, -1) if fit(k, exps)), 0)
+            k = next((k for k in range(n_layer, 1, -1) if fit(k, exps)), 0)
             if k:
                 out.append(place(
-                    "moe-hybrid", f"MoE hybrid: all routed experts in RAM, the rest of the last "
-                    f"{k} of {n_layer} layers on the GPUs", k, None, (ALL_EXPERTS,), plan_for))  # fmt: skip
+                    "moe-hybrid", f"MoE hybrid: all routed experts in RAM, the output and the "
+                    f"rest of the last {k - 1} of {n_layer} layers on the GPUs", k, None,
+                    (ALL_EXPERTS,), exps))  # fmt: skip
     k = next((k for k in range(n_layer, 0, -1) if fit(k, {})), 0)
     if k:
-        out.append(place("partial", f"partial offload: the last {k} of {n_layer + 1} layers "
-                         "on the GPUs", k, None, (), plan_for))  # fmt: skip
+        what = (f"the output and the last {k - 1} of {n_layer} layers" if k > 1
+                else "the output matrix alone")  # fmt: skip
+        out.append(place("partial", f"partial offload: {what} on the GPUs", k, None, (), {}))
     return _suggest(out)
 
 

@@ -25,6 +25,7 @@ from rigtui.analysis.plan_sizes import (
     kv_bytes_per_layer,
     kv_row_bytes,
     max_gpu_layers,
+    offloaded,
 )
 from rigtui.model.analysis import Figure, GgufFacts, MemBenchResult, NodeFit, Placement, Plan
 from rigtui.model.topology import Topology
@@ -245,11 +246,11 @@ def make_plan(
     off = (
         0 if not fits_gpu else (n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1))
     )
-    offloaded = range(n_layer - min(off, n_layer), n_layer)
-    gpu_weight = sum(facts.layer_bytes[i] - moved.get(i, 0) for i in offloaded) + (
-        facts.output_bytes if off > n_layer else 0
+    on_gpus, output_on_gpu = offloaded(n_layer, off) if off else (range(0), False)
+    gpu_weight = sum(facts.layer_bytes[i] - moved.get(i, 0) for i in on_gpus) + (
+        facts.output_bytes if output_on_gpu else 0
     )
-    gpu_kv = sum(kv_layers[n_layer - min(off, n_layer) :]) if kv_layers else 0
+    gpu_kv = sum(kv_layers[i] for i in on_gpus if i < len(kv_layers))
     cpu_need = facts.weights_bytes - gpu_weight + kv_total - gpu_kv + compute
     node_fits: list[NodeFit] = []
     machine_total = topology.memory.total_bytes or 0
@@ -313,7 +314,7 @@ def make_plan(
     unread = (1 - facts.n_experts_used / facts.n_experts
               if facts.n_experts and facts.n_experts_used else 0.0)  # fmt: skip
     exps = layer_expert_bytes(facts.tensors) if unread else {}
-    gpu_experts = sum(exps.get(i, 0) - moved_experts.get(i, 0) for i in offloaded)
+    gpu_experts = sum(exps.get(i, 0) - moved_experts.get(i, 0) for i in on_gpus)
     gpu_read = gpu_weight - gpu_experts * unread + gpu_kv
     cpu_bytes = bpt - (gpu_read if fits_gpu else 0)
     t_gpu, gpu_text = _gpu_seconds(fits_gpu, gpu_read, topology.gpus) if fits_gpu else (0.0, "")
@@ -387,9 +388,11 @@ def make_plan(
     if placements:
         from rigtui.analysis.placements import find_placements
 
-        def plan_for(ngl: int, ot: Sequence[str], ncm: int | None) -> Plan:
+        def plan_for(ngl: int, ot: Sequence[str], ncm: int | None,
+                     split: Sequence[float] | None) -> Plan:  # fmt: skip
             return make_plan(facts, topology, n_ctx=ctx, kv_type_k=kv_type_k,
-                             kv_type_v=kv_type_v, n_gpu_layers=ngl, tensor_split=tensor_split,
+                             kv_type_v=kv_type_v, n_gpu_layers=ngl,
+                             tensor_split=split if split is not None else tensor_split,
                              flash_attn=flash_attn, n_ubatch=n_ubatch, threads=threads,
                              nodes=nodes, membench=membench, vram_free=vram_free,
                              override_tensors=ot, n_cpu_moe=ncm, placements=False)  # fmt: skip

@@ -7,6 +7,7 @@ All pure functions of GgufFacts and the probed Topology; figures in bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rigtui.model.analysis import GgufFacts, GpuFit
 from rigtui.model.sample import GpuSample
@@ -88,25 +89,39 @@ def compute_buffer_estimate(
     return act + attn, formula
 
 
+def offloaded(n_layer: int, n_gpu_layers: int) -> tuple[range, bool]:
+    """(the repeating layers on the GPUs, whether the output layer is): llama.cpp counts the
+    output layer as layer n_layer, the last, and offloads the top n_gpu_layers of the n_layer
+    + 1 (src/llama-model.cpp: i_gpu_start = n_layer + 1 - n_gpu_layers), so `-ngl 1` is the
+    output matrix alone and `-ngl N` the output plus the last N - 1 layers."""
+    ngl = n_layer + 1 if n_gpu_layers < 0 else max(0, min(n_gpu_layers, n_layer + 1))
+    return range(n_layer + 1 - ngl, n_layer) if ngl > 1 else range(n_layer, n_layer), ngl >= 1
+
+
 def _gpu_layout(
     facts: GgufFacts, n_gpu_layers: int, n_gpus: int, split: Sequence[float]
 ) -> list[tuple[list[int], bool]]:
-    """For each GPU: (layer indices, holds the output layer). llama.cpp offloads the *last*
-    n_gpu_layers layers, the output matrix too when n_gpu_layers > n_layers, and splits the
-    offloaded layers across GPUs in proportion to `split`."""
+    """For each GPU: (layer indices, holds the output layer), as llama.cpp assigns them: layer
+    il of the offloaded ones goes to the first GPU whose cumulative split share exceeds
+    (il - first) / count (std::upper_bound over the normalized split points)."""
+    from bisect import bisect_right
+
     n_layer = len(facts.layer_bytes)
-    ngl = n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1)
-    layers = list(range(n_layer - min(ngl, n_layer), n_layer))
+    layers, output = offloaded(n_layer, n_gpu_layers)
+    first = n_layer + 1 - (len(layers) + output)
+    count = len(layers) + output
     total = sum(split) or 1.0
-    out: list[tuple[list[int], bool]] = []
-    start, acc = 0, 0.0
-    for i in range(n_gpus):
-        acc += split[i]
-        end = len(layers) if i == n_gpus - 1 else int(round(len(layers) * acc / total))
-        out.append((layers[start:end], False))
-        start = end
-    if ngl > n_layer and out:
-        out[-1] = (out[-1][0], True)
+    points, acc = [], 0.0
+    for x in split:
+        acc += x
+        points.append(acc / total)
+    out: list[tuple[list[int], bool]] = [([], False) for _ in range(n_gpus)]
+    for il in list(layers) + ([n_layer] if output else []):
+        g = min(bisect_right(points, (il - first) / count), n_gpus - 1)
+        if il == n_layer:
+            out[g] = (out[g][0], True)
+        else:
+            out[g][0].append(il)
     return out
 
 
@@ -125,12 +140,7 @@ def gpu_fits(
     gpus = [g for g in topology.gpus if g.memory_total_bytes]
     if not gpus or n_gpu_layers == 0:
         return []
-    free = [
-        vram_free.get(g.index)
-        if vram_free and g.index in vram_free
-        else max(0, (g.memory_total_bytes or 0) - CUDA_RESERVE)
-        for g in gpus
-    ]
+    free = _usable(gpus, vram_free)
     split = list(split) if split and len(split) == len(gpus) else [float(f) for f in free]
     fits: list[GpuFit] = []
     for k, (g, (layers, has_out)) in enumerate(
@@ -154,6 +164,46 @@ def gpu_fits(
             )
         )
     return fits
+
+
+def _usable(gpus: Sequence[Any], vram_free: Mapping[int, int] | None) -> list[int]:
+    """Bytes each GPU can take: free VRAM now (NVML) where known, else total - the reserve."""
+    return [vram_free[g.index] if vram_free and g.index in vram_free
+            else max(0, (g.memory_total_bytes or 0) - CUDA_RESERVE) for g in gpus]  # fmt: skip
+
+
+def fill_split(
+    facts: GgufFacts,
+    topology: Topology,
+    n_gpu_layers: int,
+    kv_layers: Sequence[int],
+    compute_bytes: int,
+    vram_free: Mapping[int, int] | None = None,
+    cpu_layer_bytes: Mapping[int, int] | None = None,
+) -> tuple[int, ...] | None:
+    """A `tensor_split` (layer counts per GPU) that fits, filling each GPU in llama.cpp's layer
+    order with the offloaded layers' bytes as they really are: llama.cpp's default split goes
+    by free memory and cannot see that `--n-cpu-moe` left the first layers light. Counts are
+    exact split points for llama.cpp's assignment (see _gpu_layout). None when no split of
+    whole layers fits, or with fewer than two GPUs."""
+    gpus = [g for g in topology.gpus if g.memory_total_bytes]
+    if len(gpus) < 2 or n_gpu_layers == 0:
+        return None
+    free = _usable(gpus, vram_free)
+    n_layer = len(facts.layer_bytes)
+    layers, output = offloaded(n_layer, n_gpu_layers)
+    moved = cpu_layer_bytes or {}
+    cost = [facts.layer_bytes[i] - moved.get(i, 0) + (kv_layers[i] if i < len(kv_layers) else 0)
+            for i in layers] + ([facts.output_bytes] if output else [])  # fmt: skip
+    counts, k, used = [0] * len(gpus), 0, 0
+    for c in cost:
+        while k < len(gpus) and used + c + compute_bytes > free[k]:
+            k, used = k + 1, 0
+        if k == len(gpus):
+            return None
+        counts[k] += 1
+        used += c
+    return tuple(counts)
 
 
 def max_gpu_layers(
