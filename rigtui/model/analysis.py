@@ -226,7 +226,7 @@ class GgufFacts:
     output_tied: bool  # no output.weight: the embedding table doubles as the output matrix
     layer_bytes: tuple[int, ...]  # bytes of blk.N.* per layer
     non_layer_bytes: int  # token_embd, output, output_norm, ...
-    output_bytes: int  # output.weight + output_norm (what goes to the GPU last with ngl > layers)
+    output_bytes: int  # output.weight + output_norm (llama.cpp offloads it first: -ngl 1)
     # (name, bytes) of every tensor, in file order (not in --json: thousands in a big model)
     tensors: tuple[tuple[str, int], ...] = field(default=(), metadata={"json": False})
 
