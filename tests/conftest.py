@@ -80,10 +80,17 @@ def _reap_servers():
 
 
 def pytest_sessionstart(session):
-    """Started in the background by a script (`./.ci/run &`), this process inherits SIGINT
-    ignored and so would every child it runs: the tests that stop `rigtui serve` with SIGINT
-    (Ctrl-C) need it delivered, as in a terminal."""
+    """Started in the background by a script (`nohup ./.ci/run &`), this process inherits SIGINT
+    and SIGHUP ignored, and so would every child it runs, where the tests that stop `rigtui
+    serve`/`run` with Ctrl-C or a hangup need them delivered as in a terminal. A handler that
+    does nothing keeps them ignored here and lets each child start with the default (exec
+    resets handlers, not SIG_IGN)."""
     import signal
 
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, _still_ignored)
+
+
+def _still_ignored(signum, frame) -> None:
+    """What SIG_IGN did for pytest itself (see pytest_sessionstart)."""
