@@ -13,9 +13,10 @@ With GPUs, llama.cpp processes prompts on them even for the weights kept in RAM,
 over PCIe once per ubatch: each placement with GPU layers carries that prompt-speed bound.
 
 Each placement's ceiling comes from the plan itself (`plan_for`), so the figures here are the
-ones `rigtui plan -ngl ... --profile` would print for it. The split across several GPUs is
-llama.cpp's default (layers in proportion to free memory), which does not see the experts a
-placement keeps in RAM.
+ones `rigtui plan -ngl ... --profile` would print for it. Across several GPUs llama.cpp's
+default split (layers in proportion to free memory) does not see the experts a placement keeps
+in RAM; where it does not fit, the placement carries a split filled in layer order
+(plan_sizes.fill_split) that does.
 """
 
 from __future__ import annotations
