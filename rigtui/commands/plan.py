@@ -405,9 +405,9 @@ def print_placements(con, placements, width: int) -> None:
         star = "[bold]*[/]" if p.suggested else " "
         for i, line in enumerate(textwrap.wrap(p.title, width=width - 4, subsequent_indent="  ")):
             con.print(f"  {star if i == 0 else ' '} {escape(line)}")
-        pp = (f"  prompt <= {p.pp_tok_s.value:,.0f} tok/s (PCIe)"
-              if p.pp_tok_s is not None and p.pp_tok_s.value else "")  # fmt: skip
-        con.print(f"      {fit}  GPUs {_b(p.gpu_bytes)}  RAM {_b(p.cpu_bytes)}  {tg}{pp}")
+        con.print(f"      {fit}  GPUs {_b(p.gpu_bytes)}  RAM {_b(p.cpu_bytes)}  {tg}")
+        if p.pp_tok_s is not None and p.pp_tok_s.value:
+            con.print(f"      prompt <= {p.pp_tok_s.value:,.0f} tok/s (RAM side streamed over PCIe)")
         for line in textwrap.wrap(" ".join(p.flags), width=width, initial_indent=" " * 6,
                                   subsequent_indent=" " * 8, break_on_hyphens=False):  # fmt: skip
             con.print(f"[dim]{escape(line)}[/]")
