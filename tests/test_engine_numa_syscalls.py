@@ -115,3 +115,26 @@ def test_apply_policy_evicts_the_model_file_when_asked(tmp_path):
     [(cls, kw)] = events
     assert cls is PolicyApplied and not any("drop_caches" in w for w in kw["warnings"])
     assert file_cached_bytes(model) == 0
+
+
+def test_prefault_reads_the_model_in_under_the_policy(tmp_path):
+    """prefault: after the policy (and the eviction) the worker reads the whole file, so every
+    page is cached now, allocated by the reader's policy; the load progress says how far."""
+    from rigtui.engine.worker import apply_policy
+    from rigtui.model.engine import LoadProgress, PolicyApplied
+    from rigtui.syscalls.pages import file_cached_bytes, file_page_placement, prefault_file
+
+    model = _cached_file(tmp_path / "m.gguf", 24 << 20)
+    events = []
+    apply_policy({"plan": {"memory_policy": "interleave", "memory_nodes": [0]},
+                  "drop_caches_first": True, "prefault": True, "model_path": str(model)},
+                 lambda cls, **kw: events.append((cls, kw)))  # fmt: skip
+    progress = [kw["progress"] for cls, kw in events if cls is LoadProgress]
+    assert progress == [0.3333, 0.6667, 1.0]  # one per 8 MiB read
+    (policy,) = [kw for cls, kw in events if cls is PolicyApplied]
+    assert any(w.startswith("prefault: read 0.02 GiB of the model under the interleave policy")
+               for w in policy["warnings"]), policy["warnings"]  # fmt: skip
+    assert file_cached_bytes(model) == 24 << 20  # every page, before any load
+    assert sum(file_page_placement(model).bytes_per_node.values()) >= 23 << 20
+    n, seconds = prefault_file(model)
+    assert n == 24 << 20 and seconds >= 0

@@ -272,3 +272,13 @@ def test_numa_mirror_is_a_no_op_warning_for_the_embedded_engine(tmp_path, fixtur
     (issue,) = [i for i in check_profile(p, two) if i.key == "numa"]
     assert issue.severity == "warning" and "does nothing in mainline llama.cpp" in issue.message
     assert "distribute" in issue.hint and issue.line == 2
+
+
+def test_prefault_without_a_memory_policy_is_warned(tmp_path, live_topology):
+    """Read by one thread under the default policy, every page lands on that thread's node."""
+    p = write_profile(tmp_path, "pf", 'model = "demo:8M"\nprefault = true\n')
+    (issue,) = [i for i in check_profile(p, live_topology) if i.key == "prefault"]
+    assert issue.severity == "warning" and issue.line == 2 and "interleave" in issue.hint
+    ok = write_profile(tmp_path, "pf2", 'model = "demo:8M"\nprefault = true\n'
+                       'memory_policy = "interleave"\n')  # fmt: skip
+    assert [i for i in check_profile(ok, live_topology) if i.key == "prefault"] == []

@@ -90,7 +90,7 @@ class EmbeddedBackend:
                 "cache_type_k": p.cache_type_k, "cache_type_v": p.cache_type_v, "mmap": p.mmap,
                 "mlock": p.mlock, "seed": p.seed,
             },  # fmt: skip
-            "drop_caches_first": p.drop_caches_first,
+            "drop_caches_first": p.drop_caches_first, "prefault": p.prefault,
             "serve": {"host": proc.listen[0], "port": proc.listen[1], "alias": p.name,
                       **key_config(proc)} if proc.listen else None,  # fmt: skip
             "sampling": {
@@ -169,6 +169,7 @@ class LlamaServerBackend:
         argv = server_argv(self.binary, proc.profile, proc.plan, proc.model_path, host, port, self.flags)
         return {"argv": argv,
                 "plan": plan_json(proc), "drop_caches_first": proc.profile.drop_caches_first,
+                "prefault": proc.profile.prefault,
                 "model_path": proc.model_path,
                 **key_config(proc)}  # fmt: skip
 

@@ -111,6 +111,20 @@ def apply_policy(cfg: dict[str, Any], emit: Emitter) -> None:
                     "MiB of cached pages stayed (another process maps the file, or it is on "
                     "tmpfs/ramfs, whose pages cannot be dropped): they keep their nodes"
                 )
+    if cfg.get("prefault") and cfg.get("model_path"):
+        # under the policy just set: the file's pages are allocated by this reader's policy
+        from rigtui.syscalls.pages import prefault_file
+
+        try:
+            n, seconds = prefault_file(cfg["model_path"], progress=lambda f: emit(
+                LoadProgress, progress=round(f, 4)))  # fmt: skip
+        except OSError as exc:
+            warnings.append(f"prefault: could not read the model file: {exc}")
+        else:
+            warnings.append(f"prefault: read {n / 2**30:.2f} GiB of the model under the {policy} "
+                            f"policy in {seconds:.1f} s" + ("" if cfg.get("drop_caches_first")
+                            else " (pages cached before keep their nodes: drop_caches_first "
+                                 "= true re-places them)"))  # fmt: skip
     try:
         mode, nodes = get_mempolicy()
     except OSError as exc:

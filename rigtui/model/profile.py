@@ -122,6 +122,11 @@ class Profile:
     memory_policy: str = "default"
     memory_nodes: tuple[int, ...] | None = None  # nodes of the policy; default: `nodes` or all
     drop_caches_first: bool = False
+    # read the whole model file under the memory policy before the load: a cold model (MoE
+    # experts above all) is placed by the policy at once instead of faulted in over the first
+    # requests by whichever thread touches a page first (llama.cpp skips its own prefetch in
+    # its NUMA modes)
+    prefault: bool = False
     gpu_layers: int = 0  # -1: all
     split_mode: str = "layer"
     main_gpu: int = 0
@@ -187,6 +192,7 @@ def _field_types() -> dict[str, Any]:
         "memory_policy": str,
         "memory_nodes": list,
         "drop_caches_first": bool,
+        "prefault": bool,
         "gpu_layers": int,
         "split_mode": str,
         "main_gpu": int,

@@ -266,6 +266,12 @@ def check_engine_keys(profile: Profile, where: Where) -> list[ProfileIssue]:
                       f"{profile.cache_type_v!r} needs flash attention: llama.cpp refuses a "
                       "quantized V cache without it (\"quantized V cache requires flash_attn\")",
                       "set flash_attn = true, or cache_type_v = \"f16\""))  # fmt: skip
+    if profile.prefault and profile.memory_policy == "default":
+        file, line = where("prefault")
+        issues.append(ProfileIssue(file, line, "prefault", "prefault with memory_policy = "
+                      "\"default\" puts every page of the model on the node of the one thread "
+                      "that reads it", 'set memory_policy = "interleave" (or "bind" with '
+                      "memory_nodes), or remove prefault", severity="warning"))  # fmt: skip
     if profile.engine == "llama-server" and profile.numa == "mirror":
         file, line = where("numa")
         issues.append(ProfileIssue(file, line, "numa", 'llama-server has no numa = "mirror" '

@@ -69,6 +69,13 @@ KEY_DOCS: list[tuple[str, Any, str]] = [
         "Drop the model file from the page cache before loading (posix_fadvise, no root)\n"
         "so the policy places every page; pages another process maps stay where they are.",
     ),
+    (
+        "prefault",
+        False,
+        "Read the whole model file under memory_policy before loading: a cold model (MoE\n"
+        "experts above all) is placed at once instead of over the first requests (llama.cpp\n"
+        "skips its own prefetch in its NUMA modes). Needs a memory_policy; with drop_caches_first.",
+    ),
     ("gpu_layers", 0, "Layers to offload to the GPU (-ngl). -1 = all, 0 = CPU only."),
     ("split_mode", "layer", "Multi-GPU split (-sm): none | layer | row."),
     (

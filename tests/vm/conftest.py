@@ -20,7 +20,7 @@ from rigtui.engine.demo_model import write_demo_model
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest.py"
 # one file per scenario, so that none of its pages is in the guest's page cache yet
 SMALL_MODELS = ("bind1", "interleave", "preferred1", "iso0", "iso1", "tmpfs",
-                "ls_bind1", "ls_rpc", "per_node")
+                "ls_bind1", "ls_rpc", "per_node", "pf_cold", "pf_warm")
 BIG_MODELS = ("nommap_bind1", "sample_load")  # mmap = false: anon pages that dwarf the heap
 
 
@@ -143,7 +143,8 @@ def _models(work: Path) -> None:
 GUESTS = {
     "two_socket": (harness.TWO_SOCKETS,
                    ["probe", "check", "bind1", "interleave", "preferred1", "nommap_bind1",
-                    "tmpfs", "llama_server", "two_instances", "bench_per_node", "bench_mem",
+                    "tmpfs", "llama_server", "two_instances", "bench_per_node", "prefault",
+                    "bench_mem",
                     "sample_load"], _models),
     "nps2_cxl": (harness.NPS2_CXL, ["probe", "bench_mem"], None),
 }  # fmt: skip

@@ -155,6 +155,40 @@ def scenario_bench_per_node(work: Path) -> None:
                             "result": json.loads(r.stdout) if r.stdout.strip() else None})  # fmt: skip
 
 
+def scenario_prefault(work: Path) -> None:
+    """numa = "distribute" turns llama.cpp's own prefetch off, so a cold model is read in by the
+    first requests; `prefault = true` reads all of it under the interleave policy before the
+    load. Measured once the server answers, before any request: the file's page cache."""
+    import signal
+
+    from rigtui.syscalls.pages import file_cached_bytes, file_page_placement
+
+    out: dict[str, object] = {}
+    for name, prefault in (("pf_cold", False), ("pf_warm", True)):
+        model = disk(work) / f"{name}.gguf"
+        prof = profile(work, name, model=str(model), ctx=256, memory_policy="interleave",
+                       memory_nodes=[0, 1], numa="distribute", drop_caches_first=True,
+                       prefault=prefault, listen="127.0.0.1:0")  # fmt: skip
+        serve = subprocess.Popen([PY, "-m", "rigtui", "serve", str(prof), "--json"], cwd=REPO,
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        events = []
+        assert serve.stdout is not None
+        for line in serve.stdout:
+            if line.startswith("{"):
+                events.append(json.loads(line))
+                if events[-1]["event"] == "serving":
+                    break
+        placed = file_page_placement(model)
+        out[name] = {"size": model.stat().st_size, "cached": file_cached_bytes(model),
+                     "per_node": placed.bytes_per_node,
+                     "policy": next((e for e in events if e["event"] == "policy"), None)}  # fmt: skip
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=120)
+        out[name]["rc"] = serve.returncode  # type: ignore[index]
+        out[name]["stderr"] = err[-1500:]  # type: ignore[index]
+    emit("prefault", out)
+
+
 def scenario_tmpfs(work: Path) -> None:
     """The model on a RAM file system: its pages are placed when the file is written, by the
     writer's policy; a reader bound to node 1 does not move them. Written on node 0, then bound
@@ -321,6 +355,7 @@ SCENARIOS = {
     "llama_server": scenario_llama_server,
     "two_instances": scenario_two_instances,
     "bench_per_node": scenario_bench_per_node,
+    "prefault": scenario_prefault,
     "bench_mem": scenario_bench_mem,
     "sample_load": scenario_sample_load,
 }

@@ -164,6 +164,20 @@ def test_bench_per_node_runs_one_engine_per_node_and_sums_them(two_socket):
     assert by_test["tg8"]["avg_ts"] == pytest.approx(sum(tg))
 
 
+def test_prefault_places_a_cold_model_under_the_policy_before_any_request(two_socket):
+    """With llama.cpp's NUMA mode on (no prefetch), a cold model is barely read by the load;
+    prefault reads all of it at once, interleaved over both nodes as the policy says."""
+    r = _ok(two_socket, "prefault")
+    cold, warm = r["pf_cold"], r["pf_warm"]
+    for case in (cold, warm):
+        assert case["rc"] == 0, case["stderr"]
+    assert warm["cached"] == warm["size"], warm
+    pages = {int(k): v for k, v in warm["per_node"].items()}
+    assert min(pages.get(0, 0), pages.get(1, 0)) >= 0.35 * warm["size"], warm
+    assert any(w.startswith("prefault: read") for w in warm["policy"]["warnings"]), warm
+    assert cold["cached"] < 0.5 * cold["size"], cold  # the load alone left most of it unread
+
+
 def test_tmpfs_pages_stay_where_the_writer_put_them_and_rigtui_says_so(two_socket):
     """On the disk the reader's policy places the pages (test_bind_to_node1...); on tmpfs the
     writer's did, when the file was written, and binding the reader to node 1 moves nothing."""
