@@ -138,3 +138,20 @@ def test_prefault_reads_the_model_in_under_the_policy(tmp_path):
     assert sum(file_page_placement(model).bytes_per_node.values()) >= 23 << 20
     n, seconds = prefault_file(model)
     assert n == 24 << 20 and seconds >= 0
+
+
+def test_the_placement_counts_the_model_files_cached_bytes(tmp_path):
+    """mincore over the file: what a cold model has read in so far, mapped by the engine or
+    not (the engine panel's "% cached")."""
+    from rigtui.engine.placement import placement_fields
+    from rigtui.syscalls.pages import evict_file, prefault_file
+
+    model = _cached_file(tmp_path / "m.gguf", 8 << 20)
+    evict_file(model)
+    with open(model, "rb") as f:
+        f.read(2 << 20)  # a quarter read in
+    fields = placement_fields("self", str(model), {"memory_policy": "default"})
+    assert (2 << 20) <= fields["model_cached_bytes"] <= (4 << 20)  # readahead may add a little
+    prefault_file(model)
+    assert placement_fields("self", str(model), {})["model_cached_bytes"] == 8 << 20
+    assert placement_fields("self", str(model), {}, mmap=False)["model_cached_bytes"] is None

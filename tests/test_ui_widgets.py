@@ -103,9 +103,9 @@ async def test_parts_does_not_keep_a_lookup_made_before_the_children_mounted():
 
 
 def test_engine_panel_says_how_much_of_the_model_is_resident():
-    """A cold mmap'd model warms up: the share of its CPU-side weights the engine has in memory,
-    from the placement's pages per node; nothing once whole; the CPU_Mapped buffer (llama.cpp's
-    log) as the whole where GPU layers took the rest."""
+    """A cold mmap'd model warms up: the share of the file in the page cache; without that
+    figure, the share of its CPU-side weights the engine has mapped (the CPU_Mapped buffer of
+    llama.cpp's log as the whole where GPU layers took the rest); nothing once whole."""
     from types import MappingProxyType
 
     from rigtui.engine.stats import fold
@@ -123,10 +123,16 @@ def test_engine_panel_says_how_much_of_the_model_is_resident():
                          anon_bytes_per_node=MappingProxyType({}),
                          model_buffers=MappingProxyType(buffers or {}))  # fmt: skip
 
-    assert "25% resident" in _resident(pl({0: gib // 2, 1: gib // 2}), stats)
+    # the page cache's share of the file (mincore), whoever mapped it
+    from dataclasses import replace
+
+    assert "75% cached" in _resident(replace(pl({0: gib}), model_cached_bytes=3 * gib), stats)
+    assert _resident(replace(pl({0: gib}), model_cached_bytes=4 * gib), stats) == ""
+    # without it: what the engine has mapped (numa_maps)
+    assert "25% mapped" in _resident(pl({0: gib // 2, 1: gib // 2}), stats)
     assert "$warning" in _resident(pl({0: gib}), stats)
     assert _resident(pl({0: 2 * gib, 1: 2 * gib}), stats) == ""
     gpu = fold(stats, Loaded("a", 0.0, load_s=1.0, model_path="/m.gguf", model_bytes=4 * gib,
                              n_params=None, n_ctx=512, n_threads=2, n_gpu_layers=20))  # fmt: skip
     assert _resident(pl({0: gib}), gpu) == ""  # the GPU layers' share of the file is unknown
-    assert "50% resident" in _resident(pl({0: gib}, {"CPU_Mapped": 2 * gib, "CUDA0": 2 * gib}), gpu)
+    assert "50% mapped" in _resident(pl({0: gib}, {"CPU_Mapped": 2 * gib, "CUDA0": 2 * gib}), gpu)

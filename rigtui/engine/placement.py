@@ -84,8 +84,16 @@ def placement_fields(pid: int | str, model_path: str, plan: dict[str, object], m
         cpus_asked=plan.get("cpus"),  # type: ignore[arg-type]
         thread_cpus=sorted({*p["thread_cpus"], *p["cpus_allowed"]}),  # type: ignore[misc]
     )  # fmt: skip
+    cached = None
+    if mmap:
+        from rigtui.syscalls.pages import file_cached_bytes
+
+        try:
+            cached = file_cached_bytes(model_path)
+        except OSError:
+            cached = None
     return {"pid": int(pid) if str(pid).isdigit() else os.getpid(),
             "cpus_allowed": p["cpus_allowed"], "mems_allowed": p["mems_allowed"],
             "model_file_bytes_per_node": p["file"], "anon_bytes_per_node": p["anon"],
             "model_path": model_path, "thread_cpus_allowed": p["thread_cpus"],
-            "warnings": warnings, "fs_type": fs_type}  # fmt: skip
+            "warnings": warnings, "fs_type": fs_type, "model_cached_bytes": cached}  # fmt: skip

@@ -87,6 +87,9 @@ class Placement(EngineEvent):
     # llama.cpp's own account of where the weights went: buffer type -> bytes ("CPU_Mapped",
     # "CUDA0", "RPC0[host:port]"), from its load log (-ot / --n-cpu-moe / offload show here)
     model_buffers: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # the model file's bytes in the page cache (mincore), mapped by this process or not: what
+    # a cold model has read in so far (None: not mmapped, or the file could not be read)
+    model_cached_bytes: int | None = None
 
 
 @dataclass(frozen=True)

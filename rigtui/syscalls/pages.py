@@ -196,6 +196,9 @@ def file_page_placement(
         lib.munmap(ctypes.c_void_p(addr), size)
 
 
+_LSB = bytes(b & 1 for b in range(256))  # mincore: bit 0 is residency, the rest reserved
+
+
 def _cached_bytes_of_fd(fd: int) -> int:
     """Bytes of an open file in the page cache (mmap + mincore; nothing is read or faulted)."""
     size = os.fstat(fd).st_size
@@ -203,8 +206,8 @@ def _cached_bytes_of_fd(fd: int) -> int:
         return 0
     addr = _map_readonly(fd, size, "mmap")
     try:
-        vec = resident_vector(addr, size)
-        return min(sum(b & 1 for b in vec) * PAGE_SIZE, size)
+        vec = resident_vector(addr, size)  # one byte per page: 75 M of them for a 300 GB model
+        return min(vec.translate(_LSB).count(1) * PAGE_SIZE, size)
     finally:
         libc().munmap(ctypes.c_void_p(addr), size)
 

@@ -226,18 +226,21 @@ class EnginePanel(Vertical):
 
 
 def _resident(pl, stats) -> str:
-    """" · 64% resident": the share of the model's CPU-side weights in the engine's memory when
-    its pages were last read (after load and after each request), so a cold mmap'd model is
-    seen warming up. The CPU side: llama.cpp's CPU_Mapped buffer where its log said (GPU layers
-    are copied out and their part of the mapping dropped), the whole file without GPU layers;
-    "" when whole or unknown."""
-    cpu_side = pl.model_buffers.get("CPU_Mapped")
-    if cpu_side is None and not stats.extra.get("n_gpu_layers"):
-        cpu_side = stats.model_bytes
-    if not cpu_side:
-        return ""
-    share = min(1.0, sum(pl.model_file_bytes_per_node.values()) / cpu_side)
+    """" · 64% cached": how much of the model file is in the page cache (mincore) when the
+    placement was last read (after load and after each request), so a cold mmap'd model is
+    seen warming up; "" once whole. Without that figure: the share of the CPU side the engine
+    has mapped (numa_maps; llama.cpp's CPU_Mapped buffer as the whole where its log said)."""
+    cached = getattr(pl, "model_cached_bytes", None)
+    if cached is not None and stats.model_bytes:
+        share, what = min(1.0, cached / stats.model_bytes), "cached"
+    else:
+        cpu_side = pl.model_buffers.get("CPU_Mapped")
+        if cpu_side is None and not stats.extra.get("n_gpu_layers"):
+            cpu_side = stats.model_bytes
+        if not cpu_side:
+            return ""
+        share, what = min(1.0, sum(pl.model_file_bytes_per_node.values()) / cpu_side), "mapped"
     if share >= 0.995:
         return ""
     style = "$warning" if share < 0.9 else "$text-muted"
-    return f" · [{style}]{share * 100:.0f}% resident[/]"
+    return f" · [{style}]{share * 100:.0f}% {what}[/]"
