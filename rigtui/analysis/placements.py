@@ -111,12 +111,13 @@ def find_placements(
     """The placements worth comparing on this machine, the best fitting one `suggested`."""
     n_layer = len(facts.layer_bytes)
     out = [_one("cpu", "CPU only", 0, None, (), plan_for)]
-    if not [g for g in topology.gpus if g.memory_total_bytes]:
+    gpus = [g for g in topology.gpus if g.memory_total_bytes]
+    if not gpus:
         return _suggest(out)
 
     # several GPUs and no split asked: where llama.cpp's default (by free memory) does not fit,
     # a split filled in layer order may (n_cpu_moe leaves the first layers light)
-    tune = len([g for g in topology.gpus if g.memory_total_bytes]) > 1 and not split
+    tune = len(gpus) > 1 and not split
 
     def stream(ram_weights: int) -> Figure:
         return prompt_stream(facts, topology, ram_weights, n_ubatch)

@@ -246,7 +246,7 @@ def make_plan(
     off = (
         0 if not fits_gpu else (n_layer + 1 if n_gpu_layers < 0 else min(n_gpu_layers, n_layer + 1))
     )
-    on_gpus, output_on_gpu = offloaded(n_layer, off) if off else (range(0), False)
+    on_gpus, output_on_gpu = offloaded(n_layer, off)
     gpu_weight = sum(facts.layer_bytes[i] - moved.get(i, 0) for i in on_gpus) + (
         facts.output_bytes if output_on_gpu else 0
     )

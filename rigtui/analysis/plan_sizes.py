@@ -146,11 +146,7 @@ def gpu_fits(
     for k, (g, (layers, has_out)) in enumerate(
         zip(gpus, _gpu_layout(facts, n_gpu_layers, len(gpus), split), strict=True)
     ):
-        moved = cpu_layer_bytes or {}
-        need = sum(
-            facts.layer_bytes[i] - moved.get(i, 0) + (kv_layers[i] if i < len(kv_layers) else 0)
-            for i in layers
-        )
+        need = sum(_on_gpu(facts, i, kv_layers, cpu_layer_bytes) for i in layers)
         need += (facts.output_bytes if has_out else 0) + (compute_bytes if layers or has_out else 0)
         fits.append(
             GpuFit(
@@ -164,6 +160,13 @@ def gpu_fits(
             )
         )
     return fits
+
+
+def _on_gpu(facts: GgufFacts, i: int, kv_layers: Sequence[int],
+            cpu_layer_bytes: Mapping[int, int] | None) -> int:  # fmt: skip
+    """Bytes layer `i` takes on its GPU: its weights but those overrides keep in RAM, its KV."""
+    moved = cpu_layer_bytes.get(i, 0) if cpu_layer_bytes else 0
+    return facts.layer_bytes[i] - moved + (kv_layers[i] if i < len(kv_layers) else 0)
 
 
 def _usable(gpus: Sequence[Any], vram_free: Mapping[int, int] | None) -> list[int]:
@@ -192,9 +195,8 @@ def fill_split(
     free = _usable(gpus, vram_free)
     n_layer = len(facts.layer_bytes)
     layers, output = offloaded(n_layer, n_gpu_layers)
-    moved = cpu_layer_bytes or {}
-    cost = [facts.layer_bytes[i] - moved.get(i, 0) + (kv_layers[i] if i < len(kv_layers) else 0)
-            for i in layers] + ([facts.output_bytes] if output else [])  # fmt: skip
+    cost = [_on_gpu(facts, i, kv_layers, cpu_layer_bytes) for i in layers] + (
+        [facts.output_bytes] if output else [])  # fmt: skip
     counts, k, used = [0] * len(gpus), 0, 0
     for c in cost:
         while k < len(gpus) and used + c + compute_bytes > free[k]:

@@ -214,18 +214,21 @@ def run(args: argparse.Namespace) -> int:
 
         print_json(rows)
     elif args.csv:
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            d = {**vars(row), **row.fingerprint}
-            d["gpus"] = ";".join(d.get("gpus") or [])
-            d["model_bytes_per_node"] = ";".join(
-                f"{n}:{b}" for n, b in row.model_bytes_per_node.items()
-            )
-            writer.writerow(d)
+        _write_csv(rows)
     return code
+
+
+def _write_csv(rows) -> None:
+    """Bench rows as CSV on stdout: llama-bench's field names, the fingerprint flattened."""
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        d = {**vars(row), **row.fingerprint}
+        d["gpus"] = ";".join(d.get("gpus") or [])
+        d["model_bytes_per_node"] = ";".join(f"{n}:{b}" for n, b in row.model_bytes_per_node.items())
+        writer.writerow(d)
 
 
 def run_together(args: argparse.Namespace, profile, others: list[str], topology) -> int:
@@ -262,12 +265,7 @@ def run_together(args: argparse.Namespace, profile, others: list[str], topology)
 
         print_json({"instances": rows, "totals": sums})
     elif args.csv:
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**vars(row), **row.fingerprint, "gpus": ";".join(row.fingerprint.get("gpus") or [])})
+        _write_csv(rows)
     else:
         for r in rows:
             pages = (pages_by_node(r.model_bytes_per_node) if r.use_mmap
